@@ -1,0 +1,3 @@
+"""diffbench: standard benchmarks of diffusion models."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,138 @@
+"""Lazy registries: name -> "module:object", extended by entry points.
+
+Built-in entries are strings so that listing names imports nothing heavy. Third-party
+packages add entries through the entry-point groups ``diffbench.adapters``,
+``diffbench.metrics``, ``diffbench.datasets`` and ``diffbench.protocols``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import inspect
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from typing import Any
+
+from diffbench.errors import RegistryError
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One registered name: where it lives and where it came from."""
+
+    name: str
+    target: str
+    source: str = "builtin"
+
+
+@dataclass(frozen=True)
+class Description:
+    """What `diffbench models|metrics` prints for an entry."""
+
+    name: str
+    summary: str
+    arguments: list[str]
+    source: str
+
+
+class Registry:
+    """A lazy name -> object map of one kind (adapter, metric, dataset, protocol)."""
+
+    def __init__(self, kind: str, group: str, builtins: dict[str, str]):
+        self.kind = kind
+        self.group = group
+        self._builtins = dict(builtins)
+        self._extra: dict[str, Entry] = {}
+        self._loaded: dict[str, Any] = {}
+
+    def register(self, name: str, target: str | Any, source: str = "runtime") -> None:
+        """Add an entry at run time; `target` is "module:object" or the object itself."""
+        if name in self._entries():
+            raise RegistryError(f"{self.kind} '{name}' is already registered "
+                                f"({self._entries()[name].target}); pick another name")
+        if isinstance(target, str):
+            self._extra[name] = Entry(name, target, source)
+        else:
+            self._extra[name] = Entry(name, f"{target.__module__}:{target.__qualname__}", source)
+            self._loaded[name] = target
+
+    def _plugin_entries(self) -> dict[str, Entry]:
+        found: dict[str, Entry] = {}
+        for ep in entry_points(group=self.group):
+            dist = getattr(ep, "dist", None)
+            origin = f"plugin {dist.name}" if dist is not None else "plugin"
+            found[ep.name] = Entry(ep.name, ep.value, origin)
+        return found
+
+    def _entries(self) -> dict[str, Entry]:
+        entries = {n: Entry(n, t) for n, t in self._builtins.items()}
+        for name, entry in {**self._plugin_entries(), **self._extra}.items():
+            # A plugin may not silently replace a built-in: numbers would change under the same name.
+            if name not in entries:
+                entries[name] = entry
+        return entries
+
+    def names(self) -> list[str]:
+        """All registered names, sorted."""
+        return sorted(self._entries())
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._entries()
+
+    def entry(self, name: str) -> Entry:
+        """The entry for `name`, or a RegistryError with a "did you mean" hint."""
+        entries = self._entries()
+        if name not in entries:
+            close = difflib.get_close_matches(name, list(entries), n=3, cutoff=0.5)
+            hint = f"did you mean {', '.join(repr(c) for c in close)}? " if close else ""
+            raise RegistryError(f"unknown {self.kind} '{name}': {hint}"
+                                f"known: {', '.join(sorted(entries)) or '(none)'}")
+        return entries[name]
+
+    def get(self, name: str) -> Any:
+        """Import and return the object registered as `name`."""
+        if name in self._loaded:
+            return self._loaded[name]
+        entry = self.entry(name)
+        module_name, _, attr = entry.target.partition(":")
+        try:
+            obj: Any = importlib.import_module(module_name)
+            for part in attr.split(".") if attr else []:
+                obj = getattr(obj, part)
+        except (ImportError, AttributeError) as exc:
+            raise RegistryError(f"{self.kind} '{name}' ({entry.source}) points at "
+                                f"'{entry.target}', which cannot be loaded: {exc}") from exc
+        self._loaded[name] = obj
+        return obj
+
+    def describe(self, name: str) -> Description:
+        """One-line summary (first docstring line) and the arguments the object takes."""
+        obj = self.get(name)
+        doc = inspect.getdoc(obj) or ""
+        summary = doc.strip().splitlines()[0] if doc.strip() else "(no description)"
+        return Description(name, summary, _arguments(obj), self.entry(name).source)
+
+
+def _arguments(obj: Any) -> list[str]:
+    target = obj.__init__ if inspect.isclass(obj) else obj
+    try:
+        sig = inspect.signature(target)
+    except (TypeError, ValueError):
+        return []
+    args = []
+    for p in sig.parameters.values():
+        if p.name in ("self", "cls") or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            continue
+        args.append(p.name if p.default is p.empty else f"{p.name}={p.default!r}")
+    return args
+
+
+# Built-in entries. Each module named here exists; a test imports every one of them.
+ADAPTERS = Registry("adapter", "diffbench.adapters", {})
+METRICS = Registry("metric", "diffbench.metrics", {})
+DATASETS = Registry("dataset reader", "diffbench.datasets", {})
+PROTOCOLS = Registry("protocol", "diffbench.protocols", {})
+
+REGISTRIES = {"adapters": ADAPTERS, "metrics": METRICS, "datasets": DATASETS,
+              "protocols": PROTOCOLS}
