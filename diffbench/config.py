@@ -1,0 +1,114 @@
+"""The user config file and where datasets live.
+
+Suites name datasets (``vitonhd``, ``imagenet256-ref``); the machine paths come from, in order:
+``--data NAME=PATH`` on the command line, the environment variable ``DIFFBENCH_DATA_<NAME>``
+(upper case, ``-`` and ``.`` become ``_``), and ``data.NAME`` in the user config file
+(``$DIFFBENCH_CONFIG``, else ``$XDG_CONFIG_HOME/diffbench/config.yaml``, else
+``~/.config/diffbench/config.yaml``), written with ``diffbench config set data.NAME PATH``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from diffbench.errors import ConfigError, DataError
+
+_KEY = re.compile(r"^[A-Za-z0-9_\-]+(\.[A-Za-z0-9_.\-]+)+$")
+SECTIONS = ("data",)
+
+
+def config_path() -> Path:
+    """Where the user config file lives."""
+    if os.environ.get("DIFFBENCH_CONFIG"):
+        return Path(os.environ["DIFFBENCH_CONFIG"]).expanduser()
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base).expanduser() / "diffbench" / "config.yaml"
+
+
+def load_config() -> dict[str, Any]:
+    """The user config as a mapping (empty when there is no file)."""
+    path = config_path()
+    if not path.exists():
+        return {}
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: invalid YAML in the user config; fix or delete it") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the user config must be a mapping")
+    return data
+
+
+def _split_key(key: str) -> tuple[str, str]:
+    if not _KEY.match(key) or key.split(".", 1)[0] not in SECTIONS:
+        raise ConfigError(f"config key '{key}': expected SECTION.NAME with SECTION one of "
+                          f"{', '.join(SECTIONS)}, e.g. data.vitonhd")
+    section, name = key.split(".", 1)
+    return section, name
+
+
+def set_value(key: str, value: str | None) -> Path:
+    """Set (or with None, remove) ``SECTION.NAME`` in the user config; return the file."""
+    section, name = _split_key(key)
+    data = load_config()
+    table = data.setdefault(section, {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"{config_path()}: '{section}' must be a mapping")
+    if value is None:
+        table.pop(name, None)
+    else:
+        table[name] = value
+    path = config_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".yaml.tmp")
+    tmp.write_text(yaml.safe_dump(data, sort_keys=True), encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+def get_value(key: str) -> Any:
+    """The value of ``SECTION.NAME`` in the user config, or None."""
+    section, name = _split_key(key)
+    table = load_config().get(section) or {}
+    return table.get(name) if isinstance(table, dict) else None
+
+
+def env_name(name: str) -> str:
+    """The environment variable that locates dataset `name`."""
+    return "DIFFBENCH_DATA_" + re.sub(r"[^A-Za-z0-9]", "_", name).upper()
+
+
+def parse_pairs(items: tuple[str, ...] | list[str], option: str) -> dict[str, str]:
+    """Parse repeated ``NAME=VALUE`` options into a mapping."""
+    out: dict[str, str] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip() or not value.strip():
+            raise ConfigError(f"{option} '{item}': expected NAME=VALUE")
+        out[name.strip()] = value.strip()
+    return out
+
+
+def resolve_data(name: str, cli: dict[str, str] | None = None) -> tuple[Path, str]:
+    """Where dataset `name` lives and which of the three ways said so."""
+    cli = cli or {}
+    if name in cli:
+        path, source = cli[name], "--data"
+    elif os.environ.get(env_name(name)):
+        path, source = os.environ[env_name(name)], env_name(name)
+    elif get_value(f"data.{name}"):
+        path, source = str(get_value(f"data.{name}")), f"{config_path()} (data.{name})"
+    else:
+        raise DataError(
+            f"where is dataset '{name}'? tell diffbench with --data {name}=PATH, or set "
+            f"{env_name(name)}=PATH, or run: diffbench config set data.{name} PATH")
+    resolved = Path(path).expanduser()
+    if not resolved.exists():
+        raise DataError(f"dataset '{name}' is set to {resolved} by {source}, but that path does "
+                        "not exist; fix the path")
+    return resolved, source

@@ -1,0 +1,61 @@
+"""Test-wide fixtures: no network except loopback, an isolated user config and diffbench home."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+
+import pytest
+
+_real_connect = socket.socket.connect
+_real_connect_ex = socket.socket.connect_ex
+
+
+class NetworkBlocked(OSError):
+    """Raised when a test tries to reach a non-loopback address."""
+
+
+def _is_loopback(sock: socket.socket, address) -> bool:
+    if sock.family == getattr(socket, "AF_UNIX", None):
+        return True
+    host = address[0] if isinstance(address, tuple) else address
+    if host in ("localhost",):
+        return True
+    try:
+        return ipaddress.ip_address(host.split("%")[0]).is_loopback
+    except ValueError:
+        return False  # a host name: resolving it would already leave the machine
+
+
+def _guarded_connect(self: socket.socket, address):
+    if not _is_loopback(self, address):
+        raise NetworkBlocked(f"tests may not reach the network (tried {address!r})")
+    return _real_connect(self, address)
+
+
+def _guarded_connect_ex(self: socket.socket, address):
+    if not _is_loopback(self, address):
+        raise NetworkBlocked(f"tests may not reach the network (tried {address!r})")
+    return _real_connect_ex(self, address)
+
+
+@pytest.fixture(autouse=True)
+def _no_network(monkeypatch):
+    """Refuse every connection that is not to loopback (or a Unix socket)."""
+    monkeypatch.setattr(socket.socket, "connect", _guarded_connect)
+    monkeypatch.setattr(socket.socket, "connect_ex", _guarded_connect_ex)
+    yield
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(tmp_path_factory, monkeypatch):
+    """Each test gets its own user config, diffbench home and torch home."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("DIFFBENCH_CONFIG", str(home / "config.yaml"))
+    monkeypatch.setenv("DIFFBENCH_HOME", str(home / "diffbench"))
+    monkeypatch.setenv("TORCH_HOME", str(home / "torch"))
+    for key in list(os.environ):
+        if key.startswith("DIFFBENCH_DATA_"):
+            monkeypatch.delenv(key)
+    yield
