@@ -50,9 +50,9 @@ def main(quiet: bool, verbose: bool) -> None:
 
 
 def _register() -> None:
-    from diffbench.cli import config_cmd, registry_cmds, suites_cmd
+    from diffbench.cli import config_cmd, gate_cmd, registry_cmds, suites_cmd
 
-    for module in (suites_cmd, registry_cmds, config_cmd):
+    for module in (suites_cmd, registry_cmds, config_cmd, gate_cmd):
         for command in module.COMMANDS:
             main.add_command(command)
 

@@ -1,0 +1,142 @@
+"""`diffbench gate`: exit codes 0/1/2/3, tolerances, confidence intervals, directions."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from diffbench.cli import main
+from diffbench.gate import gate, init_baseline, load_baseline, markdown, write_baseline
+from diffbench.results import new_record, write
+
+
+def make_record(fid=10.0, precision=0.7, protocol="adm", fake=1000, ci=None, **extra):
+    metrics = {"fid": {"value": fid, "higher_is_better": False, "extractor": "abc123"},
+               "precision": {"value": precision, "higher_is_better": True}}
+    if ci:
+        metrics["fid"]["ci"] = {"low": ci[0], "high": ci[1], "level": 0.95}
+    return new_record(kind="run", protocol=protocol, metrics=metrics,
+                      counts={"fake": fake, "real": 500}, **extra)
+
+
+@pytest.fixture
+def files(tmp_path):
+    base = init_baseline(make_record(), "baseline run")
+    base_path = write_baseline(base, tmp_path / "baseline.yaml")
+
+    def run(record, *extra):
+        path = write(record, tmp_path / "results.json")
+        return CliRunner().invoke(main, ["gate", str(path), "--baseline", str(base_path), *extra])
+
+    return base_path, run
+
+
+def test_same_numbers_pass(files):
+    _, run = files
+    res = run(make_record())
+    assert res.exit_code == 0, res.output
+    assert "| fid | 10 | 10 |" in res.stdout and "gate: PASS" in res.stdout
+
+
+def test_within_tolerance_passes(files):
+    _, run = files
+    assert run(make_record(fid=10.4)).exit_code == 0  # rel 5% of 10 = 0.5
+    assert run(make_record(precision=0.685)).exit_code == 0  # abs 0.02
+
+
+def test_regression_fails_with_exit_1(files):
+    _, run = files
+    res = run(make_record(fid=10.6))
+    assert res.exit_code == 1
+    assert "regression" in res.stdout and "gate: REGRESSION" in res.stdout
+    assert run(make_record(precision=0.6)).exit_code == 1
+
+
+def test_improvement_never_fails(files):
+    _, run = files
+    res = run(make_record(fid=2.0, precision=0.99))
+    assert res.exit_code == 0 and "improved" in res.stdout
+
+
+def test_within_ci_passes_when_beyond_ci_is_set(tmp_path):
+    base = init_baseline(make_record())
+    base["metrics"]["fid"]["beyond_ci"] = True
+    worse_but_noisy = make_record(fid=11.0, ci=(9.5, 12.5))
+    verdict = gate(worse_but_noisy, base)
+    assert verdict.exit_code == 0
+    assert "confidence interval" in verdict.rows[0].reason
+    clearly_worse = make_record(fid=11.0, ci=(10.6, 11.4))
+    assert gate(clearly_worse, base).exit_code == 1
+    base["metrics"]["fid"]["beyond_ci"] = False
+    assert gate(worse_but_noisy, base).exit_code == 1
+
+
+@pytest.mark.parametrize("record, why", [
+    (make_record(protocol="torch-fidelity"), "protocol differs"),
+    (make_record(fake=999), "sample count 'fake' differs"),
+    (make_record(smoke=True), "smoke run"),
+])
+def test_not_comparable_exit_3(files, record, why):
+    _, run = files
+    res = run(record)
+    assert res.exit_code == 3, res.output
+    assert why in res.stdout and "NOT COMPARABLE" in res.stdout
+
+
+def test_missing_metric_or_other_fingerprint_is_not_comparable(files):
+    _, run = files
+    rec = make_record()
+    del rec["metrics"]["precision"]
+    res = run(rec)
+    assert res.exit_code == 3 and "metric missing" in res.stdout
+    rec = make_record()
+    rec["metrics"]["fid"]["extractor"] = "other"
+    assert run(rec).exit_code == 3
+
+
+def test_usage_errors_exit_2(tmp_path, files):
+    base_path, run = files
+    runner = CliRunner()
+    res = runner.invoke(main, ["gate", str(tmp_path / "none.json"), "--baseline", str(base_path)])
+    assert res.exit_code == 2 and "not found" in res.stderr
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("metrics: {}\n")
+    path = write(make_record(), tmp_path / "r.json")
+    res = runner.invoke(main, ["gate", str(path), "--baseline", str(bad)])
+    assert res.exit_code == 2 and "not a diffbench baseline" in res.stderr
+    assert runner.invoke(main, ["gate", str(path)]).exit_code == 2  # --baseline missing
+
+
+def test_bad_tolerance_is_usage_error(tmp_path):
+    base = init_baseline(make_record())
+    base["metrics"]["fid"]["tolerance"] = {"pct": 5}
+    path = write_baseline(base, tmp_path / "b.yaml")
+    with pytest.raises(Exception, match="tolerance"):
+        load_baseline(path)
+
+
+def test_init_writes_reviewable_baseline_and_json_output(tmp_path):
+    path = write(make_record(), tmp_path / "r.json")
+    out = tmp_path / "ci" / "baseline.yaml"
+    runner = CliRunner()
+    res = runner.invoke(main, ["gate", "init", str(path), "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    data = yaml.safe_load(out.read_text())
+    assert data["metrics"]["fid"]["tolerance"] == {"rel": 0.05}
+    assert data["metrics"]["precision"]["tolerance"] == {"abs": 0.02}
+    assert data["counts"] == {"fake": 1000, "real": 500}
+    verdict_json = tmp_path / "v.json"
+    res = runner.invoke(main, ["gate", str(path), "--baseline", str(out), "--json",
+                               str(verdict_json)])
+    assert res.exit_code == 0
+    assert json.loads(verdict_json.read_text())["status"] == "pass"
+
+
+def test_markdown_table_columns():
+    verdict = gate(make_record(fid=12.0), init_baseline(make_record()))
+    text = markdown(verdict)
+    assert text.splitlines()[0] == "| metric | baseline | current | Δ | tolerance | status |"
+    assert "+2" in text and "±5%" in text
