@@ -1,0 +1,63 @@
+"""The adapter protocol: how diffbench asks a model for images.
+
+An adapter receives `Request`s — a stable key, a per-sample seed, a condition and sampler
+arguments — and returns one uint8 H×W×3 image per request, in order. Each image must be a pure
+function of (model, key, seed, sampler arguments): adapters draw all randomness of a sample from
+its own `torch.Generator` seeded with `Request.seed`, so batch size and GPU count never change
+an image. Adapters declare which condition kinds they accept; a mismatch with the suite is an
+error before any GPU time is spent.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+from diffbench.errors import ConfigError
+
+CONDITION_KINDS = ("class", "prompt", "tryon", "none")
+
+
+@dataclass(frozen=True)
+class Request:
+    """One image to generate."""
+
+    key: str
+    seed: int
+    condition: dict[str, Any] = field(default_factory=dict)
+    sampler: dict[str, Any] = field(default_factory=dict)
+
+
+class Adapter(ABC):
+    """Base class of model adapters (subclass it and register it under a name)."""
+
+    conditions: ClassVar[frozenset[str]] = frozenset()
+    sampler_args: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(self, device: str = "cpu", dtype: str = "fp32"):
+        self.device = device
+        self.dtype = dtype
+
+    @abstractmethod
+    def generate(self, requests: Sequence[Request]) -> list[np.ndarray]:
+        """Images (uint8 H×W×3), one per request, in the order of the requests."""
+
+    def describe(self) -> dict[str, Any]:
+        """What the results record says about this model (name, arguments, weights hashes)."""
+        return {"class": f"{type(self).__module__}:{type(self).__qualname__}",
+                "device": self.device, "dtype": self.dtype}
+
+    def check_task(self, condition: str, sampler: dict[str, Any], where: str) -> None:
+        """Refuse a task whose condition or sampler arguments this adapter cannot honour."""
+        if condition not in self.conditions:
+            raise ConfigError(f"{where}: condition '{condition}' is not accepted by "
+                              f"{type(self).__name__} (accepts: {', '.join(sorted(self.conditions))})")
+        unknown = set(sampler) - set(self.sampler_args)
+        if unknown:
+            raise ConfigError(f"{where}: sampler arguments {sorted(unknown)} are not understood "
+                              f"by {type(self).__name__} (understands: "
+                              f"{', '.join(sorted(self.sampler_args)) or 'none'})")
