@@ -1,0 +1,71 @@
+"""Published numbers shipped in ``reference_stats/*.yaml``: load and validate them.
+
+Each file names its suite and protocol; each entry has a key, the task, the model, the source
+(paper and table), a URL, metric values as printed, and an ``unverified`` flag.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from diffbench.errors import ConfigError
+
+
+class PublishedEntry(BaseModel):
+    """One published row: a model's numbers under one task, with its source."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    key: str
+    task: str
+    model: str
+    source: str
+    url: str | None = None
+    metrics: dict[str, float] = Field(min_length=1)
+    unverified: bool = False
+    notes: str = ""
+
+
+class PublishedFile(BaseModel):
+    """A file of published rows for one suite and protocol."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    published_format: int = Field(ge=1, le=1)
+    suite: str
+    protocol: str
+    entries: list[PublishedEntry]
+
+
+def default_dir() -> Path:
+    """The shipped ``reference_stats/`` folder."""
+    return Path(__file__).resolve().parent.parent / "reference_stats"
+
+
+def load_published(path: str | Path) -> PublishedFile:
+    """Load and validate one published-numbers file."""
+    path = Path(path)
+    try:
+        data: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
+        published = PublishedFile.model_validate(data)
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: cannot read published numbers: {exc}") from exc
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        raise ConfigError(f"{path}: {where}: {err['msg']}") from exc
+    keys = [e.key for e in published.entries]
+    dupes = sorted({k for k in keys if keys.count(k) > 1})
+    if dupes:
+        raise ConfigError(f"{path}: duplicate keys {dupes}")
+    return published
+
+
+def all_published(root: str | Path | None = None) -> list[PublishedFile]:
+    """Every published-numbers file in a folder (default: the shipped one)."""
+    root = Path(root) if root else default_dir()
+    return [load_published(p) for p in sorted(root.glob("*.yaml"))]
