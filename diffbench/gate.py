@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from diffbench.display import METRICS as METRIC_DISPLAY
 from diffbench.errors import ConfigError
 
 PASS, REGRESSION, NOT_COMPARABLE = 0, 1, 3
@@ -31,10 +32,6 @@ DEFAULT_TOLERANCE: dict[str, dict[str, float]] = {
     "clip_t": {"abs": 0.005}, "accuracy": {"abs": 0.02},
 }
 FALLBACK_TOLERANCE = {"rel": 0.05}
-HIGHER_IS_BETTER = {"fid": False, "sfid": False, "kid": False, "lpips": False, "isc": True,
-                    "precision": True, "recall": True, "ssim": True, "dino": True,
-                    "clip_i": True, "clip_t": True, "accuracy": True}
-
 
 @dataclass(frozen=True)
 class Row:
@@ -75,8 +72,8 @@ def _direction(name: str, record_metric: dict[str, Any] | None, spec: dict[str, 
         return bool(spec["higher_is_better"])
     if record_metric and "higher_is_better" in record_metric:
         return bool(record_metric["higher_is_better"])
-    if name in HIGHER_IS_BETTER:
-        return HIGHER_IS_BETTER[name]
+    if name in METRIC_DISPLAY:
+        return METRIC_DISPLAY[name].higher_is_better
     raise ConfigError(f"baseline metric '{name}': no direction known; add "
                       "'higher_is_better: true|false' to its entry")
 

@@ -6,6 +6,7 @@ line on stderr and exit code 2 (3 for "not comparable"); there is no traceback f
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 import click
@@ -49,10 +50,19 @@ def main(quiet: bool, verbose: bool) -> None:
     configure_logging(verbose=verbose, quiet=quiet)
 
 
-def _register() -> None:
-    from diffbench.cli import config_cmd, gate_cmd, registry_cmds, suites_cmd
+# One command module per line (diffbench/cli/<name>.py, each exporting COMMANDS).
+_COMMAND_MODULES = [
+    "suites_cmd",
+    "registry_cmds",
+    "config_cmd",
+    "gate_cmd",
+    "report_cmd",
+]
 
-    for module in (suites_cmd, registry_cmds, config_cmd, gate_cmd):
+
+def _register() -> None:
+    for name in _COMMAND_MODULES:
+        module = importlib.import_module(f"diffbench.cli.{name}")
         for command in module.COMMANDS:
             main.add_command(command)
 

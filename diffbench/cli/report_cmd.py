@@ -1,0 +1,33 @@
+"""`diffbench report RESULTS... -o DIR`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from diffbench.report.build import build_report
+
+
+@click.command("report")
+@click.argument("results_files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("reports"), show_default=True, help="Folder for the report files.")
+@click.option("--published/--no-published", default=True, show_default=True,
+              help="Add published rows of the same suites and protocols.")
+@click.option("--title", default="diffbench report", show_default=True)
+def report(results_files: tuple[Path, ...], out_dir: Path, published: bool, title: str) -> None:
+    """Write report.csv, report.md and a self-contained index.html from results files.
+
+    RESULTS_FILES are results JSON files or run folders. Rows of different protocols are never
+    put in one table.
+
+    \b
+    Example:
+      diffbench report runs/demo runs/other/results.json -o reports/
+    """
+    files = build_report(list(results_files), out_dir, published, title)
+    click.echo(f"{files.rows} rows -> {files.csv}, {files.markdown}, {files.html}")
+
+
+COMMANDS = [report]
