@@ -12,6 +12,7 @@ from typing import Any
 
 import pandas as pd
 
+from diffbench.display import METRICS as DISPLAY_ORDER
 from diffbench.published import PublishedFile
 
 COLUMNS = ["suite", "suite_version", "task", "protocol", "model", "model_args", "metric",
@@ -79,7 +80,8 @@ def groups(frame: pd.DataFrame) -> list[tuple[tuple[str, str, str], pd.DataFrame
 
 def wide(part: pd.DataFrame) -> tuple[list[str], list[dict[str, Any]]]:
     """One group as (metric names, rows of {model, origin, source, metric: cell dict})."""
-    metrics = list(dict.fromkeys(part["metric"]))
+    order = {name: i for i, name in enumerate(DISPLAY_ORDER)}
+    metrics = sorted(dict.fromkeys(part["metric"]), key=lambda m: (order.get(m, len(order)), m))
     rows: dict[tuple[str, str, str], dict[str, Any]] = {}
     for r in part.to_dict("records"):
         key = (r["model"], r["model_args"], r["run_id"])
