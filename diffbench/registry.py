@@ -129,10 +129,15 @@ def _arguments(obj: Any) -> list[str]:
 
 
 # Built-in entries. Each module named here exists; a test imports every one of them.
-ADAPTERS = Registry("adapter", "diffbench.adapters", {})
-METRICS = Registry("metric", "diffbench.metrics", {})
-DATASETS = Registry("dataset reader", "diffbench.datasets", {})
-PROTOCOLS = Registry("protocol", "diffbench.protocols", {})
+ADAPTERS = Registry("adapter", "diffbench.adapters", {
+})
+METRICS = Registry("metric", "diffbench.metrics", {
+})
+DATASETS = Registry("dataset reader", "diffbench.datasets", {
+    "sklearn-digits": "diffbench.data.digits:DigitsSource",
+})
+PROTOCOLS = Registry("protocol", "diffbench.protocols", {
+})
 
 REGISTRIES = {"adapters": ADAPTERS, "metrics": METRICS, "datasets": DATASETS,
               "protocols": PROTOCOLS}
