@@ -57,6 +57,7 @@ _COMMAND_MODULES = [
     "config_cmd",
     "gate_cmd",
     "report_cmd",
+    "weights_cmd",
 ]
 
 

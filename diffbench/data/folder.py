@@ -1,0 +1,55 @@
+"""A folder of images (recursive), in a fixed order."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+
+from diffbench.data.images import EXTENSIONS, load_rgb
+from diffbench.errors import DataError
+
+
+def list_images(root: str | Path, recursive: bool = True) -> list[Path]:
+    """Image files under `root` (png/jpg/jpeg/webp, any case), sorted by relative POSIX path."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"{root}: image folder not found")
+    pattern = "**/*" if recursive else "*"
+    files = [p for p in root.glob(pattern) if p.is_file() and p.suffix.lower() in EXTENSIONS
+             and not p.name.startswith(".")]
+    if not files:
+        raise DataError(f"{root}: no images found (looked for {', '.join(EXTENSIONS)}"
+                        f"{' recursively' if recursive else ''})")
+    return sorted(files, key=lambda p: p.relative_to(root).as_posix())
+
+
+class FolderSource:
+    """A folder of images (png/jpg/jpeg/webp, recursive), read in sorted path order."""
+
+    def __init__(self, root: str | Path, recursive: bool = True):
+        self.root = Path(root)
+        self.paths = list_images(self.root, recursive)
+        self.keys = [p.relative_to(self.root).with_suffix("").as_posix() for p in self.paths]
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        return load_rgb(self.paths[i])
+
+    def describe(self) -> dict:
+        """What the results record says about this source."""
+        return {"kind": "folder", "path": str(self.root), "n": len(self)}
+
+    def content_hash(self) -> str:
+        """sha256 over the sorted relative paths and the bytes of every file."""
+        h = hashlib.sha256()
+        for path in self.paths:
+            h.update(path.relative_to(self.root).as_posix().encode() + b"\0")
+            with open(path, "rb") as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    h.update(chunk)
+            h.update(b"\1")
+        return h.hexdigest()

@@ -1,0 +1,1 @@
+"""Feature extractors and their preprocessing; each has a fingerprint that names exactly what it computes."""

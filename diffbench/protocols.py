@@ -1,0 +1,94 @@
+"""Protocols: named, recorded bundles of choices that make a number comparable to a paper.
+
+A protocol fixes the resize before Inception and how each metric is computed from the features.
+Every results record names its protocol and carries these settings; numbers of different
+protocols are never put in one table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from diffbench.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """A protocol: resize mode and per-metric settings."""
+
+    name: str
+    summary: str
+    resize: str
+    metrics: tuple[str, ...]
+    isc: dict[str, Any] = field(default_factory=dict)
+    kid: dict[str, Any] = field(default_factory=dict)
+    prc: dict[str, Any] = field(default_factory=dict)
+    notes: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "__doc__", self.summary)
+
+    def settings(self) -> dict[str, Any]:
+        """The choices recorded in results."""
+        out = asdict(self)
+        out.pop("summary")
+        return out
+
+    def check_metrics(self, names: list[str]) -> None:
+        """Refuse metrics this protocol does not define."""
+        unknown = [m for m in names if m not in self.metrics]
+        if unknown:
+            raise ConfigError(f"protocol '{self.name}' does not define {', '.join(unknown)}; "
+                              f"it defines {', '.join(self.metrics)}")
+
+
+ADM = Protocol(
+    name="adm",
+    summary="ADM evaluator (guided-diffusion): TF1 bilinear resize; FID/sFID from statistics, "
+            "IS over splits of 5000 (mean), precision/recall k=3 on pool3 (float16 distances)",
+    resize="tf-bilinear",
+    metrics=("fid", "sfid", "isc", "prc", "kid"),
+    isc={"split_size": 5000, "shuffle_seed": None, "std": False},
+    kid={"variant": "torch-fidelity", "subsets": 100, "subset_size": 1000, "seed": 2020},
+    prc={"k": 3, "mode": "adm", "features": "pool3"},
+    notes="A reference batch's stored mu/sigma (mu_s/sigma_s) are used for FID (sFID); its "
+          "images for precision/recall. KID is not part of the ADM evaluator; it is computed "
+          "as torch-fidelity computes it when asked.",
+)
+
+TORCH_FIDELITY = Protocol(
+    name="torch-fidelity",
+    summary="torch-fidelity 0.4 defaults: TF1 bilinear resize; IS 10 splits (shuffle seed 2020) "
+            "mean ± std; KID 100×1000 cubic kernel seed 2020; precision/recall k=3",
+    resize="tf-bilinear",
+    metrics=("fid", "isc", "kid", "prc", "sfid"),
+    isc={"splits": 10, "shuffle_seed": 2020, "std": True},
+    kid={"variant": "torch-fidelity", "subsets": 100, "subset_size": 1000, "seed": 2020},
+    prc={"k": 3, "mode": "torch-fidelity", "features": "pool3"},
+    notes="torch-fidelity's own precision/recall default uses VGG16 fc2_relu features; "
+          "diffbench computes them on Inception pool3 (VGG16 features are not implemented yet).",
+)
+
+CLEAN_FID = Protocol(
+    name="clean-fid",
+    summary="clean-fid 'clean' mode: PIL bicubic resize on float without re-quantisation; "
+            "FID and its KID definition (subset size min(n1, n2, 1000), seeded)",
+    resize="clean",
+    metrics=("fid", "kid"),
+    kid={"variant": "clean-fid", "subsets": 100, "subset_size": 1000, "seed": 2020},
+    notes="clean-fid draws KID subsets from the unseeded global RNG; diffbench seeds them "
+          "(seed 2020) so the number is reproducible.",
+)
+
+PROTOCOLS = {p.name: p for p in (ADM, TORCH_FIDELITY, CLEAN_FID)}
+
+
+def get_protocol(name: str) -> Protocol:
+    """A protocol by name, through the registry (so plugins can add their own)."""
+    from diffbench.registry import PROTOCOLS as REGISTRY
+
+    proto = REGISTRY.get(name)
+    if not isinstance(proto, Protocol):
+        raise ConfigError(f"protocol '{name}' is registered but is not a diffbench Protocol")
+    return proto

@@ -1,0 +1,230 @@
+"""Known network weights: where they come from, how to check them, where to find them.
+
+Resolution order for a name: an explicit path (``--weights NAME=PATH``) → ``$DIFFBENCH_HOME/weights``
+(default ``~/.cache/diffbench/weights``) → the usual library cache (torch hub's
+``$TORCH_HOME/hub/checkpoints``) → download (unless offline: ``DIFFBENCH_OFFLINE=1`` or
+``HF_HUB_OFFLINE=1``), then verification against the full sha256 when known, else the published
+prefix. Verified digests are remembered per (path, size, mtime) so big files are hashed once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from diffbench.errors import WeightsError
+from diffbench.log import logger
+
+
+@dataclass(frozen=True)
+class WeightSpec:
+    """One known weights file."""
+
+    name: str
+    url: str
+    filename: str
+    sha256: str | None
+    sha256_prefix: str | None
+    size: int | None
+    licence: str
+    description: str
+
+
+_TF = "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/"
+WEIGHTS: dict[str, WeightSpec] = {s.name: s for s in (
+    WeightSpec("inception-2015-12-05", _TF + "weights-inception-2015-12-05-6726825d.pth",
+               "weights-inception-2015-12-05-6726825d.pth",
+               # Full digest from a third-party manifest; the 8-hex prefix is torch-fidelity's.
+               "6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129b2", "6726825d",
+               None, "Apache-2.0 (TF Inception, ported by torch-fidelity)",
+               "2015 TF Inception in torch-fidelity's PyTorch port: FID, sFID, KID, IS, PR"),
+    WeightSpec("inception-2015-12-05-pytorch-fid",
+               "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/"
+               "pt_inception-2015-12-05-6726825d.pth", "pt_inception-2015-12-05-6726825d.pth",
+               None, "6726825d", None, "Apache-2.0 (TF Inception, ported by pytorch-fid)",
+               "pytorch-fid's port of the same network (same module names, unverified identity)"),
+    WeightSpec("vgg16-imagenet", "https://download.pytorch.org/models/vgg16-397923af.pth",
+               "vgg16-397923af.pth", None, "397923af", None, "BSD-3-Clause (torchvision)",
+               "torchvision VGG16 IMAGENET1K_V1: torch-fidelity PRC features, LPIPS-VGG backbone"),
+    WeightSpec("alexnet-imagenet", "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth",
+               "alexnet-owt-7be5be79.pth", None, "7be5be79", None, "BSD-3-Clause (torchvision)",
+               "torchvision AlexNet: LPIPS-Alex backbone"),
+    WeightSpec("squeezenet1_1-imagenet",
+               "https://download.pytorch.org/models/squeezenet1_1-b8a52dc0.pth",
+               "squeezenet1_1-b8a52dc0.pth", None, "b8a52dc0", None, "BSD-3-Clause (torchvision)",
+               "torchvision SqueezeNet 1.1: LPIPS-Squeeze backbone"),
+    WeightSpec("clip-vit-b-32-openai",
+               "https://openaipublic.azureedge.net/clip/models/40d365715913c9da98579312b702a82c"
+               "18be219cc2a73407c4526f58eba950af/ViT-B-32.pt", "ViT-B-32.pt",
+               "40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af", None, None,
+               "MIT (OpenAI CLIP)", "OpenAI CLIP ViT-B/32 (JIT archive): CLIP-I, CLIP-T"),
+)}
+
+
+def register_weight(spec: WeightSpec) -> None:
+    """Add or replace a known weights file (plugins, tests)."""
+    WEIGHTS[spec.name] = spec
+
+
+def home() -> Path:
+    """diffbench's own weights folder."""
+    base = os.environ.get("DIFFBENCH_HOME") or str(Path.home() / ".cache" / "diffbench")
+    return Path(base).expanduser() / "weights"
+
+
+def _torch_hub_dir() -> Path:
+    base = os.environ.get("TORCH_HOME") or str(Path.home() / ".cache" / "torch")
+    return Path(base).expanduser() / "hub" / "checkpoints"
+
+
+def is_offline() -> bool:
+    """True when downloads are off (DIFFBENCH_OFFLINE=1 or HF_HUB_OFFLINE=1)."""
+    return any(os.environ.get(k, "") not in ("", "0") for k in ("DIFFBENCH_OFFLINE",
+                                                                "HF_HUB_OFFLINE"))
+
+
+def spec(name: str) -> WeightSpec:
+    """The spec of a known name, or a WeightsError listing the known ones."""
+    if name not in WEIGHTS:
+        raise WeightsError(f"unknown weights '{name}'; known: {', '.join(sorted(WEIGHTS))}")
+    return WEIGHTS[name]
+
+
+def _digest_cache() -> Path:
+    return home() / ".verified.json"
+
+
+def sha256_of(path: Path) -> str:
+    """sha256 of a file, remembered per (path, size, mtime)."""
+    st = path.stat()
+    key = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
+    cache_file = _digest_cache()
+    try:
+        cache = json.loads(cache_file.read_text()) if cache_file.exists() else {}
+    except (OSError, json.JSONDecodeError):
+        cache = {}
+    if key in cache:
+        return cache[key]
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 22), b""):
+            h.update(chunk)
+    cache[key] = h.hexdigest()
+    try:
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        cache_file.write_text(json.dumps(cache))
+    except OSError:
+        pass  # a read-only home only costs a re-hash next time
+    return cache[key]
+
+
+def check(s: WeightSpec, path: Path) -> None:
+    """Raise WeightsError when `path` is not the file `s` describes."""
+    actual = sha256_of(path)
+    if s.sha256 and actual != s.sha256:
+        raise WeightsError(f"{path}: sha256 {actual} does not match {s.name} ({s.sha256}); "
+                           f"the file is corrupt or another file; fetch or import it again")
+    if not s.sha256 and s.sha256_prefix and not actual.startswith(s.sha256_prefix):
+        raise WeightsError(f"{path}: sha256 {actual[:16]}… does not start with {s.name}'s "
+                           f"published prefix {s.sha256_prefix}; fetch or import it again")
+
+
+def is_official(name: str, path: Path) -> bool:
+    """True when `path` passes the checksum of known weights `name`."""
+    try:
+        check(spec(name), path)
+    except WeightsError:
+        return False
+    return True
+
+
+def _missing(s: WeightSpec, why: str) -> WeightsError:
+    return WeightsError(f"weights '{s.name}' ({s.filename}) not found{why}; run "
+                        f"`diffbench weights fetch {s.name}`, or on a machine without internet "
+                        f"copy the file and run `diffbench weights import {s.name} /path/to/"
+                        f"{s.filename}` (or pass --weights {s.name}=PATH)")
+
+
+def resolve(name: str, explicit: dict[str, str | Path] | None = None,
+            offline: bool | None = None) -> Path:
+    """The verified local path of weights `name`, following the resolution order."""
+    explicit = explicit or {}
+    if name in explicit:
+        path = Path(explicit[name]).expanduser()
+        if not path.is_file():
+            raise WeightsError(f"--weights {name}={path}: file not found")
+        if name in WEIGHTS and not is_official(name, path):
+            # An explicit file is the user's choice (fine-tuned or test weights): it is used,
+            # and its own sha256 goes into every fingerprint, so its numbers never pass for
+            # numbers made with the official file.
+            logger.warning("--weights %s=%s is not the official file (checksum differs); "
+                           "results will carry its own sha256", name, path)
+        return path
+    s = spec(name)
+    for candidate in (home() / s.filename, _torch_hub_dir() / s.filename):
+        if candidate.is_file():
+            check(s, candidate)
+            return candidate
+    if offline if offline is not None else is_offline():
+        raise _missing(s, " and downloads are off (offline)")
+    return fetch(name)
+
+
+def fetch(name: str, force: bool = False, timeout: float = 60.0) -> Path:
+    """Download weights into diffbench's folder (resuming a partial download), then verify."""
+    s = spec(name)
+    target = home() / s.filename
+    if target.is_file() and not force:
+        check(s, target)
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    part = target.with_name(target.name + ".part")
+    have = part.stat().st_size if part.exists() else 0
+    request = urllib.request.Request(s.url, headers={"Range": f"bytes={have}-"} if have else {})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            mode = "ab" if have and response.status == 206 else "wb"
+            logger.info("downloading %s from %s", s.name, s.url)
+            with open(part, mode) as out:
+                shutil.copyfileobj(response, out, 1 << 20)
+    except (urllib.error.URLError, OSError, TimeoutError) as exc:
+        raise WeightsError(f"cannot download {s.name} from {s.url} ({exc}); on a machine without "
+                           f"internet copy the file and run `diffbench weights import {s.name} "
+                           f"/path/to/{s.filename}`") from exc
+    try:
+        check(s, part)
+    except WeightsError:
+        part.unlink(missing_ok=True)
+        raise
+    part.replace(target)
+    return target
+
+
+def import_file(name: str, src: str | Path) -> Path:
+    """Verify a file copied from elsewhere and place it in diffbench's folder."""
+    s = spec(name)
+    src = Path(src).expanduser()
+    if not src.is_file():
+        raise WeightsError(f"{src}: file not found")
+    check(s, src)
+    target = home() / s.filename
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(target.name + ".import")
+    shutil.copyfile(src, tmp)
+    tmp.replace(target)
+    return target
+
+
+def locate(name: str) -> Path | None:
+    """Where weights `name` already are locally (unverified), or None."""
+    s = spec(name)
+    for candidate in (home() / s.filename, _torch_hub_dir() / s.filename):
+        if candidate.is_file():
+            return candidate
+    return None
