@@ -132,11 +132,21 @@ def _arguments(obj: Any) -> list[str]:
 ADAPTERS = Registry("adapter", "diffbench.adapters", {
 })
 METRICS = Registry("metric", "diffbench.metrics", {
+    "fid": "diffbench.metrics.distribution:FID",
+    "sfid": "diffbench.metrics.distribution:SFID",
+    "kid": "diffbench.metrics.distribution:KID",
+    "isc": "diffbench.metrics.distribution:ISC",
+    "prc": "diffbench.metrics.distribution:PRC",
 })
 DATASETS = Registry("dataset reader", "diffbench.datasets", {
     "sklearn-digits": "diffbench.data.digits:DigitsSource",
+    "folder": "diffbench.data.folder:FolderSource",
+    "adm-npz": "diffbench.data.npz:NpzSource",
 })
 PROTOCOLS = Registry("protocol", "diffbench.protocols", {
+    "adm": "diffbench.protocols:ADM",
+    "torch-fidelity": "diffbench.protocols:TORCH_FIDELITY",
+    "clean-fid": "diffbench.protocols:CLEAN_FID",
 })
 
 REGISTRIES = {"adapters": ADAPTERS, "metrics": METRICS, "datasets": DATASETS,

@@ -58,6 +58,7 @@ _COMMAND_MODULES = [
     "gate_cmd",
     "report_cmd",
     "weights_cmd",
+    "score_cmd",
 ]
 
 

@@ -29,7 +29,7 @@ def to_rgb(img: Image.Image) -> np.ndarray:
         return np.repeat(grey[..., None], 3, axis=-1)
     if img.mode != "RGB":
         img = img.convert("RGB")
-    return np.asarray(img, dtype=np.uint8)
+    return np.array(img, dtype=np.uint8)
 
 
 def load_rgb(path: str | Path) -> np.ndarray:

@@ -74,7 +74,7 @@ class Preprocess:
     def __call__(self, image: np.ndarray) -> torch.Tensor:
         if self.resize == "clean":
             return torch.from_numpy(clean_resize(image, (SIZE, SIZE))).permute(2, 0, 1).contiguous()
-        x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float()
+        x = torch.from_numpy(np.require(image, requirements=['C', 'W'])).permute(2, 0, 1)[None].float()
         return tf1_bilinear(x, (SIZE, SIZE))[0]
 
 

@@ -1,0 +1,164 @@
+"""The distribution metrics as registered names: what each needs and how a protocol computes it.
+
+Each class computes its values from two sides (objects with ``n``, ``gaussians`` — layer →
+(mu, sigma) — and ``banks`` — layer → float32 rows) under a protocol's settings, and returns
+entries of a results record's ``metrics`` block.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from diffbench.errors import MetricInputError
+from diffbench.metrics import functional as F
+from diffbench.metrics.bootstrap import bootstrap_ci
+
+BOOTSTRAP_SEED = 0
+
+
+def _entry(value: float, n: dict[str, int], higher: bool, fingerprint: str, protocol: str,
+           std: float | None = None, **details: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {"value": float(value), "n": n, "higher_is_better": higher,
+                           "protocol": protocol, "extractor": fingerprint}
+    if std is not None:
+        out["std"] = float(std)
+    if details:
+        out["details"] = details
+    return out
+
+
+def _ci(fn, rows: np.ndarray, n_boot: int) -> dict[str, Any] | None:
+    if not n_boot:
+        return None
+    low, high, _ = bootstrap_ci(fn, rows, n_boot, BOOTSTRAP_SEED)
+    return {"low": low, "high": high, "level": 0.95, "method": "percentile bootstrap over the "
+            "generated set", "n": n_boot}
+
+
+class FID:
+    """Fréchet distance of Inception pool3 Gaussians (lower is better)."""
+
+    layer = "pool3"
+    name = "fid"
+
+    def compute(self, real, fake, protocol, fingerprint: str, bootstrap: int = 0) -> dict:
+        """The metric's entries in a results record."""
+        for side, label in ((real, "reference"), (fake, "generated")):
+            if self.layer not in side.gaussians:
+                raise MetricInputError(f"{self.name}: the {label} side has no {self.layer} "
+                                       "statistics")
+            if side.n < 2:
+                raise MetricInputError(f"{self.name} needs at least 2 {label} images, got "
+                                       f"{side.n}")
+        mu1, s1 = real.gaussians[self.layer]
+        mu2, s2 = fake.gaussians[self.layer]
+        value = F.frechet_distance(mu1, s1, mu2, s2)
+        dim = len(mu1)
+        details = {}
+        if min(real.n, fake.n) <= dim:
+            details["warning"] = (f"fewer images ({min(real.n, fake.n)}) than feature dimensions "
+                                  f"({dim}): the covariance is rank-deficient and the value is "
+                                  "biased; not comparable to full-sample numbers")
+        entry = _entry(value, {"real": real.n, "fake": fake.n}, False, fingerprint,
+                       protocol.name, **details)
+        rows = fake.banks.get(self.layer)
+        if bootstrap and rows is not None:
+            entry["ci"] = _ci(lambda r: F.frechet_distance(mu1, s1, r.mean(0),
+                                                           np.cov(r, rowvar=False)),
+                              rows, bootstrap)
+        return {self.name: entry}
+
+
+class SFID(FID):
+    """ADM's spatial FID: Fréchet distance on Mixed_6d.branch1x1[:7] (17×17×7) features."""
+
+    layer = "sfid"
+    name = "sfid"
+
+
+class KID:
+    """Kernel Inception Distance: unbiased MMD², cubic kernel, on pool3 (lower is better)."""
+
+    def compute(self, real, fake, protocol, fingerprint: str, bootstrap: int = 0) -> dict:
+        """The metric's entries in a results record."""
+        settings = protocol.kid
+        r, f = real.banks.get("pool3"), fake.banks.get("pool3")
+        if r is None or f is None:
+            raise MetricInputError("kid needs pool3 features of both sides; a statistics file "
+                                   "must be made with --keep-features")
+        size = settings["subset_size"]
+        if settings["variant"] == "clean-fid":
+            mean, std = F.kid_cleanfid(f, r, settings["subsets"], size, settings["seed"])
+        else:
+            if min(len(r), len(f)) < size:
+                raise MetricInputError(f"kid: subset size {size} needs at least {size} images per "
+                                       f"side, got {len(r)} reference and {len(f)} generated; "
+                                       f"lower it with --kid-subset-size")
+            mean, std = F.kid(f, r, settings["subsets"], size, settings["seed"])
+        return {"kid": _entry(mean, {"real": len(r), "fake": len(f)}, False, fingerprint,
+                              protocol.name, std=std, subsets=settings["subsets"],
+                              subset_size=min(size, len(r), len(f)))}
+
+
+class ISC:
+    """Inception Score of the generated set from logits_unbiased (higher is better)."""
+
+    def compute(self, real, fake, protocol, fingerprint: str, bootstrap: int = 0) -> dict:
+        """The metric's entries in a results record."""
+        logits = fake.banks.get("logits_unbiased")
+        if logits is None:
+            raise MetricInputError("isc needs the generated images (not statistics)")
+        s = protocol.isc
+
+        def fn(x: np.ndarray) -> float:
+            if "split_size" in s:
+                return F.inception_score_adm(x, s["split_size"])
+            return F.inception_score(x, s["splits"], s["shuffle_seed"])[0]
+
+        if "split_size" in s:
+            mean, std = F.inception_score_adm(logits, s["split_size"]), None
+        else:
+            if len(logits) < s["splits"]:
+                raise MetricInputError(f"isc: {s['splits']} splits need at least {s['splits']} "
+                                       f"generated images, got {len(logits)}")
+            mean, std = F.inception_score(logits, s["splits"], s["shuffle_seed"])
+        if not np.isfinite(mean):
+            raise MetricInputError("isc is not finite: some class has probability 0 in every "
+                                   "generated image (saturated logits); check the weights file")
+        entry = _entry(mean, {"fake": len(logits)}, True, fingerprint, protocol.name, std=std)
+        if bootstrap:
+            entry["ci"] = _ci(fn, logits, bootstrap)
+        return {"isc": entry}
+
+
+class PRC:
+    """Improved precision and recall (k-NN manifolds, k=3) on pool3 features (higher is better)."""
+
+    def compute(self, real, fake, protocol, fingerprint: str, bootstrap: int = 0) -> dict:
+        """The metric's entries in a results record."""
+        r, f = real.banks.get("pool3"), fake.banks.get("pool3")
+        if r is None or f is None:
+            raise MetricInputError("prc needs pool3 features of both sides (images, or "
+                                   "statistics made with --keep-features)")
+        k = protocol.prc["k"]
+        if min(len(r), len(f)) <= k:
+            raise MetricInputError(f"prc with k={k} needs more than {k} images per side, got "
+                                   f"{len(r)} reference and {len(f)} generated")
+        p, rec = F.precision_recall(r, f, k=k, mode=protocol.prc["mode"])
+        n = {"real": len(r), "fake": len(f)}
+        return {"precision": _entry(p, n, True, fingerprint, protocol.name, k=k),
+                "recall": _entry(rec, n, True, fingerprint, protocol.name, k=k)}
+
+
+METRICS = {"fid": FID, "sfid": SFID, "kid": KID, "isc": ISC, "prc": PRC}
+
+
+def compute_all(real, fake, protocol, metrics: list[str], fingerprint: str,
+                bootstrap: int = 0) -> dict[str, dict[str, Any]]:
+    """Every requested metric's entries, in the order asked."""
+    out: dict[str, dict[str, Any]] = {}
+    for name in metrics:
+        out.update(METRICS[name]().compute(real, fake, protocol, fingerprint, bootstrap))
+    return out

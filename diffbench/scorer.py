@@ -1,0 +1,155 @@
+"""Scoring two image sets under a protocol: one pass per set, every metric from the same features.
+
+Sides: an image source (folder, ADM .npz), an ADM reference batch (stored ``mu``/``sigma`` and
+``mu_s``/``sigma_s`` for FID/sFID, its images for precision/recall and KID, as the ADM evaluator
+reads it), or a diffbench statistics file. The real side's features are cached by content hash
+and extractor fingerprint.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from diffbench import stats as stats_lib
+from diffbench.data import open_images
+from diffbench.data.npz import NpzSource
+from diffbench.errors import ConfigError, MetricInputError
+from diffbench.extract import FeatureSet, extract
+from diffbench.metrics.distribution import compute_all
+from diffbench.metrics.states import FeatureBank, GaussianMoments
+from diffbench.protocols import Protocol
+
+METRIC_NAMES = ("fid", "sfid", "kid", "isc", "prc")
+# What each metric needs from a side: Gaussian moments or feature rows, of which layer.
+NEEDS: dict[str, dict[str, tuple[str, ...]]] = {
+    "fid": {"moments": ("pool3",)}, "sfid": {"moments": ("sfid",)},
+    "kid": {"banks": ("pool3",)}, "prc": {"banks": ("pool3",)},
+    "isc": {"fake_banks": ("logits_unbiased",)},
+}
+
+
+@dataclass
+class Side:
+    """One side of a comparison, as features: Gaussians per layer and rows per layer."""
+
+    n: int
+    gaussians: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    banks: dict[str, np.ndarray] = field(default_factory=dict)
+    describe: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def parse_metrics(text: str | list[str]) -> list[str]:
+    """``fid,kid,isc`` → a checked list."""
+    names = [m.strip() for m in (text.split(",") if isinstance(text, str) else text) if m.strip()]
+    unknown = [m for m in names if m not in METRIC_NAMES]
+    if unknown or not names:
+        raise ConfigError(f"--metrics: unknown {', '.join(unknown) or '(none given)'}; choose "
+                          f"from {', '.join(METRIC_NAMES)}")
+    return names
+
+
+def _needs(metrics: list[str], fake: bool) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    moments: set[str] = set()
+    banks: set[str] = set()
+    for m in metrics:
+        moments.update(NEEDS[m].get("moments", ()))
+        banks.update(NEEDS[m].get("banks", ()))
+        if fake:
+            banks.update(NEEDS[m].get("fake_banks", ()))
+    return tuple(sorted(moments)), tuple(sorted(banks))
+
+
+def _from_features(fs: FeatureSet, describe: dict[str, Any]) -> Side:
+    return Side(fs.n, {k: (m.mean(), m.cov()) for k, m in fs.moments.items()},
+                {k: b.array() for k, b in fs.banks.items()}, describe, fs.seconds)
+
+
+def load_side(path: Path, metrics: list[str], extractor, fake: bool, batch_size: int,
+              workers: int | None, cache: bool, extra_banks: tuple[str, ...] = ()) -> Side:
+    """Features of one side, from a statistics file, a reference batch's stats or its images."""
+    moments, banks = _needs(metrics, fake)
+    banks = tuple(sorted({*banks, *extra_banks}))
+    if stats_lib.is_stats_file(path):
+        st = stats_lib.load(path)
+        stats_lib.check_fingerprint(st, extractor.fingerprint(), str(path))
+        missing = [k for k in moments if k not in st.gaussians] + [
+            k for k in banks if k not in st.banks]
+        if missing:
+            raise MetricInputError(f"{path}: statistics lack {', '.join(missing)} needed for "
+                                   f"{', '.join(metrics)}; recompute with --keep-features")
+        return Side(st.n, st.gaussians, st.banks, {"kind": "stats", "path": str(path),
+                                                   "header": st.header})
+    source = open_images(path)
+    stored: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    if isinstance(source, NpzSource) and not fake and (ref := source.stats()):
+        for layer, (mu_key, sigma_key) in stats_lib.LAYER_KEYS.items():
+            if layer in moments and mu_key in ref and sigma_key in ref:
+                stored[layer] = (ref[mu_key], ref[sigma_key])
+        moments = tuple(m for m in moments if m not in stored)
+    side = _extract_cached(source, extractor, moments, banks, batch_size, workers,
+                           cache and not fake)
+    side.gaussians.update(stored)
+    if stored:
+        side.describe["stored_stats"] = sorted(stored)
+    return side
+
+
+def _extract_cached(source, extractor, moments, banks, batch_size, workers, cache) -> Side:
+    describe = source.describe()
+    if not moments and not banks:
+        return Side(len(source), describe=describe)
+    key = None
+    if cache:
+        describe["content_sha256"] = source.content_hash()
+        key = stats_lib.cache_path(describe["content_sha256"], extractor.fingerprint_hash(),
+                                   (*moments, *(f"rows-{b}" for b in banks)))
+        if key.is_file():
+            st = stats_lib.load(key)
+            return Side(st.n, st.gaussians, st.banks, {**describe, "cache": str(key)})
+    fs = extract(source, extractor, moments, banks, batch_size, workers,
+                 desc=describe.get("path", "images"))
+    if key is not None:
+        stats_lib.save(key, fs.moments, fs.banks, extractor.fingerprint(), "cache", describe,
+                       fs.n)
+    describe["sizes"] = fs.sizes
+    return _from_features(fs, describe)
+
+
+def side_from_features(fs: FeatureSet, describe: dict[str, Any]) -> Side:
+    """A side from features extracted elsewhere (runs, shards merged across ranks)."""
+    return _from_features(fs, describe)
+
+
+def moments_of(rows: np.ndarray) -> GaussianMoments:
+    """Gaussian moments of feature rows."""
+    return GaussianMoments(rows.shape[1]).update(rows)
+
+
+def bank_of(rows: np.ndarray) -> FeatureBank:
+    """A feature bank of rows."""
+    return FeatureBank(rows.shape[1]).update(rows)
+
+
+def score(real: Path, fake: Path, protocol: Protocol, metrics: list[str], extractor,
+          batch_size: int = 50, workers: int | None = None, bootstrap: int = 0,
+          cache: bool = True) -> dict[str, Any]:
+    """Score `fake` against `real`; returns the metrics block, counts, inputs and timings."""
+    protocol.check_metrics(metrics)
+    start = time.perf_counter()
+    real_side = load_side(Path(real), metrics, extractor, False, batch_size, workers, cache)
+    # Bootstrap intervals of FID/sFID resample the generated rows, so keep them.
+    rows = tuple(NEEDS[m]["moments"][0] for m in metrics if bootstrap and m in ("fid", "sfid"))
+    fake_side = load_side(Path(fake), metrics, extractor, True, batch_size, workers, False, rows)
+    values = compute_all(real_side, fake_side, protocol, metrics, extractor.fingerprint_hash(),
+                         bootstrap)
+    return {"metrics": values, "counts": {"real": real_side.n, "fake": fake_side.n},
+            "inputs": {"real": real_side.describe, "fake": fake_side.describe},
+            "timings": {"real_features": round(real_side.seconds, 3),
+                        "fake_features": round(fake_side.seconds, 3),
+                        "total": round(time.perf_counter() - start, 3)}}
