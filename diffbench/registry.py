@@ -130,6 +130,8 @@ def _arguments(obj: Any) -> list[str]:
 
 # Built-in entries. Each module named here exists; a test imports every one of them.
 ADAPTERS = Registry("adapter", "diffbench.adapters", {
+    "toy": "diffbench.adapters.toy:ToyAdapter",
+    "folder": "diffbench.adapters.folder:FolderAdapter",
 })
 METRICS = Registry("metric", "diffbench.metrics", {
     "fid": "diffbench.metrics.distribution:FID",

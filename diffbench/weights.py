@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from diffbench.errors import WeightsError
-from diffbench.log import logger
+from diffbench.log import logger, progress
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,9 @@ class WeightSpec:
     size: int | None
     licence: str
     description: str
+    # Where the usual libraries keep this file: "torch_hub" ($TORCH_HOME/hub/checkpoints),
+    # "openai_clip" (~/.cache/clip, the `clip` package's download root).
+    library_caches: tuple[str, ...] = ("torch_hub",)
 
 
 _TF = "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/"
@@ -63,7 +66,8 @@ WEIGHTS: dict[str, WeightSpec] = {s.name: s for s in (
                "https://openaipublic.azureedge.net/clip/models/40d365715913c9da98579312b702a82c"
                "18be219cc2a73407c4526f58eba950af/ViT-B-32.pt", "ViT-B-32.pt",
                "40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af", None, None,
-               "MIT (OpenAI CLIP)", "OpenAI CLIP ViT-B/32 (JIT archive): CLIP-I, CLIP-T"),
+               "MIT (OpenAI CLIP)", "OpenAI CLIP ViT-B/32 (JIT archive): CLIP-I, CLIP-T",
+               ("openai_clip",)),
 )}
 
 
@@ -81,6 +85,12 @@ def home() -> Path:
 def _torch_hub_dir() -> Path:
     base = os.environ.get("TORCH_HOME") or str(Path.home() / ".cache" / "torch")
     return Path(base).expanduser() / "hub" / "checkpoints"
+
+
+def library_cache_paths(s: WeightSpec) -> list[Path]:
+    """Where the usual libraries would have put the file of `s`."""
+    roots = {"torch_hub": _torch_hub_dir(), "openai_clip": Path.home() / ".cache" / "clip"}
+    return [roots[c] / s.filename for c in s.library_caches if c in roots]
 
 
 def is_offline() -> bool:
@@ -154,7 +164,9 @@ def _missing(s: WeightSpec, why: str) -> WeightsError:
 def resolve(name: str, explicit: dict[str, str | Path] | None = None,
             offline: bool | None = None) -> Path:
     """The verified local path of weights `name`, following the resolution order."""
-    explicit = explicit or {}
+    explicit = dict(explicit or {})
+    if "" in explicit and name not in explicit:  # a bare --weights PATH
+        explicit[name] = explicit[""]
     if name in explicit:
         path = Path(explicit[name]).expanduser()
         if not path.is_file():
@@ -167,7 +179,7 @@ def resolve(name: str, explicit: dict[str, str | Path] | None = None,
                            "results will carry its own sha256", name, path)
         return path
     s = spec(name)
-    for candidate in (home() / s.filename, _torch_hub_dir() / s.filename):
+    for candidate in (home() / s.filename, *library_cache_paths(s)):
         if candidate.is_file():
             check(s, candidate)
             return candidate
@@ -191,8 +203,12 @@ def fetch(name: str, force: bool = False, timeout: float = 60.0) -> Path:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             mode = "ab" if have and response.status == 206 else "wb"
             logger.info("downloading %s from %s", s.name, s.url)
+            length = response.headers.get("Content-Length")
+            chunks = iter(lambda: response.read(1 << 20), b"")
+            total = -(-int(length) // (1 << 20)) if length and length.isdigit() else None
             with open(part, mode) as out:
-                shutil.copyfileobj(response, out, 1 << 20)
+                for chunk in progress(chunks, desc=s.name, total=total, unit="MiB"):
+                    out.write(chunk)
     except (urllib.error.URLError, OSError, TimeoutError) as exc:
         raise WeightsError(f"cannot download {s.name} from {s.url} ({exc}); on a machine without "
                            f"internet copy the file and run `diffbench weights import {s.name} "
@@ -224,7 +240,38 @@ def import_file(name: str, src: str | Path) -> Path:
 def locate(name: str) -> Path | None:
     """Where weights `name` already are locally (unverified), or None."""
     s = spec(name)
-    for candidate in (home() / s.filename, _torch_hub_dir() / s.filename):
+    for candidate in (home() / s.filename, *library_cache_paths(s)):
         if candidate.is_file():
             return candidate
     return None
+
+
+def verify(target: str | Path) -> Path:
+    """Check known weights (by name, must be present) or a file (by path, against its name)."""
+    if isinstance(target, str) and target in WEIGHTS:
+        path = locate(target)
+        if path is None:
+            raise _missing(WEIGHTS[target], "")
+        check(WEIGHTS[target], path)
+        return path
+    path = Path(target).expanduser()
+    if not path.is_file():
+        raise WeightsError(f"{target}: neither known weights nor a file; known: "
+                           f"{', '.join(sorted(WEIGHTS))}")
+    matches = [s for s in WEIGHTS.values() if s.filename == path.name]
+    if not matches:
+        raise WeightsError(f"{path}: file name matches no known weights; use "
+                           f"`diffbench weights import NAME {path}` to check it as NAME")
+    check(matches[0], path)
+    return path
+
+
+def list_weights() -> list[dict[str, str | None]]:
+    """One row per known weights: name, file, where (None when absent), sha256, licence."""
+    rows: list[dict[str, str | None]] = []
+    for name, s in sorted(WEIGHTS.items()):
+        where = locate(name)
+        rows.append({"name": name, "file": s.filename, "where": str(where) if where else None,
+                     "sha256": s.sha256 or (f"{s.sha256_prefix}…" if s.sha256_prefix else None),
+                     "licence": s.licence, "url": s.url})
+    return rows

@@ -59,3 +59,32 @@ def _isolated_home(tmp_path_factory, monkeypatch):
         if key.startswith("DIFFBENCH_DATA_"):
             monkeypatch.delenv(key)
     yield
+
+
+@pytest.fixture(scope="session")
+def inception_weights(tmp_path_factory):
+    """A seeded, BatchNorm-calibrated random Inception in torch-fidelity's format."""
+    from diffbench.features.random_weights import make_inception_weights
+
+    return make_inception_weights(tmp_path_factory.mktemp("weights") / "inception-random.pth")
+
+
+def write_images(folder, n, seed, size=(64, 64), shift=0):
+    """n smooth random RGB PNGs (upsampled noise), deterministic in `seed`."""
+    import numpy as np
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rs = np.random.RandomState(seed)
+    for i in range(n):
+        base = rs.randint(0, 256, (16, 16, 3)).astype(int) + shift
+        img = Image.fromarray(np.clip(base, 0, 255).astype(np.uint8)).resize(size, Image.BILINEAR)
+        img.save(folder / f"{i:04d}.png")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def image_sets(tmp_path_factory):
+    """Two folders of 60 images of 64×64 from different distributions: (real, fake)."""
+    root = tmp_path_factory.mktemp("images")
+    return write_images(root / "real", 60, 0), write_images(root / "fake", 60, 1, shift=40)

@@ -28,7 +28,7 @@ description: a small suite
 tasks:
   main:
     condition: class
-    generation: {images_per_condition: 2, seed: 3, sampler: {steps: 10}}
+    generation: {{images_per_condition: 2, seed: 3, sampler: {{steps: 10}}}}
     protocol: {protocol}
     metrics: {{{metric}: {{}}}}
 """

@@ -135,3 +135,64 @@ def test_cli_import_list_verify(spec, tmp_path):
     assert len(res.stderr.strip().splitlines()) == 1
     res = runner.invoke(main, ["weights", "fetch", "no-such-net"])
     assert res.exit_code == 2 and "unknown weights" in res.stderr
+
+
+def test_bare_explicit_path_and_verify_by_path(spec, tmp_path):
+    mine = tmp_path / "any-name.pth"
+    mine.write_bytes(PAYLOAD)
+    assert w.resolve("test-net", {"": mine}) == mine
+    assert w.is_official("test-net", mine)
+    with pytest.raises(WeightsError, match="matches no known weights"):
+        w.verify(mine)
+    named = tmp_path / spec.filename
+    named.write_bytes(PAYLOAD[:-1])
+    with pytest.raises(WeightsError, match="does not match"):
+        w.verify(named)
+    with pytest.raises(WeightsError, match="diffbench weights fetch test-net"):
+        w.verify("test-net")  # known but absent
+
+
+def test_list_weights_rows_and_json(spec, tmp_path):
+    import json
+
+    names = {r["name"]: r for r in w.list_weights()}
+    assert {"inception-2015-12-05", "vgg16-imagenet", "clip-vit-b-32-openai"} <= set(names)
+    assert names["test-net"]["where"] is None
+    w.import_file("test-net", _write(tmp_path / "c.pth", PAYLOAD))
+    res = CliRunner().invoke(main, ["weights", "list", "--json"])
+    assert res.exit_code == 0
+    rows = {r["name"]: r for r in json.loads(res.stdout)}
+    assert rows["test-net"]["where"] == str(w.home() / spec.filename)
+    assert rows["inception-2015-12-05"]["sha256"].startswith("6726825d")
+
+
+def test_registry_specs_are_consistent():
+    for s in w.WEIGHTS.values():
+        assert s.url.startswith("https://") and s.url.endswith(s.filename)
+        assert s.sha256 or s.sha256_prefix
+        if s.sha256 and s.sha256_prefix:
+            assert s.sha256.startswith(s.sha256_prefix)
+    clip = w.WEIGHTS["clip-vit-b-32-openai"]
+    assert clip.sha256 in clip.url
+
+
+def _write(path, data):
+    path.write_bytes(data)
+    return path
+
+
+def test_resume_restarts_when_server_ignores_range(spec, monkeypatch):
+    monkeypatch.setattr(_Handler, "support_range", False)
+    part = w.home() / (spec.filename + ".part")
+    part.parent.mkdir(parents=True)
+    part.write_bytes(b"x" * 1000)  # not a prefix of the payload: appending would corrupt it
+    assert w.fetch("test-net").read_bytes() == PAYLOAD
+    assert _Handler.ranges == ["bytes=1000-"]
+
+
+def test_digest_cache_skips_rehash(tmp_path, monkeypatch):
+    f = _write(tmp_path / "f.bin", PAYLOAD)
+    expected = hashlib.sha256(PAYLOAD).hexdigest()
+    assert w.sha256_of(f) == expected
+    monkeypatch.setattr(w.hashlib, "sha256", None)  # a second hash would fail
+    assert w.sha256_of(f) == expected

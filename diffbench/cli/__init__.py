@@ -59,6 +59,7 @@ _COMMAND_MODULES = [
     "report_cmd",
     "weights_cmd",
     "score_cmd",
+    "generate_cmd",
 ]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import click
@@ -23,18 +24,24 @@ def weights() -> None:
 
 
 @weights.command("list")
-def list_cmd() -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON.")
+def list_cmd(as_json: bool) -> None:
     """List known weights, whether they are present, their checksum and licence.
 
     \b
     Example:
       diffbench weights list
+      diffbench weights list --json
     """
-    for name, s in sorted(w.WEIGHTS.items()):
-        where = w.locate(name)
-        digest = s.sha256[:12] + "…" if s.sha256 else f"prefix {s.sha256_prefix}"
-        click.echo(f"{name:<34} {'present' if where else 'missing':<8} {digest:<20} {s.licence}")
-        click.echo(f"{'':<34} {where or s.url}")
+    rows = w.list_weights()
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+        return
+    for r in rows:
+        digest = (r["sha256"] or "none")[:13]
+        state = "present" if r["where"] else "missing"
+        click.echo(f"{r['name']:<34} {state:<8} {digest:<14} {r['licence']}")
+        click.echo(f"{'':<34} {r['where'] or r['url']}")
 
 
 @weights.command("fetch")
@@ -65,23 +72,17 @@ def import_cmd(name: str, file: Path) -> None:
 
 
 @weights.command("verify")
-@click.argument("names", nargs=-1)
-def verify_cmd(names: tuple[str, ...]) -> None:
-    """Check the checksum of present weights (all known ones by default).
+@click.argument("targets", nargs=-1)
+def verify_cmd(targets: tuple[str, ...]) -> None:
+    """Check the checksum of weights by NAME or FILE (all present known ones by default).
 
     \b
     Example:
       diffbench weights verify inception-2015-12-05
+      diffbench weights verify ./weights-inception-2015-12-05-6726825d.pth
     """
-    for name in names or sorted(w.WEIGHTS):
-        path = w.locate(name)
-        if path is None:
-            if names:
-                raise w.WeightsError(f"weights '{name}' are not present; run `diffbench weights "
-                                     f"fetch {name}`")
-            continue
-        w.check(w.spec(name), path)
-        click.echo(f"{name}: ok ({path})")
+    for target in targets or [n for n in sorted(w.WEIGHTS) if w.locate(n)]:
+        click.echo(f"{target}: ok ({w.verify(target)})")
 
 
 COMMANDS = [weights]

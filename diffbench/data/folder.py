@@ -44,10 +44,11 @@ class FolderSource:
         return {"kind": "folder", "path": str(self.root), "n": len(self)}
 
     def content_hash(self) -> str:
-        """sha256 over the sorted relative paths and the bytes of every file."""
+        """sha256 over sorted relative paths, sizes and file bytes (streamed; mtime ignored)."""
         h = hashlib.sha256()
         for path in self.paths:
-            h.update(path.relative_to(self.root).as_posix().encode() + b"\0")
+            rel = path.relative_to(self.root).as_posix().encode()
+            h.update(rel + b"\0" + str(path.stat().st_size).encode() + b"\0")
             with open(path, "rb") as f:
                 for chunk in iter(lambda: f.read(1 << 20), b""):
                     h.update(chunk)

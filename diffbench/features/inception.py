@@ -7,7 +7,12 @@ the eleven Inception blocks are named ``mixed`` (= Mixed_5b), ``mixed_1`` … ``
 (the 1×1 branch, ``Mixed_6d.branch1x1``). In that graph a ``conv`` scope's output tensor is the ReLU
 after conv + batch norm, i.e. the output of the port's BasicConv2d. NVIDIA's TorchScript port of the
 same graph names the layer ``layers.mixed_6.conv`` too. The 17×17×7 map is flattened in TF's NHWC
-order (2023 values). Not verified against the .pb itself (it cannot be downloaded here).
+order (2023 values). Evidence: a public PyTorch sFID port runs the TorchScript layers ``conv`` …
+``mixed``, ``mixed_1`` … ``mixed_5`` and then ``mixed_6.conv`` (so mixed = Mixed_5b, mixed_3 =
+Mixed_6a, mixed_6 = Mixed_6d); a TF re-implementation of the December 2015 graph names each
+block's branches ``conv`` (the 1×1 branch, 192 channels in the 17×17 blocks), ``tower``,
+``tower_1``, ``tower_2``. Not verified against the .pb itself (it cannot be downloaded here); the
+tests check the tap is Mixed_6d.branch1x1 after its ReLU and the NHWC flatten order.
 
 Preprocessing runs per image on the CPU (`preprocess`, used in loader workers) and gives float32
 3×299×299 in [0, 255]; `forward` normalises with (x - 128) / 128 and runs the network in
@@ -16,10 +21,7 @@ channels-last layout under inference mode.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -27,27 +29,13 @@ import numpy as np
 import torch
 
 from diffbench.errors import WeightsError
+from diffbench.features.base import file_sha256, fingerprint_hash
 from diffbench.features.inception_net import InceptionNet
-from diffbench.features.resize import MODES, clean_resize, normalise, tf1_bilinear
+from diffbench.features.resize import MODES, clean_resize, normalise, tf1_bilinear_image
 
 SIZE = 299
 LAYERS = ("pool3", "logits_unbiased", "sfid")
 WEIGHTS_NAME = "inception-2015-12-05"
-
-
-@lru_cache(maxsize=32)
-def _sha256(path: str, size: int, mtime: float) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def file_sha256(path: str | Path) -> str:
-    """sha256 of a file, computed once per (path, size, mtime)."""
-    st = Path(path).stat()
-    return _sha256(str(Path(path).resolve()), st.st_size, st.st_mtime)
 
 
 def load_inception(weights_path: str | Path) -> InceptionNet:
@@ -74,8 +62,7 @@ class Preprocess:
     def __call__(self, image: np.ndarray) -> torch.Tensor:
         if self.resize == "clean":
             return torch.from_numpy(clean_resize(image, (SIZE, SIZE))).permute(2, 0, 1).contiguous()
-        x = torch.from_numpy(np.require(image, requirements=['C', 'W'])).permute(2, 0, 1)[None].float()
-        return tf1_bilinear(x, (SIZE, SIZE))[0]
+        return torch.from_numpy(tf1_bilinear_image(image, (SIZE, SIZE)))
 
 
 class InceptionExtractor:
@@ -84,18 +71,23 @@ class InceptionExtractor:
     name = WEIGHTS_NAME
 
     def __init__(self, weights_path: str | Path, resize: str = "tf-bilinear",
-                 device: str = "cpu", fold_batchnorm: bool = True, sfid: bool = True):
+                 device: str = "cpu", exact: bool = False, sfid: bool = True):
         if resize not in MODES:
             raise ValueError(f"resize mode {resize!r}: expected one of {MODES}")
         self.weights_path = Path(weights_path)
         self.resize = resize
         self.device = torch.device(device)
         self.sfid = sfid
-        self.fold = fold_batchnorm
+        # Fast path: BatchNorm folded into the convolutions and channels-last layout (about 2×
+        # on CPU). oneDNN's NHWC kernels sum in another order, so features differ from
+        # torch-fidelity's by float rounding (measured: ≤ 7e-5 of the largest pool3 value);
+        # `exact=True` keeps torch-fidelity's layout and gives bit-identical features on CPU.
+        self.exact = exact
+        self.memory_format = torch.contiguous_format if exact else torch.channels_last
         net = load_inception(weights_path)
-        if fold_batchnorm:
+        if not exact:
             net.fold_batchnorm()
-        self.net = net.to(self.device).to(memory_format=torch.channels_last)
+        self.net = net.to(self.device).to(memory_format=self.memory_format)
         self.layers = LAYERS if sfid else LAYERS[:2]
 
     def preprocessor(self) -> Preprocess:
@@ -110,7 +102,7 @@ class InceptionExtractor:
     def forward(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
         """Preprocessed N×3×299×299 → {layer: float32 N×D} on the CPU."""
         x = normalise(batch.to(self.device, torch.float32))
-        x = x.contiguous(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=self.memory_format)
         out = self.net(x, sfid=self.sfid)
         return {k: v.float().cpu() for k, v in out.items()}
 
@@ -121,6 +113,5 @@ class InceptionExtractor:
                 "layers": list(self.layers), "dtype": "float32"}
 
     def fingerprint_hash(self) -> str:
-        """A short stable hash of the fingerprint (without the batch-norm folding detail)."""
-        text = json.dumps(self.fingerprint(), sort_keys=True)
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
+        """A short stable hash of the fingerprint (the same for `exact` and the fast path)."""
+        return fingerprint_hash(self.fingerprint())

@@ -37,6 +37,25 @@ def _ci(fn, rows: np.ndarray, n_boot: int) -> dict[str, Any] | None:
             "generated set", "n": n_boot}
 
 
+def fid_from_rows(mu1: np.ndarray, sigma1: np.ndarray, rows: np.ndarray) -> float:
+    """FID of reference Gaussian (mu1, sigma1) vs the Gaussian of feature `rows`.
+
+    With fewer rows than dimensions (bootstrap on small sets) the trace term uses the n×n Gram
+    form: the non-zero eigenvalues of S1·S2 equal those of X·S1·Xᵀ/(n-1), X the centred rows.
+    """
+    rows = np.asarray(rows, dtype=np.float64)
+    n, dim = rows.shape
+    mu2 = rows.mean(0)
+    if n > dim:
+        return F.frechet_distance(mu1, sigma1, mu2, np.cov(rows, rowvar=False))
+    x = rows - mu2
+    gram = (x @ sigma1 @ x.T) / (n - 1)
+    eig = np.linalg.eigvalsh((gram + gram.T) / 2)
+    tr_sqrt = float(np.sqrt(np.clip(eig, 0, None)).sum())
+    diff = mu1 - mu2
+    return float(diff @ diff + np.trace(sigma1) + (x * x).sum() / (n - 1) - 2 * tr_sqrt)
+
+
 class FID:
     """Fréchet distance of Inception pool3 Gaussians (lower is better)."""
 
@@ -65,9 +84,7 @@ class FID:
                        protocol.name, **details)
         rows = fake.banks.get(self.layer)
         if bootstrap and rows is not None:
-            entry["ci"] = _ci(lambda r: F.frechet_distance(mu1, s1, r.mean(0),
-                                                           np.cov(r, rowvar=False)),
-                              rows, bootstrap)
+            entry["ci"] = _ci(lambda r: fid_from_rows(mu1, s1, r), rows, bootstrap)
         return {self.name: entry}
 
 

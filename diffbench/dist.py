@@ -1,0 +1,71 @@
+"""torch.distributed helpers: rank, world size, barrier, all-reduce of metric states; shards."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from diffbench.errors import ConfigError
+
+
+def _dist():
+    import torch.distributed as dist
+    return dist if dist.is_available() else None
+
+
+def init_from_env(device: str = "cpu") -> bool:
+    """Initialise torch.distributed from torchrun variables (gloo on CPU, nccl on CUDA)."""
+    dist = _dist()
+    if dist is None or int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return False
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.startswith("cuda") else "gloo")
+    return True
+
+
+def rank() -> int:
+    """This process's rank (0 without torch.distributed)."""
+    dist = _dist()
+    return dist.get_rank() if dist is not None and dist.is_initialized() else 0
+
+
+def world_size() -> int:
+    """Number of processes (1 without torch.distributed)."""
+    dist = _dist()
+    return dist.get_world_size() if dist is not None and dist.is_initialized() else 1
+
+
+def is_main() -> bool:
+    """True on rank 0."""
+    return rank() == 0
+
+
+def barrier() -> None:
+    """Wait for all ranks (no-op with one process)."""
+    if world_size() > 1:
+        _dist().barrier()
+
+
+def all_reduce_sum(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Element-wise sum of each array over all ranks (float64/int64 kept exact)."""
+    if world_size() <= 1:
+        return {k: np.asarray(v) for k, v in arrays.items()}
+    import torch
+    out = {}
+    for name in sorted(arrays):
+        tensor = torch.from_numpy(np.ascontiguousarray(arrays[name]))
+        _dist().all_reduce(tensor)
+        out[name] = tensor.numpy()
+    return out
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """Parse `i/N` (0 <= i < N) into (i, N)."""
+    try:
+        i, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise ConfigError(f"--shard '{text}': expected i/N, e.g. 0/4") from None
+    if not 0 <= i < n:
+        raise ConfigError(f"--shard '{text}': need 0 <= i < N")
+    return i, n

@@ -1,0 +1,40 @@
+"""Metric glue: the small-sample FID form equals the general one; input checks are clear."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from diffbench.errors import MetricInputError
+from diffbench.metrics import functional as F
+from diffbench.metrics.distribution import FID, KID, fid_from_rows
+from diffbench.protocols import TORCH_FIDELITY
+from diffbench.scorer import Side
+
+
+@pytest.mark.parametrize("n, dim", [(20, 50), (50, 50), (80, 30)])
+def test_fid_from_rows_equals_frechet_distance(n, dim):
+    rs = np.random.RandomState(n)
+    ref = rs.randn(200, dim) @ rs.randn(dim, dim) * 0.3
+    rows = rs.randn(n, dim) + 0.5
+    mu1, s1 = ref.mean(0), np.cov(ref, rowvar=False)
+    expected = F.frechet_distance(mu1, s1, rows.mean(0), np.cov(rows, rowvar=False))
+    assert fid_from_rows(mu1, s1, rows) == pytest.approx(expected, rel=1e-6, abs=1e-8)
+
+
+def test_too_few_images_are_clear():
+    one = Side(1, {"pool3": (np.zeros(3), np.eye(3))})
+    two = Side(5, {"pool3": (np.zeros(3), np.eye(3))})
+    with pytest.raises(MetricInputError, match="at least 2 generated images"):
+        FID().compute(two, one, TORCH_FIDELITY, "fp")
+    small = Side(10, banks={"pool3": np.zeros((10, 4), np.float32)})
+    with pytest.raises(MetricInputError, match="subset size 1000 needs at least 1000"):
+        KID().compute(small, small, TORCH_FIDELITY, "fp")
+
+
+def test_rank_deficient_fid_is_flagged():
+    rs = np.random.RandomState(0)
+    a, b = rs.randn(10, 16), rs.randn(10, 16)
+    side = lambda x: Side(len(x), {"pool3": (x.mean(0), np.cov(x, rowvar=False))})  # noqa: E731
+    out = FID().compute(side(a), side(b), TORCH_FIDELITY, "fp")["fid"]
+    assert "rank-deficient" in out["details"]["warning"]

@@ -1,0 +1,154 @@
+"""The Inception extractor against torch-fidelity's, on the same random weights file and images."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+
+from diffbench.errors import WeightsError
+from diffbench.features.inception import InceptionExtractor
+from tests._nets import make_inception_weights
+
+SIZES = [(64, 64), (299, 299), (256, 192)]
+
+
+def _smooth_images(n: int, hw: tuple[int, int], seed: int) -> np.ndarray:
+    """uint8 N×H×W×3: upsampled 16×16 noise (closer to real images than pixel noise)."""
+    base = torch.from_numpy(np.random.RandomState(seed).randint(0, 256, (n, 3, 16, 16))).float()
+    up = torch.nn.functional.interpolate(base, size=hw, mode="bilinear", align_corners=False)
+    return up.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+
+
+@pytest.fixture(scope="module")
+def theirs(inception_weights):
+    return FeatureExtractorInceptionV3("inception-v3-compat", ["2048", "logits_unbiased"],
+                                       feature_extractor_weights_path=str(inception_weights))
+
+
+@pytest.fixture(scope="module")
+def exact(inception_weights):
+    return InceptionExtractor(inception_weights, exact=True)
+
+
+@pytest.fixture(scope="module")
+def fast(inception_weights):
+    return InceptionExtractor(inception_weights)
+
+
+def _ours(extractor: InceptionExtractor, images: np.ndarray) -> dict[str, torch.Tensor]:
+    return extractor.forward(torch.stack([extractor.preprocess(im) for im in images]))
+
+
+def _max_rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a - b).abs().max() / b.abs().max())
+
+
+@pytest.mark.parametrize("hw", SIZES)
+def test_pool3_and_logits_match_torch_fidelity(hw, theirs, exact, fast):
+    images = _smooth_images(2, hw, seed=hw[0])
+    with torch.inference_mode():
+        ref_pool3, ref_logits = theirs(torch.from_numpy(images).permute(0, 3, 1, 2).contiguous())
+    a = _ours(exact, images)
+    # exact=True: torch-fidelity's layout and unfused BatchNorm, bit-identical on CPU.
+    assert torch.equal(a["pool3"], ref_pool3) and torch.equal(a["logits_unbiased"], ref_logits)
+    b = _ours(fast, images)
+    # Fast path (BatchNorm folded, channels-last): float rounding only; measured max 6.5e-5
+    # of the largest value over 50 images at 299×299, 6.1e-5 at 64×64.
+    assert _max_rel(b["pool3"], ref_pool3) < 2e-4
+    assert _max_rel(b["logits_unbiased"], ref_logits) < 2e-4
+    assert b["pool3"].shape == (2, 2048) and b["logits_unbiased"].shape == (2, 1008)
+    assert b["pool3"].dtype == torch.float32
+
+
+def test_logits_unbiased_is_pool3_times_fc_weight(inception_weights, exact):
+    out = _ours(exact, _smooth_images(2, (64, 64), seed=7))
+    weight = torch.load(str(inception_weights), weights_only=True)["fc.weight"]
+    expected = out["pool3"].double() @ weight.double().T
+    assert torch.allclose(out["logits_unbiased"].double(), expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("which", ["exact", "fast"])
+def test_sfid_is_mixed_6d_branch1x1_first_7_channels_in_nhwc_order(which, exact, fast):
+    extractor = exact if which == "exact" else fast
+    maps: list[torch.Tensor] = []
+    handle = extractor.net.Mixed_6d.branch1x1.register_forward_hook(
+        lambda _m, _i, out: maps.append(out.detach().clone()))
+    try:
+        out = _ours(extractor, _smooth_images(3, (64, 64), seed=11))
+    finally:
+        handle.remove()
+    (fmap,) = maps
+    assert fmap.shape == (3, 192, 17, 17)
+    assert out["sfid"].shape == (3, 2023)
+    expected = fmap[:, :7].permute(0, 2, 3, 1).reshape(3, -1)  # TF: NHWC [..., :7], flattened
+    assert torch.equal(out["sfid"], expected)
+    # NHWC order: value (row i, column j, channel c) sits at (i * 17 + j) * 7 + c.
+    assert out["sfid"][1, (5 * 17 + 9) * 7 + 4] == fmap[1, 4, 5, 9]
+    assert float(fmap[:, :7].min()) >= 0.0  # taken after BatchNorm and ReLU
+
+
+def test_sfid_can_be_left_out(inception_weights):
+    extractor = InceptionExtractor(inception_weights, sfid=False)
+    out = _ours(extractor, _smooth_images(1, (64, 64), seed=1))
+    assert set(out) == {"pool3", "logits_unbiased"} == set(extractor.layers)
+
+
+def test_random_weights_give_well_scaled_features(fast):
+    out = _ours(fast, _smooth_images(4, (64, 64), seed=3))
+    assert (out["pool3"] > 0).float().mean() > 0.5  # not all zeros after the ReLUs
+    assert out["logits_unbiased"].std() > 0.5
+    assert out["sfid"].std() > 0
+
+
+def test_make_inception_weights_is_seeded(tmp_path):
+    a = torch.load(str(make_inception_weights(tmp_path / "a.pth", seed=1)), weights_only=True)
+    b = torch.load(str(make_inception_weights(tmp_path / "b.pth", seed=1)), weights_only=True)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert "Mixed_6d.branch1x1.conv.weight" in a and a["fc.weight"].shape == (1008, 2048)
+
+
+def test_fingerprint_changes_with_resize_and_weights(inception_weights, tmp_path, exact):
+    fp = exact.fingerprint()
+    assert fp["resize"] == "tf-bilinear" and fp["size"] == 299
+    assert fp["layers"] == ["pool3", "logits_unbiased", "sfid"]
+    assert len(fp["weights_sha256"]) == 64
+    clean = InceptionExtractor(inception_weights, resize="clean")
+    assert clean.fingerprint()["resize"] == "clean"
+    assert clean.fingerprint_hash() != exact.fingerprint_hash()
+    copy = shutil.copy(inception_weights, tmp_path / "copy.pth")
+    # Content, not path, names the weights; the fast path computes the same features.
+    assert InceptionExtractor(copy, exact=True).fingerprint_hash() == exact.fingerprint_hash()
+    assert InceptionExtractor(copy).fingerprint_hash() == exact.fingerprint_hash()
+    other = make_inception_weights(tmp_path / "other.pth", seed=1)
+    assert InceptionExtractor(other).fingerprint_hash() != exact.fingerprint_hash()
+
+
+def test_missing_or_foreign_weights_are_user_errors(tmp_path):
+    with pytest.raises(WeightsError, match="diffbench weights fetch"):
+        InceptionExtractor(tmp_path / "absent.pth")
+    junk = tmp_path / "junk.pth"
+    torch.save({"conv.weight": torch.zeros(1)}, junk)
+    with pytest.raises(WeightsError, match="torch-fidelity"):
+        InceptionExtractor(junk)
+
+
+def test_unknown_resize_mode_is_refused(inception_weights):
+    with pytest.raises(ValueError, match="tf-bilinear"):
+        InceptionExtractor(inception_weights, resize="bicubic")
+
+
+def test_extractor_protocol_and_cached_weights_hash(exact, tmp_path):
+    import hashlib
+
+    from diffbench.features.base import Extractor, file_sha256
+
+    assert isinstance(exact, Extractor)
+    path = tmp_path / "blob.bin"
+    path.write_bytes(b"abc")
+    assert file_sha256(path) == hashlib.sha256(b"abc").hexdigest()
+    path.write_bytes(b"abcd")  # new size and mtime: computed again, not served from the cache
+    assert file_sha256(path) == hashlib.sha256(b"abcd").hexdigest()
