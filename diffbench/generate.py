@@ -23,8 +23,8 @@ import numpy as np
 from PIL import Image
 
 from diffbench.adapters.base import Adapter, Request
+from diffbench.data.samples import read_manifest
 from diffbench.errors import DataError, ImageError
-from diffbench.log import logger
 from diffbench.log import progress as progress_bar
 
 PNG_COMPRESS_LEVEL = 1  # measured: fastest level that still compresses; bytes are deterministic
@@ -71,38 +71,11 @@ def atomic_write(path: Path, data: bytes, tag: str = "") -> None:
 
 
 def _record(req: Request, sha: str) -> dict[str, Any]:
-    return {"key": req.key, "seed": req.seed, "condition": req.condition,
-            "sampler": req.sampler, "sha256": sha}
-
-
-def read_manifest(path: Path, repair: bool = False) -> list[dict[str, Any]]:
-    """Records of a JSONL manifest; a truncated last line is dropped (and cut off if `repair`)."""
-    if not path.exists():
-        return []
-    raw = path.read_bytes()
-    *complete, tail = raw.split(b"\n")
-    records = []
-    for i, line in enumerate(complete):
-        if not line.strip():
-            continue
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            raise DataError(f"{path}: line {i + 1} is not JSON; the manifest is damaged, "
-                            "delete it and rerun to rebuild it from the PNGs") from None
-    if tail.strip():
-        try:
-            records.append(json.loads(tail))
-            fix = b"\n"  # the line is whole, only its newline was lost
-        except json.JSONDecodeError:
-            fix = None
-        if repair:
-            logger.warning("%s: unfinished last line repaired", path)
-            with open(path, "r+b") as fh:
-                fh.truncate(len(raw) if fix else len(raw) - len(tail))
-                fh.seek(0, os.SEEK_END)
-                fh.write(fix or b"")
-    return records
+    rec = {"key": req.key, "seed": req.seed, "condition": req.condition,
+           "sampler": req.sampler, "sha256": sha}
+    if req.item is not None:
+        rec["item"] = req.item
+    return rec
 
 
 def _append(path: Path, records: list[dict[str, Any]]) -> None:

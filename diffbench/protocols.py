@@ -12,10 +12,20 @@ from typing import Any
 
 from diffbench.errors import ConfigError
 
+INCEPTION_LAYERS = {"fid": "pool3", "sfid": "sfid", "kid": "pool3", "prc": "pool3",
+                    "isc": "logits_unbiased"}
+
 
 @dataclass(frozen=True)
 class Protocol:
-    """A protocol: resize mode and per-metric settings."""
+    """A protocol: the extractor and resize of distribution metrics, and per-metric settings.
+
+    ``extractor`` names the feature extractor of the distribution metrics (``inception``: the 2015
+    TF Inception; ``digits``: the offline demo's classifier) and ``layers`` which of its layers
+    each metric reads. ``params`` holds the settings of every other metric family, keyed by
+    metric name (``{"ssim": {...}, "lpips": {...}, "clip_t": {...}}``); the family evaluators read
+    them and the results record carries them all.
+    """
 
     name: str
     summary: str
@@ -25,6 +35,9 @@ class Protocol:
     kid: dict[str, Any] = field(default_factory=dict)
     prc: dict[str, Any] = field(default_factory=dict)
     notes: str = ""
+    extractor: str = "inception"
+    layers: dict[str, str] = field(default_factory=lambda: dict(INCEPTION_LAYERS))
+    params: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "__doc__", self.summary)
@@ -34,6 +47,10 @@ class Protocol:
         out = asdict(self)
         out.pop("summary")
         return out
+
+    def param(self, metric: str) -> dict[str, Any]:
+        """The settings this protocol gives `metric` (empty when it sets none)."""
+        return dict(self.params.get(metric, {}))
 
     def check_metrics(self, names: list[str]) -> None:
         """Refuse metrics this protocol does not define."""

@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-import hashlib
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from diffbench.adapters.base import Request
+from diffbench.data.base import Item, check_key
 from diffbench.errors import ConfigError
+from diffbench.sampling.seeding import sample_seed
 from diffbench.suite import TaskSpec
 
 
 def _seed(suite_seed: int, key: str) -> int:
-    try:
-        from diffbench.sampling.seeding import sample_seed
-    except ImportError:  # helper E's module not there yet: same sha256 idea, documented fallback
-        digest = hashlib.sha256(f"{suite_seed}:{key}".encode()).digest()
-        return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
     return int(sample_seed(suite_seed, key))
 
 
@@ -51,18 +48,43 @@ def request_sampler(task: TaskSpec) -> dict[str, Any]:
     return {k: v for k, v in task.generation.sampler.items() if k not in REQUEST_OPTIONS}
 
 
-def task_requests(task: TaskSpec, suite_seed: int | None = None) -> list[Request]:
-    """The requests of a task, sorted by key; seeds derive from the suite seed and the key."""
+def _item_conditions(task: TaskSpec, items: Sequence[Item]) -> list[tuple[str, dict, str]]:
+    per = task.generation.images_per_condition
+    out = []
+    for it in items:
+        check_key(it.key, "dataset item")
+        for i in range(per):
+            out.append((it.key if per == 1 else f"{it.key}-{i}", it.condition, it.key))
+    return out
+
+
+def task_requests(task: TaskSpec, suite_seed: int | None = None,
+                  items: Sequence[Item] | None = None) -> list[Request]:
+    """The requests of a task, sorted by key; seeds derive from the suite seed and the key.
+
+    Conditions come from the task dataset's `items` when given (``images_per_condition`` images
+    each, keys ``<item>`` or ``<item>-<i>``), else from the task's condition kind (class labels,
+    or unconditional). ``num_images`` keeps the first N keys.
+    """
     seed = task.generation.seed if suite_seed is None else suite_seed
     sampler = request_sampler(task)
-    if task.condition == "class":
-        items = _class_conditions(task, seed)
+    if items is not None:
+        rows = _item_conditions(task, items)
+    elif task.condition == "class":
+        rows = [(k, c, None) for k, c in _class_conditions(task, seed)]
     elif task.condition == "none":
         total = task.generation.num_images or task.generation.images_per_condition
-        items = [(f"{i:06d}", {}) for i in range(total)]
+        rows = [(f"{i:06d}", {}, None) for i in range(total)]
     else:
-        raise ConfigError(f"task condition '{task.condition}': request building is not implemented "
-                          "yet (supported: class, none)")
-    reqs = [Request(key=k, seed=_seed(seed, k), condition=c, sampler=dict(sampler))
-            for k, c in items]
-    return sorted(reqs, key=lambda r: r.key)
+        raise ConfigError(f"task condition '{task.condition}' needs a task dataset (dataset: with "
+                          "a reader such as vitonhd or dreambooth) to build its requests")
+    reqs = sorted((Request(key=k, seed=_seed(seed, k), condition=dict(c), sampler=dict(sampler),
+                           item=it) for k, c, it in rows), key=lambda r: r.key)
+    keys = [r.key for r in reqs]
+    if len(set(keys)) != len(keys):
+        dup = next(k for k in keys if keys.count(k) > 1)
+        raise ConfigError(f"task requests: key '{dup}' appears twice; dataset item keys must be "
+                          "unique")
+    if task.generation.num_images and items is not None:
+        reqs = reqs[:task.generation.num_images]
+    return reqs

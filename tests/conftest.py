@@ -55,6 +55,8 @@ def _isolated_home(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("DIFFBENCH_CONFIG", str(home / "config.yaml"))
     monkeypatch.setenv("DIFFBENCH_HOME", str(home / "diffbench"))
     monkeypatch.setenv("TORCH_HOME", str(home / "torch"))
+    monkeypatch.setenv("HF_HOME", str(home / "hf"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     for key in list(os.environ):
         if key.startswith("DIFFBENCH_DATA_"):
             monkeypatch.delenv(key)

@@ -14,8 +14,9 @@ from diffbench import dist
 from diffbench.adapters.folder import FolderAdapter
 from diffbench.adapters.toy import ToyAdapter
 from diffbench.cli import main
+from diffbench.data.samples import read_manifest
 from diffbench.errors import ConfigError, DataError
-from diffbench.generate import export_npz, generate, merge_manifests, read_manifest
+from diffbench.generate import export_npz, generate, merge_manifests
 from diffbench.requests import task_requests
 from diffbench.suite import TaskSpec
 

@@ -24,12 +24,17 @@ CONDITION_KINDS = ("class", "prompt", "tryon", "none")
 
 @dataclass(frozen=True)
 class Request:
-    """One image to generate."""
+    """One image to generate.
+
+    ``key`` names the file (``<key>.png``); ``item`` is the dataset item it belongs to, for tasks
+    whose conditions come from a dataset (several images per item have keys ``<item>-<i>``).
+    """
 
     key: str
     seed: int
     condition: dict[str, Any] = field(default_factory=dict)
     sampler: dict[str, Any] = field(default_factory=dict)
+    item: str | None = None
 
 
 class Adapter(ABC):

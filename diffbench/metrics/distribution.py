@@ -59,6 +59,9 @@ def fid_from_rows(mu1: np.ndarray, sigma1: np.ndarray, rows: np.ndarray) -> floa
 class FID:
     """Fréchet distance of Inception pool3 Gaussians (lower is better)."""
 
+    family = "distribution"
+    higher_is_better = False
+
     layer = "pool3"
     name = "fid"
 
@@ -98,6 +101,9 @@ class SFID(FID):
 class KID:
     """Kernel Inception Distance: unbiased MMD², cubic kernel, on pool3 (lower is better)."""
 
+    family = "distribution"
+    higher_is_better = False
+
     def compute(self, real, fake, protocol, fingerprint: str, bootstrap: int = 0) -> dict:
         """The metric's entries in a results record."""
         settings = protocol.kid
@@ -121,6 +127,9 @@ class KID:
 
 class ISC:
     """Inception Score of the generated set from logits_unbiased (higher is better)."""
+
+    family = "distribution"
+    higher_is_better = True
 
     def compute(self, real, fake, protocol, fingerprint: str, bootstrap: int = 0) -> dict:
         """The metric's entries in a results record."""
@@ -152,6 +161,9 @@ class ISC:
 
 class PRC:
     """Improved precision and recall (k-NN manifolds, k=3) on pool3 features (higher is better)."""
+
+    family = "distribution"
+    higher_is_better = True
 
     def compute(self, real, fake, protocol, fingerprint: str, bootstrap: int = 0) -> dict:
         """The metric's entries in a results record."""

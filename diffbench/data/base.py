@@ -1,0 +1,162 @@
+"""What dataset readers give the rest of diffbench: image sources and task items.
+
+Two kinds of readers live in the ``datasets`` registry:
+
+- an **image source** (folder, ADM ``.npz``, sklearn digits, an explicit file list): ``len``,
+  ``source[i]`` → uint8 H×W×3, ``keys``, ``describe()`` and ``content_hash()``. Distribution metrics
+  read reference images from one.
+- a **task dataset** (VITON-HD, DressCode, DreamBench, …): ``items()`` → `Item`s, the conditions
+  a model is asked to generate for, each with the references its metrics compare against, and
+  ``reference_images()`` → the image source of real images for distribution metrics (or None).
+
+A reader class says which constructor argument receives the dataset's location with
+``location_arg`` (``"root"`` by default; ``None`` when it needs no location, as the offline
+digits). `open_dataset` resolves a suite's location name (``--data``, environment, user config)
+and builds the reader.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from diffbench.data.images import load_rgb
+from diffbench.errors import ConfigError, DataError
+
+KEY_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+
+
+def check_key(key: str, where: str) -> str:
+    """A sample/item key is a file stem: letters, digits, ``_ . -``; refuse anything else."""
+    if not isinstance(key, str) or not KEY_PATTERN.match(key) or len(key) > 200:
+        raise DataError(f"{where}: key {key!r} is not usable as a file name (allowed: letters, "
+                        "digits, '_', '.', '-'; first character a letter or digit)")
+    return key
+
+
+@dataclass(frozen=True)
+class Item:
+    """One condition of a task dataset: what the adapter receives and what metrics compare with.
+
+    ``condition`` and ``refs`` hold JSON-able values only (numbers, strings, absolute paths as
+    strings, lists and dicts of them): the condition is written to the sample manifest.
+    """
+
+    key: str
+    condition: dict[str, Any] = field(default_factory=dict)
+    refs: dict[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class ImageSource(Protocol):
+    """An ordered set of images."""
+
+    keys: list[str]
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, i: int) -> np.ndarray: ...
+
+    def describe(self) -> dict[str, Any]: ...
+
+    def content_hash(self) -> str: ...
+
+
+@runtime_checkable
+class TaskDataset(Protocol):
+    """A dataset that defines the conditions of a generate task."""
+
+    def items(self) -> list[Item]: ...
+
+    def reference_images(self) -> ImageSource | None: ...
+
+    def describe(self) -> dict[str, Any]: ...
+
+
+def is_task_dataset(obj: Any) -> bool:
+    """True for readers that define items (task datasets), False for plain image sources."""
+    return callable(getattr(obj, "items", None)) and callable(getattr(obj, "reference_images",
+                                                                      None))
+
+
+class FileListSource:
+    """Images from an explicit list of files (keys given or taken from the file stems)."""
+
+    def __init__(self, paths: Sequence[str | Path], keys: Sequence[str] | None = None,
+                 root: str | Path | None = None, kind: str = "files"):
+        self.paths = [Path(p) for p in paths]
+        if not self.paths:
+            raise DataError(f"{root or 'file list'}: no images in the list")
+        self.keys = list(keys) if keys is not None else [p.stem for p in self.paths]
+        if len(self.keys) != len(self.paths):
+            raise ValueError("FileListSource: one key per path")
+        self.root = Path(root) if root is not None else None
+        self.kind = kind
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        return load_rgb(self.paths[i])
+
+    def describe(self) -> dict[str, Any]:
+        """What the results record says about this source."""
+        return {"kind": self.kind, "path": str(self.root) if self.root else None, "n": len(self)}
+
+    def content_hash(self) -> str:
+        """sha256 over keys, sizes and bytes of the files, in order."""
+        h = hashlib.sha256()
+        for key, path in zip(self.keys, self.paths, strict=True):
+            h.update(key.encode() + b"\0" + str(path.stat().st_size).encode() + b"\0")
+            with open(path, "rb") as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    h.update(chunk)
+            h.update(b"\1")
+        return h.hexdigest()
+
+
+def inside(root: Path, relative: str, where: str) -> Path:
+    """``root / relative``, refused when it escapes `root` (paths read from data files)."""
+    root_resolved = root.resolve()
+    path = (root_resolved / relative).resolve()
+    if path != root_resolved and root_resolved not in path.parents:
+        raise DataError(f"{where}: path '{relative}' escapes the dataset root {root}; "
+                        "data files may only name files inside their dataset")
+    return path
+
+
+def location_arg(reader_cls: Any) -> str | None:
+    """The constructor argument that receives the dataset location (None: no location)."""
+    if hasattr(reader_cls, "location_arg"):
+        return reader_cls.location_arg
+    params = inspect.signature(reader_cls).parameters
+    for name in ("root", "path"):
+        if name in params:
+            return name
+    return None
+
+
+def open_dataset(name: str, reader: str, args: Mapping[str, Any] | None = None,
+                 data: Mapping[str, str] | None = None, where: str = "dataset") -> Any:
+    """Build the reader `reader` for data location `name` (resolved only if the reader needs it)."""
+    from diffbench.config import resolve_data
+    from diffbench.registry import DATASETS
+
+    cls = DATASETS.get(reader)
+    kwargs = dict(args or {})
+    arg = location_arg(cls)
+    if arg is not None:
+        path, _ = resolve_data(name, dict(data or {}))
+        kwargs[arg] = path
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:
+        raise ConfigError(f"{where}: reader '{reader}' does not take these arguments "
+                          f"({exc}); see `diffbench datasets`") from None

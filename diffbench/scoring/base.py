@@ -1,0 +1,131 @@
+"""The contract between `diffbench run` and the metric families that score a task.
+
+Every metric class in the registry names its ``family``. `diffbench.scoring.evaluate_task` groups a
+task's metrics by family and calls each family's evaluator once, so a family reads each image once
+for all of its metrics:
+
+    evaluate(metrics: list[str], inputs: TaskInputs, ctx: EvalContext) -> FamilyResult
+
+Families shipped with diffbench (``FAMILIES``):
+
+- ``distribution``: generated set vs reference set through one extractor (FID, sFID, KID, IS,
+  precision/recall, class accuracy);
+- ``paired``: each generated image against its own ground truth (SSIM, LPIPS);
+- ``alignment``: each generated image against its subject's reference images or its prompt
+  (DINO, CLIP-I, CLIP-T).
+
+A plugin metric whose family is not one of these implements ``evaluate`` itself as a classmethod
+with the same signature.
+
+Under ``torchrun`` every rank calls the evaluator; each reads its share of the images
+(`TaskInputs.shard`) and the family reduces its states across ranks (`diffbench.dist`); every
+rank returns the same result and rank 0 writes it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from diffbench.data.base import Item
+from diffbench.data.samples import SampleSet
+from diffbench.errors import DataError
+from diffbench.protocols import Protocol
+from diffbench.suite import TaskSpec
+
+FAMILIES: dict[str, str] = {
+    "distribution": "diffbench.scoring.distribution:evaluate",
+    "paired": "diffbench.scoring.paired:evaluate",
+    "alignment": "diffbench.scoring.alignment:evaluate",
+}
+
+
+@dataclass(frozen=True)
+class EvalContext:
+    """How to score: device, batching, resampling, weights files and the process group."""
+
+    device: str = "cpu"
+    batch_size: int = 50
+    workers: int | None = None
+    bootstrap: int = 0
+    cache: bool = True
+    weights: Mapping[str, str] = field(default_factory=dict)
+    data: Mapping[str, str] = field(default_factory=dict)
+    rank: int = 0
+    world_size: int = 1
+
+
+@dataclass
+class TaskInputs:
+    """One task (or one point of a sweep) ready to be scored."""
+
+    name: str
+    task: TaskSpec
+    protocol: Protocol
+    samples: SampleSet
+    dataset: Any | None = None
+    reference: Any | None = None
+    metric_args: dict[str, dict[str, Any]] = field(default_factory=dict)
+    _items: dict[str, Item] | None = field(default=None, repr=False)
+
+    def item(self, sample_key: str) -> Item:
+        """The dataset item a generated image belongs to."""
+        if self.dataset is None:
+            raise DataError(f"task {self.name}: metric needs a task dataset, the task has none")
+        if self._items is None:
+            self._items = {it.key: it for it in self.dataset.items()}
+        item_key = self.samples.item_key(sample_key) or sample_key
+        if item_key not in self._items:
+            raise DataError(f"task {self.name}: generated image '{sample_key}' belongs to item "
+                            f"'{item_key}', which the dataset does not have; was it generated "
+                            "for another dataset version?")
+        return self._items[item_key]
+
+    def shard(self, n: int, rank: int, world_size: int) -> list[int]:
+        """The indices 0..n-1 this rank scores (strided, so ranks stay balanced)."""
+        return list(range(rank, n, world_size))
+
+    def args(self, metric: str) -> dict[str, Any]:
+        """The protocol's settings of `metric` overlaid with the suite's arguments."""
+        return {**self.protocol.param(metric), **self.metric_args.get(metric, {})}
+
+
+@dataclass
+class FamilyResult:
+    """What a family's evaluator returns; `evaluate_task` merges these into one record."""
+
+    metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
+    extractors: dict[str, dict[str, Any]] = field(default_factory=dict)
+    references: dict[str, dict[str, Any]] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def merge(self, other: FamilyResult) -> FamilyResult:
+        """Combine two families' results (later values of the same key win)."""
+        return FamilyResult({**self.metrics, **other.metrics},
+                            {**self.extractors, **other.extractors},
+                            {**self.references, **other.references},
+                            {**self.counts, **other.counts},
+                            {**self.timings, **other.timings}, self.notes + other.notes)
+
+
+def metric_entry(value: float, *, higher_is_better: bool, protocol: str, n: dict[str, int],
+                 extractor: str | None = None, std: float | None = None,
+                 ci: dict[str, Any] | None = None, scale: float | None = None,
+                 **details: Any) -> dict[str, Any]:
+    """One entry of a results record's ``metrics`` block (the schema's ``metric``)."""
+    out: dict[str, Any] = {"value": float(value), "n": n, "higher_is_better": higher_is_better,
+                           "protocol": protocol}
+    if extractor is not None:
+        out["extractor"] = extractor
+    if std is not None:
+        out["std"] = float(std)
+    if ci is not None:
+        out["ci"] = ci
+    if scale is not None:
+        out["scale"] = float(scale)
+    if details:
+        out["details"] = details
+    return out
