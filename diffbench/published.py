@@ -1,7 +1,10 @@
 """Published numbers shipped in ``reference_stats/*.yaml``: load and validate them.
 
 Each file names its suite and protocol; each entry has a key, the task, the model, the source
-(paper and table), a URL, metric values as printed, and an ``unverified`` flag.
+(paper and table), a URL, metric values as printed, and an ``unverified`` flag. ``scales`` says
+which metrics a paper prints multiplied (``{kid: 1000}``: printed KID×1000; ``{dino: 100}``): the
+printed value is the raw value times the scale, so `raw_value` divides it back. diffbench stores
+raw values and records the display scale beside them.
 """
 
 from __future__ import annotations
@@ -38,7 +41,12 @@ class PublishedFile(BaseModel):
     published_format: int = Field(ge=1, le=1)
     suite: str
     protocol: str
+    scales: dict[str, float] = Field(default_factory=dict)
     entries: list[PublishedEntry]
+
+    def raw_value(self, metric: str, printed: float) -> float:
+        """The raw value of a number printed with this file's scale for `metric`."""
+        return printed / self.scales.get(metric, 1.0)
 
 
 def default_dir() -> Path:
