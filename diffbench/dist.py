@@ -69,3 +69,29 @@ def parse_shard(text: str) -> tuple[int, int]:
     if not 0 <= i < n:
         raise ConfigError(f"--shard '{text}': need 0 <= i < N")
     return i, n
+
+
+def gather_objects(obj: object) -> list[object]:
+    """Every rank's `obj`, in rank order (a one-element list without torch.distributed)."""
+    if world_size() <= 1:
+        return [obj]
+    out: list[object] = [None] * world_size()
+    _dist().all_gather_object(out, obj)
+    return out
+
+
+def gather_rows(rows: np.ndarray, indices: list[int], n: int) -> np.ndarray:
+    """Rows computed by each rank for its `indices`, put back in global order 0..n-1."""
+    if world_size() <= 1:
+        return rows
+    parts = gather_objects((list(indices), np.asarray(rows)))
+    first = next(p[1] for p in parts if len(p[0]))
+    out = np.empty((n, *first.shape[1:]), dtype=first.dtype)
+    seen = 0
+    for idx, part in parts:
+        if len(idx):
+            out[np.asarray(idx)] = part
+            seen += len(idx)
+    if seen != n:
+        raise RuntimeError(f"gather_rows: ranks returned {seen} rows for {n} indices")
+    return out

@@ -131,6 +131,7 @@ def _arguments(obj: Any) -> list[str]:
 # Built-in entries. Each module named here exists; a test imports every one of them.
 ADAPTERS = Registry("adapter", "diffbench.adapters", {
     "toy": "diffbench.adapters.toy:ToyAdapter",
+    "demo-sit": "diffbench.adapters.demo:DemoSiTAdapter",
     "folder": "diffbench.adapters.folder:FolderAdapter",
 })
 METRICS = Registry("metric", "diffbench.metrics", {
@@ -139,16 +140,27 @@ METRICS = Registry("metric", "diffbench.metrics", {
     "kid": "diffbench.metrics.distribution:KID",
     "isc": "diffbench.metrics.distribution:ISC",
     "prc": "diffbench.metrics.distribution:PRC",
+    "accuracy": "diffbench.metrics.distribution:Accuracy",
+    "dino": "diffbench.metrics.alignment:DINO",
+    "clip_i": "diffbench.metrics.alignment:CLIPI",
+    "clip_t": "diffbench.metrics.alignment:CLIPT",
+    "dinov2": "diffbench.metrics.alignment:DINOv2",
+    "siglip_i": "diffbench.metrics.alignment:SigLIPI",
+    "siglip_t": "diffbench.metrics.alignment:SigLIPT",
 })
 DATASETS = Registry("dataset reader", "diffbench.datasets", {
     "sklearn-digits": "diffbench.data.digits:DigitsSource",
     "folder": "diffbench.data.folder:FolderSource",
     "adm-npz": "diffbench.data.npz:NpzSource",
+    "dreambooth": "diffbench.data.dreambooth:DreamBoothDataset",
 })
 PROTOCOLS = Registry("protocol", "diffbench.protocols", {
     "adm": "diffbench.protocols:ADM",
     "torch-fidelity": "diffbench.protocols:TORCH_FIDELITY",
     "clean-fid": "diffbench.protocols:CLEAN_FID",
+    "demo-digits": "diffbench.protocols:DEMO_DIGITS",
+    "dreambench": "diffbench.protocols.dreambooth:DREAMBENCH",
+    "dco": "diffbench.protocols.dreambooth:DCO",
 })
 
 REGISTRIES = {"adapters": ADAPTERS, "metrics": METRICS, "datasets": DATASETS,

@@ -24,13 +24,11 @@ from diffbench.metrics.distribution import compute_all
 from diffbench.metrics.states import FeatureBank, GaussianMoments
 from diffbench.protocols import Protocol
 
-METRIC_NAMES = ("fid", "sfid", "kid", "isc", "prc")
-# What each metric needs from a side: Gaussian moments or feature rows, of which layer.
-NEEDS: dict[str, dict[str, tuple[str, ...]]] = {
-    "fid": {"moments": ("pool3",)}, "sfid": {"moments": ("sfid",)},
-    "kid": {"banks": ("pool3",)}, "prc": {"banks": ("pool3",)},
-    "isc": {"fake_banks": ("logits_unbiased",)},
-}
+METRIC_NAMES = ("fid", "sfid", "kid", "isc", "prc", "accuracy")
+# What each metric needs from a side: Gaussian moments or feature rows (of the layer the
+# protocol names for it); "fake_banks" only from the generated side.
+ROLES: dict[str, str] = {"fid": "moments", "sfid": "moments", "kid": "banks", "prc": "banks",
+                         "isc": "fake_banks", "accuracy": "fake_banks"}
 
 
 @dataclass
@@ -42,6 +40,7 @@ class Side:
     banks: dict[str, np.ndarray] = field(default_factory=dict)
     describe: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
+    labels: np.ndarray | None = None
 
 
 def parse_metrics(text: str | list[str]) -> list[str]:
@@ -54,14 +53,19 @@ def parse_metrics(text: str | list[str]) -> list[str]:
     return names
 
 
-def _needs(metrics: list[str], fake: bool) -> tuple[tuple[str, ...], tuple[str, ...]]:
+def needs(metrics: list[str], protocol: Protocol, fake: bool) -> tuple[tuple[str, ...],
+                                                                       tuple[str, ...]]:
+    """(layers needing Gaussian moments, layers needing feature rows) of one side."""
     moments: set[str] = set()
     banks: set[str] = set()
     for m in metrics:
-        moments.update(NEEDS[m].get("moments", ()))
-        banks.update(NEEDS[m].get("banks", ()))
-        if fake:
-            banks.update(NEEDS[m].get("fake_banks", ()))
+        role, layer = ROLES[m], protocol.layers.get(m)
+        if layer is None:
+            raise ConfigError(f"protocol '{protocol.name}' names no feature layer for '{m}'")
+        if role == "moments":
+            moments.add(layer)
+        elif role == "banks" or fake:
+            banks.add(layer)
     return tuple(sorted(moments)), tuple(sorted(banks))
 
 
@@ -70,22 +74,17 @@ def _from_features(fs: FeatureSet, describe: dict[str, Any]) -> Side:
                 {k: b.array() for k, b in fs.banks.items()}, describe, fs.seconds)
 
 
-def load_side(path: Path, metrics: list[str], extractor, fake: bool, batch_size: int,
-              workers: int | None, cache: bool, extra_banks: tuple[str, ...] = ()) -> Side:
-    """Features of one side, from a statistics file, a reference batch's stats or its images."""
-    moments, banks = _needs(metrics, fake)
+def load_side(source: Path | Any, metrics: list[str], extractor, protocol: Protocol, fake: bool,
+              batch_size: int, workers: int | None, cache: bool,
+              extra_banks: tuple[str, ...] = (), extract_fn=None,
+              write_cache: bool = True) -> Side:
+    """Features of one side: a statistics file, a reference batch's stats, or images (path/source)."""
+    moments, banks = needs(metrics, protocol, fake)
     banks = tuple(sorted({*banks, *extra_banks}))
-    if stats_lib.is_stats_file(path):
-        st = stats_lib.load(path)
-        stats_lib.check_fingerprint(st, extractor.fingerprint(), str(path))
-        missing = [k for k in moments if k not in st.gaussians] + [
-            k for k in banks if k not in st.banks]
-        if missing:
-            raise MetricInputError(f"{path}: statistics lack {', '.join(missing)} needed for "
-                                   f"{', '.join(metrics)}; recompute with --keep-features")
-        return Side(st.n, st.gaussians, st.banks, {"kind": "stats", "path": str(path),
-                                                   "header": st.header})
-    source = open_images(path)
+    if isinstance(source, (str, Path)) and stats_lib.is_stats_file(Path(source)):
+        return _stats_side(Path(source), metrics, extractor, moments, banks)
+    if isinstance(source, (str, Path)):
+        source = open_images(source)
     stored: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     if isinstance(source, NpzSource) and not fake and (ref := source.stats()):
         for layer, (mu_key, sigma_key) in stats_lib.LAYER_KEYS.items():
@@ -93,14 +92,27 @@ def load_side(path: Path, metrics: list[str], extractor, fake: bool, batch_size:
                 stored[layer] = (ref[mu_key], ref[sigma_key])
         moments = tuple(m for m in moments if m not in stored)
     side = _extract_cached(source, extractor, moments, banks, batch_size, workers,
-                           cache and not fake)
+                           cache and not fake, extract_fn, write_cache)
     side.gaussians.update(stored)
     if stored:
         side.describe["stored_stats"] = sorted(stored)
     return side
 
 
-def _extract_cached(source, extractor, moments, banks, batch_size, workers, cache) -> Side:
+def _stats_side(path: Path, metrics: list[str], extractor, moments, banks) -> Side:
+    st = stats_lib.load(path)
+    stats_lib.check_fingerprint(st, extractor.fingerprint(), str(path))
+    missing = [k for k in moments if k not in st.gaussians] + [
+        k for k in banks if k not in st.banks]
+    if missing:
+        raise MetricInputError(f"{path}: statistics lack {', '.join(missing)} needed for "
+                               f"{', '.join(metrics)}; recompute with --keep-features")
+    return Side(st.n, st.gaussians, st.banks, {"kind": "stats", "path": str(path),
+                                               "header": st.header})
+
+
+def _extract_cached(source, extractor, moments, banks, batch_size, workers, cache,
+                    extract_fn=None, write_cache: bool = True) -> Side:
     describe = source.describe()
     if not moments and not banks:
         return Side(len(source), describe=describe)
@@ -112,13 +124,20 @@ def _extract_cached(source, extractor, moments, banks, batch_size, workers, cach
         if key.is_file():
             st = stats_lib.load(key)
             return Side(st.n, st.gaussians, st.banks, {**describe, "cache": str(key)})
-    fs = extract(source, extractor, moments, banks, batch_size, workers,
-                 desc=describe.get("path", "images"))
-    if key is not None:
+    fs = (extract_fn or extract)(source, extractor, moments, banks, batch_size, workers,
+                                 desc=describe.get("path") or "images")
+    if key is not None and write_cache:
         stats_lib.save(key, fs.moments, fs.banks, extractor.fingerprint(), "cache", describe,
                        fs.n)
     describe["sizes"] = fs.sizes
     return _from_features(fs, describe)
+
+
+def bootstrap_rows(metrics: list[str], protocol: Protocol, bootstrap: int) -> tuple[str, ...]:
+    """Layers whose generated rows must be kept: bootstrap intervals of FID/sFID resample them."""
+    if not bootstrap:
+        return ()
+    return tuple(sorted({protocol.layers[m] for m in metrics if m in ("fid", "sfid")}))
 
 
 def side_from_features(fs: FeatureSet, describe: dict[str, Any]) -> Side:
@@ -142,10 +161,10 @@ def score(real: Path, fake: Path, protocol: Protocol, metrics: list[str], extrac
     """Score `fake` against `real`; returns the metrics block, counts, inputs and timings."""
     protocol.check_metrics(metrics)
     start = time.perf_counter()
-    real_side = load_side(Path(real), metrics, extractor, False, batch_size, workers, cache)
-    # Bootstrap intervals of FID/sFID resample the generated rows, so keep them.
-    rows = tuple(NEEDS[m]["moments"][0] for m in metrics if bootstrap and m in ("fid", "sfid"))
-    fake_side = load_side(Path(fake), metrics, extractor, True, batch_size, workers, False, rows)
+    real_side = load_side(Path(real), metrics, extractor, protocol, False, batch_size, workers,
+                          cache)
+    fake_side = load_side(Path(fake), metrics, extractor, protocol, True, batch_size, workers,
+                          False, bootstrap_rows(metrics, protocol, bootstrap))
     values = compute_all(real_side, fake_side, protocol, metrics, extractor.fingerprint_hash(),
                          bootstrap)
     return {"metrics": values, "counts": {"real": real_side.n, "fake": fake_side.n},

@@ -26,6 +26,11 @@ from diffbench.errors import DataError
 from diffbench.metrics.states import FeatureBank, GaussianMoments
 
 LAYER_KEYS = {"pool3": ("mu", "sigma"), "sfid": ("mu_s", "sigma_s")}
+
+
+def layer_keys(layer: str) -> tuple[str, str]:
+    """The .npz keys of a layer's mean and covariance (ADM's names for pool3 and sFID)."""
+    return LAYER_KEYS.get(layer, (f"mu_{layer}", f"sigma_{layer}"))
 FORMAT = "diffbench-stats-1"
 
 
@@ -55,10 +60,10 @@ def save(path: str | Path, moments: dict[str, GaussianMoments], banks: dict[str,
     """Write a statistics file atomically."""
     path = Path(path)
     arrays: dict[str, np.ndarray] = {}
-    for layer, (mu_key, sigma_key) in LAYER_KEYS.items():
-        if layer in moments:
-            arrays[mu_key] = moments[layer].mean()
-            arrays[sigma_key] = moments[layer].cov()
+    for layer, state in moments.items():
+        mu_key, sigma_key = layer_keys(layer)
+        arrays[mu_key] = state.mean()
+        arrays[sigma_key] = state.cov()
     for layer, bank in banks.items():
         arrays[f"feats_{layer}"] = bank.array().astype(np.float32)
     header = {"format": FORMAT, "fingerprint": fingerprint, "protocol": protocol, "n": n,
@@ -77,8 +82,10 @@ def load(path: str | Path) -> Stats:
     try:
         with np.load(path, allow_pickle=False) as data:
             header = json.loads(bytes(data["header"]).decode())
+            layers = [k[len("mu_"):] for k in data.files if k.startswith("mu_") and k != "mu_s"]
             gaussians = {layer: (data[m].astype(np.float64), data[s].astype(np.float64))
-                         for layer, (m, s) in LAYER_KEYS.items() if m in data and s in data}
+                         for layer in [*LAYER_KEYS, *layers]
+                         for m, s in [layer_keys(layer)] if m in data and s in data}
             banks = {k[len("feats_"):]: data[k] for k in data.files if k.startswith("feats_")}
     except (OSError, KeyError, ValueError, zipfile.BadZipFile, json.JSONDecodeError) as exc:
         raise DataError(f"{path}: not a diffbench statistics file ({exc}); compute one with "

@@ -60,6 +60,7 @@ _COMMAND_MODULES = [
     "weights_cmd",
     "score_cmd",
     "generate_cmd",
+    "run_cmd",
 ]
 
 

@@ -5,33 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-import yaml
 
 from diffbench import dist
+from diffbench.cli.common import parse_model_args
+from diffbench.config import parse_pairs
 from diffbench.errors import ConfigError
-from diffbench.generate import export_npz, generate, merge_manifests
-from diffbench.registry import ADAPTERS
-from diffbench.requests import request_sampler, task_requests
+from diffbench.generate import export_npz, merge_manifests
+from diffbench.run import RunOptions, default_run_dir, parse_sweep, run_suite
 from diffbench.suite import load_suite
-
-
-def _model_args(items: tuple[str, ...]) -> dict:
-    args = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"--model-arg '{item}': expected KEY=VALUE, e.g. path=/data/samples")
-        args[key] = yaml.safe_load(value)
-    return args
-
-
-def _build_adapter(model: str, args: dict, device: str, dtype: str):
-    cls = ADAPTERS.get(model)
-    try:
-        return cls(device=device, dtype=dtype, **args)
-    except TypeError as exc:
-        raise ConfigError(f"--model {model}: bad --model-arg ({exc}); see "
-                          f"`diffbench adapters` for its arguments") from None
 
 
 @click.command("generate")
@@ -52,9 +33,13 @@ def _build_adapter(model: str, args: dict, device: str, dtype: str):
 @click.option("--shard", default=None, metavar="i/N", help="Job-array shard, e.g. 0/4.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY.PATH=VALUE",
               help="Override a suite value; repeatable.")
+@click.option("--data", multiple=True, metavar="NAME=PATH", help="Where a dataset lives.")
+@click.option("--sweep", multiple=True, metavar="NAME=v1,v2,...",
+              help="Generate each task once per value of a sampler argument.")
 def generate_cmd(suite: Path, model: str, model_args: tuple[str, ...], tasks: tuple[str, ...],
                  out: Path | None, batch_size: int, device: str, dtype: str, tf32: bool,
-                 limit: int | None, shard: str | None, overrides: tuple[str, ...]) -> None:
+                 limit: int | None, shard: str | None, overrides: tuple[str, ...],
+                 data: tuple[str, ...], sweep: tuple[str, ...]) -> None:
     """Generate the images of a suite's tasks into RUN_DIR/samples/<task>/ (resumable).
 
     \b
@@ -63,42 +48,21 @@ def generate_cmd(suite: Path, model: str, model_args: tuple[str, ...], tasks: tu
       torchrun --nproc-per-node 8 -m diffbench generate suites/imagenet256.yaml --model sit-repa
       diffbench generate suites/imagenet256.yaml --model toy --shard 0/4 --out runs/toy
     """
-    import torch
-
     loaded = load_suite(suite, list(overrides))
-    shard_t = dist.parse_shard(shard) if shard else None
-    names = list(tasks) or [n for n, t in loaded.suite.tasks.items() if t.kind == "generate"]
-    unknown = [n for n in names if n not in loaded.suite.tasks]
-    if unknown:
-        raise ConfigError(f"--task {unknown[0]}: not in {suite} (tasks: "
-                          f"{', '.join(loaded.suite.tasks)})")
-    torch.backends.cuda.matmul.allow_tf32 = tf32
-    torch.backends.cudnn.allow_tf32 = tf32
-    adapter = _build_adapter(model, _model_args(model_args), device, dtype)
-    plans = []
-    for name in names:  # every check before the first image is written
-        task = loaded.suite.tasks[name]
-        adapter.check_task(task.condition, request_sampler(task), f"{suite}: task {name}")
-        reqs = task_requests(task)[:limit] if limit else task_requests(task)
-        if hasattr(adapter, "check_keys"):
-            adapter.check_keys([r.key for r in reqs])
-        plans.append((name, reqs))
-    run_dir = out or Path("runs") / loaded.suite.name / model
-    dist.init_from_env(device)
-    rank, world = dist.rank(), dist.world_size()
-    for name, reqs in plans:
-        sample_dir = run_dir / "samples" / name
-        rep = generate(adapter, reqs, sample_dir, batch_size, rank=rank, world_size=world,
-                       shard=shard_t, limit=limit)
-        dist.barrier()
-        if shard_t is None and dist.is_main():
-            merge_manifests(sample_dir)
+    opts = RunOptions(model=model, model_args=parse_model_args(model_args), out=out, tasks=tasks,
+                      device=device, dtype=dtype, tf32=tf32, batch_size=batch_size, limit=limit,
+                      data=parse_pairs(data, "--data"), sweep=parse_sweep(sweep),
+                      generate_only=True, shard=dist.parse_shard(shard) if shard else None)
+    for o in run_suite(loaded, opts):
+        rep = o.generation
         smoke = " (smoke: --limit)" if rep.smoke else ""
-        click.echo(f"{name}: part {rep.part}/{rep.parts}: planned {rep.planned}, skipped "
+        sample_dir = default_run_dir(loaded, opts) / "samples" / o.point.name
+        click.echo(f"{o.point.name}: part {rep.part}/{rep.parts}: planned {rep.planned}, skipped "
                    f"{rep.skipped}, generated {rep.generated} in {rep.seconds:.1f} s "
                    f"({rep.images_per_s:.1f} images/s){smoke} -> {sample_dir}")
-    if shard_t is not None:
-        click.echo(f"shard {shard}: done; when all shards are, run: diffbench merge {run_dir}")
+    if shard is not None:
+        click.echo(f"shard {shard}: done; when all shards are, run: diffbench merge "
+                   f"{default_run_dir(loaded, opts)}")
 
 
 def _sample_dirs(path: Path) -> list[Path]:

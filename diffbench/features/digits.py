@@ -10,11 +10,17 @@ ship with diffbench (`diffbench/assets/demo/digits_classifier.safetensors`) and 
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from diffbench.errors import WeightsError
+from diffbench.features.base import fingerprint_hash
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets" / "demo"
 DEFAULT_WEIGHTS = ASSETS / "digits_classifier.safetensors"
@@ -61,3 +67,51 @@ def load_digits_net(path: str | Path = DEFAULT_WEIGHTS) -> DigitsNet:
 def file_sha256(path: str | Path) -> str:
     """sha256 of a (small) weights file."""
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+@dataclass(frozen=True)
+class DigitsPreprocess:
+    """uint8 H×W×3 → grey float32 1×32×32 in [-1, 1] (runs in loader workers)."""
+
+    def __call__(self, image: np.ndarray) -> torch.Tensor:
+        x = torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1)[None]
+        return to_input(x)[0]
+
+
+class DigitsExtractor:
+    """The demo digits classifier as a feature extractor: `features` (64-d) and `logits` (10)."""
+
+    name = "digits-classifier"
+    layers = ("features", "logits")
+
+    def __init__(self, weights_path: str | Path = DEFAULT_WEIGHTS, device: str = "cpu"):
+        self.weights_path = Path(weights_path)
+        if not self.weights_path.is_file():
+            raise WeightsError(f"digits classifier weights {self.weights_path} not found; "
+                               "rebuild them with scripts/train_demo_classifier.py")
+        self.device = torch.device(device)
+        self.net = load_digits_net(self.weights_path).to(self.device)
+
+    def preprocessor(self) -> DigitsPreprocess:
+        """The per-image preprocessing, picklable for loader workers."""
+        return DigitsPreprocess()
+
+    def preprocess(self, image: np.ndarray) -> torch.Tensor:
+        """uint8 H×W×3 → float32 1×32×32 in [-1, 1]."""
+        return DigitsPreprocess()(image)
+
+    @torch.inference_mode()
+    def forward(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Preprocessed N×1×32×32 → {features: N×64, logits: N×10} float32 on the CPU."""
+        out = self.net(batch.to(self.device, torch.float32))
+        return {k: v.float().cpu() for k, v in out.items()}
+
+    def fingerprint(self) -> dict[str, Any]:
+        """Network, weights hash, preprocessing and layers."""
+        return {"extractor": self.name, "weights_sha256": file_sha256(self.weights_path),
+                "resize": "bilinear", "size": SIZE, "normalisation": "grey mean, x/127.5-1",
+                "layers": list(self.layers), "dtype": "float32"}
+
+    def fingerprint_hash(self) -> str:
+        """A short stable hash of the fingerprint."""
+        return fingerprint_hash(self.fingerprint())

@@ -57,16 +57,16 @@ def fid_from_rows(mu1: np.ndarray, sigma1: np.ndarray, rows: np.ndarray) -> floa
 
 
 class FID:
-    """Fréchet distance of Inception pool3 Gaussians (lower is better)."""
+    """Fréchet distance of feature Gaussians (Inception pool3 under the Inception protocols)."""
 
     family = "distribution"
     higher_is_better = False
 
-    layer = "pool3"
     name = "fid"
 
     def compute(self, real, fake, protocol, fingerprint: str, bootstrap: int = 0) -> dict:
         """The metric's entries in a results record."""
+        self.layer = protocol.layers[self.name]
         for side, label in ((real, "reference"), (fake, "generated")):
             if self.layer not in side.gaussians:
                 raise MetricInputError(f"{self.name}: the {label} side has no {self.layer} "
@@ -94,7 +94,6 @@ class FID:
 class SFID(FID):
     """ADM's spatial FID: Fréchet distance on Mixed_6d.branch1x1[:7] (17×17×7) features."""
 
-    layer = "sfid"
     name = "sfid"
 
 
@@ -107,9 +106,10 @@ class KID:
     def compute(self, real, fake, protocol, fingerprint: str, bootstrap: int = 0) -> dict:
         """The metric's entries in a results record."""
         settings = protocol.kid
-        r, f = real.banks.get("pool3"), fake.banks.get("pool3")
+        layer = protocol.layers["kid"]
+        r, f = real.banks.get(layer), fake.banks.get(layer)
         if r is None or f is None:
-            raise MetricInputError("kid needs pool3 features of both sides; a statistics file "
+            raise MetricInputError(f"kid needs {layer} features of both sides; a statistics file "
                                    "must be made with --keep-features")
         size = settings["subset_size"]
         if settings["variant"] == "clean-fid":
@@ -133,7 +133,7 @@ class ISC:
 
     def compute(self, real, fake, protocol, fingerprint: str, bootstrap: int = 0) -> dict:
         """The metric's entries in a results record."""
-        logits = fake.banks.get("logits_unbiased")
+        logits = fake.banks.get(protocol.layers["isc"])
         if logits is None:
             raise MetricInputError("isc needs the generated images (not statistics)")
         s = protocol.isc
@@ -167,9 +167,10 @@ class PRC:
 
     def compute(self, real, fake, protocol, fingerprint: str, bootstrap: int = 0) -> dict:
         """The metric's entries in a results record."""
-        r, f = real.banks.get("pool3"), fake.banks.get("pool3")
+        layer = protocol.layers["prc"]
+        r, f = real.banks.get(layer), fake.banks.get(layer)
         if r is None or f is None:
-            raise MetricInputError("prc needs pool3 features of both sides (images, or "
+            raise MetricInputError(f"prc needs {layer} features of both sides (images, or "
                                    "statistics made with --keep-features)")
         k = protocol.prc["k"]
         if min(len(r), len(f)) <= k:
@@ -181,7 +182,27 @@ class PRC:
                 "recall": _entry(rec, n, True, fingerprint, protocol.name, k=k)}
 
 
-METRICS = {"fid": FID, "sfid": SFID, "kid": KID, "isc": ISC, "prc": PRC}
+class Accuracy:
+    """Class accuracy: share of generated images the protocol's classifier puts in the asked class."""
+
+    family = "distribution"
+    higher_is_better = True
+
+    def compute(self, real, fake, protocol, fingerprint: str, bootstrap: int = 0) -> dict:
+        """The metric's entries in a results record."""
+        logits = fake.banks.get(protocol.layers.get("accuracy", ""))
+        if logits is None or fake.labels is None:
+            raise MetricInputError("accuracy needs classifier logits of generated images with "
+                                   "their requested class labels (a class-conditional run)")
+        hits = (np.asarray(logits).argmax(1) == fake.labels).astype(np.float64)
+        entry = _entry(hits.mean(), {"fake": len(hits)}, True, fingerprint, protocol.name,
+                       classes=int(np.asarray(logits).shape[1]))
+        if bootstrap:
+            entry["ci"] = _ci(lambda h: float(h.mean()), hits[:, None], bootstrap)
+        return {"accuracy": entry}
+
+
+METRICS = {"fid": FID, "sfid": SFID, "kid": KID, "isc": ISC, "prc": PRC, "accuracy": Accuracy}
 
 
 def compute_all(real, fake, protocol, metrics: list[str], fingerprint: str,

@@ -7,6 +7,7 @@ protocols are never put in one table.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -98,7 +99,41 @@ CLEAN_FID = Protocol(
           "(seed 2020) so the number is reproducible.",
 )
 
-PROTOCOLS = {p.name: p for p in (ADM, TORCH_FIDELITY, CLEAN_FID)}
+DEMO_DIGITS = Protocol(
+    name="demo-digits",
+    summary="Offline smoke protocol: the demo digits classifier's 64-d features (Fréchet distance, "
+            "precision/recall k=3) and its 10-way logits (IS over 10 splits, class accuracy)",
+    resize="bilinear",
+    metrics=("fid", "kid", "isc", "prc", "accuracy"),
+    isc={"splits": 10, "shuffle_seed": 2020, "std": True},
+    kid={"variant": "torch-fidelity", "subsets": 100, "subset_size": 100, "seed": 2020},
+    prc={"k": 3, "mode": "torch-fidelity", "features": "features"},
+    extractor="digits",
+    layers={"fid": "features", "kid": "features", "prc": "features", "isc": "logits",
+            "accuracy": "logits"},
+    notes="A smoke protocol for the offline demo suite: it exercises every scoring stage on a "
+          "tiny classifier; its numbers say nothing about image quality on real benchmarks.",
+)
+
+PROTOCOLS = {p.name: p for p in (ADM, TORCH_FIDELITY, CLEAN_FID, DEMO_DIGITS)}
+
+_DIST_SETTINGS = ("isc", "kid", "prc")
+
+
+def apply_metric_args(protocol: Protocol, metric_args: dict[str, dict[str, Any]]) -> Protocol:
+    """The protocol with a suite's per-metric ``args`` laid over its settings (recorded as such)."""
+    if not any(metric_args.values()):
+        return protocol
+    changes: dict[str, Any] = {}
+    params = {k: dict(v) for k, v in protocol.params.items()}
+    for metric, args in metric_args.items():
+        if not args:
+            continue
+        if metric in _DIST_SETTINGS:
+            changes[metric] = {**getattr(protocol, metric), **args}
+        else:
+            params[metric] = {**params.get(metric, {}), **args}
+    return dataclasses.replace(protocol, params=params, **changes)
 
 
 def get_protocol(name: str) -> Protocol:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import time
 from collections.abc import Callable
@@ -28,15 +29,23 @@ def family_of(metric: str) -> tuple[str, Evaluator]:
 
 
 def evaluate_task(inputs: TaskInputs, ctx: EvalContext) -> FamilyResult:
-    """Every metric of the task, each family run once over the images it needs."""
-    groups: dict[str, tuple[Evaluator, list[str]]] = {}
-    for metric in inputs.task.metrics:
+    """Every metric of the task, each (family, protocol) run once over the images it needs.
+
+    A metric's own ``protocol:`` in the suite overrides the task's for that metric only.
+    """
+    from diffbench.protocols import get_protocol
+
+    groups: dict[tuple[str, str], tuple[Evaluator, list[str]]] = {}
+    for metric, spec in inputs.task.metrics.items():
         family, fn = family_of(metric)
-        groups.setdefault(family, (fn, []))[1].append(metric)
+        proto = spec.protocol or inputs.protocol.name
+        groups.setdefault((family, proto), (fn, []))[1].append(metric)
     out = FamilyResult()
-    for family, (fn, metrics) in groups.items():
+    for (family, proto), (fn, metrics) in groups.items():
+        part_inputs = inputs if proto == inputs.protocol.name else dataclasses.replace(
+            inputs, protocol=get_protocol(proto))
         start = time.perf_counter()
-        part = fn(metrics, inputs, ctx)
+        part = fn(metrics, part_inputs, ctx)
         part.timings.setdefault(f"score_{family}", round(time.perf_counter() - start, 3))
         out = out.merge(part)
     return out

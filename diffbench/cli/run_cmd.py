@@ -1,0 +1,107 @@
+"""`diffbench run`: generate, score and record every task of a suite."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import click
+
+from diffbench import dist
+from diffbench.cli.common import parse_model_args
+from diffbench.config import parse_pairs
+from diffbench.display import display
+from diffbench.run import RunOptions, default_run_dir, parse_sweep, run_suite
+from diffbench.suite import load_suite
+
+
+def _value(name: str, entry: dict) -> str:
+    info = display(name)
+    scale = entry.get("scale") or 1.0
+    decimals = max(0, (info.decimals if info else 4) - round(math.log10(scale)))
+    text = f"{entry['value'] * scale:.{decimals}f}"
+    if entry.get("ci"):
+        half = (entry["ci"]["high"] - entry["ci"]["low"]) / 2 * scale
+        text += f" ± {half:.{decimals}f}"
+    elif entry.get("std") is not None:
+        text += f" ± {entry['std'] * scale:.{decimals}f}"
+    return text + (f" (×{scale:g})" if scale != 1.0 else "")
+
+
+def summary(outcome) -> str:
+    """A few lines per point: metrics, counts, where the record is."""
+    rec = outcome.record
+    state = "up to date, not rescored" if outcome.reused else f"-> {outcome.path}"
+    lines = [f"{outcome.point.name} [{rec['protocol']['name']}] {state}"]
+    if rec.get("smoke"):
+        lines.append("  smoke run (--limit): not comparable to full runs")
+    for name, entry in rec["metrics"].items():
+        lines.append(f"  {name:<10} {_value(name, entry)}")
+    rep = outcome.generation
+    if rep is not None:
+        rate = f" ({rep.images_per_s:.1f} images/s)" if rep.generated else ""
+        lines.append(f"  images: planned {rep.planned}, generated {rep.generated}, already there "
+                     f"{rep.skipped}{rate}")
+    return "\n".join(lines)
+
+
+@click.command("run")
+@click.argument("suite", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--model", default=None, help="Adapter name (see `diffbench models`).")
+@click.option("--model-arg", "model_args", multiple=True, metavar="K=V",
+              help="Adapter argument (value read as YAML); repeatable.")
+@click.option("--task", "tasks", multiple=True, help="Only these tasks (default: all).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Run directory (default runs/<suite>/<model>).")
+@click.option("--data", multiple=True, metavar="NAME=PATH", help="Where a dataset lives.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY.PATH=VALUE",
+              help="Override a suite value for this run (recorded); repeatable.")
+@click.option("--weights", multiple=True, metavar="NAME=PATH", help="Use a local weights file.")
+@click.option("--sweep", multiple=True, metavar="NAME=v1,v2,...",
+              help="Run each task once per value of a sampler argument (Pareto fronts).")
+@click.option("--batch-size", default=16, show_default=True, type=click.IntRange(min=1),
+              help="Images per generation batch (per process).")
+@click.option("--score-batch-size", default=50, show_default=True, type=click.IntRange(min=1))
+@click.option("--workers", type=int, default=None, help="Loader workers (default: cores - 1).")
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:1, …")
+@click.option("--dtype", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32",
+              show_default=True)
+@click.option("--tf32/--no-tf32", default=False, show_default=True, help="Allow TF32 on CUDA.")
+@click.option("--limit", type=click.IntRange(min=1), default=None,
+              help="Only the first N images of each task: a smoke run, marked as such.")
+@click.option("--bootstrap", default=0, show_default=True, type=click.IntRange(min=0),
+              help="Resamples for 95% confidence intervals (0: none).")
+@click.option("--no-cache", is_flag=True, help="Do not read or write cached reference features.")
+@click.option("--rescore", is_flag=True, help="Score again even if the images did not change.")
+def run_cmd(suite, model, model_args, tasks, out, data, overrides, weights, sweep, batch_size,
+            score_batch_size, workers, device, dtype, tf32, limit, bootstrap, no_cache,
+            rescore) -> None:
+    """Generate the images of a suite's tasks, score them and write results/<task>.json.
+
+    Rerunning the same command resumes: existing images are kept, missing ones generated,
+    unchanged points not rescored.
+
+    \b
+    Examples:
+      diffbench run suites/demo.yaml --model demo-sit
+      diffbench run suites/vitonhd.yaml --model idm-vton --model-arg repo=~/IDM-VTON
+      diffbench run suites/imagenet256.yaml --model sit-repa --model-arg ckpt=last.pt \\
+          --data imagenet256-ref=VIRTUAL_imagenet256_labeled.npz --device cuda --dtype bf16
+      torchrun --nproc-per-node 8 -m diffbench run suites/imagenet256.yaml --model sit-repa ...
+      diffbench run suites/dreambooth.yaml --model dco --sweep rg_scale=0,1,2,3
+    """
+    loaded = load_suite(suite, list(overrides))
+    opts = RunOptions(model=model, model_args=parse_model_args(model_args), out=out, tasks=tasks,
+                      device=device, dtype=dtype, tf32=tf32, batch_size=batch_size,
+                      score_batch_size=score_batch_size, workers=workers, limit=limit,
+                      bootstrap=bootstrap, weights=parse_pairs(weights, "--weights"),
+                      data=parse_pairs(data, "--data"), sweep=parse_sweep(sweep),
+                      cache=not no_cache, rescore=rescore)
+    outcomes = run_suite(loaded, opts)
+    if dist.is_main():
+        for o in outcomes:
+            click.echo(summary(o))
+        click.echo(f"run directory: {default_run_dir(loaded, opts)}")
+
+
+COMMANDS = [run_cmd]

@@ -1,0 +1,259 @@
+"""`diffbench run`: generate every task of a suite, score it, and write one results record per task.
+
+For each selected task (and each point of a ``--sweep``), in order:
+
+1. build the requests: from the task dataset's items (try-on pairs, DreamBench prompts) or from
+   the condition kind (balanced class labels, unconditional), one seed per key;
+2. generate into ``RUN/samples/<point>/`` (resumable; shared by rank under torchrun; merged);
+3. score with `diffbench.scoring.evaluate_task` (every metric family once; sharded by rank);
+4. write ``RUN/results/<point>.json`` (rank 0), a self-describing record.
+
+Every check that can fail (suite, data locations, adapter vs task) runs before the first image.
+Rerunning the same command generates only missing images and rescores only points whose images
+changed (``rescore=True`` forces it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import itertools
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from diffbench import dist, results
+from diffbench.config import resolve_data
+from diffbench.data.base import is_task_dataset, open_dataset
+from diffbench.data.samples import SampleSet
+from diffbench.errors import ConfigError
+from diffbench.generate import GenerationReport, generate, merge_manifests
+from diffbench.protocols import apply_metric_args, get_protocol
+from diffbench.registry import ADAPTERS
+from diffbench.requests import request_sampler, task_requests
+from diffbench.scoring import EvalContext, TaskInputs, evaluate_task
+from diffbench.suite import LoadedSuite, TaskSpec
+
+
+@dataclass
+class RunOptions:
+    """Everything `diffbench run` takes besides the suite."""
+
+    model: str | None = None
+    model_args: dict[str, Any] = field(default_factory=dict)
+    out: Path | None = None
+    tasks: tuple[str, ...] = ()
+    device: str = "cpu"
+    dtype: str = "fp32"
+    batch_size: int = 16
+    score_batch_size: int = 50
+    workers: int | None = None
+    limit: int | None = None
+    bootstrap: int = 0
+    weights: dict[str, str] = field(default_factory=dict)
+    data: dict[str, str] = field(default_factory=dict)
+    sweep: dict[str, list[Any]] = field(default_factory=dict)
+    cache: bool = True
+    rescore: bool = False
+    generate_only: bool = False
+    shard: tuple[int, int] | None = None
+    tf32: bool = False
+    progress: bool = True
+
+
+@dataclass
+class Point:
+    """One task, or one point of a sweep over it."""
+
+    name: str
+    task_name: str
+    task: TaskSpec
+    sweep: dict[str, Any]
+    dataset: Any | None
+    requests: list = field(default_factory=list)
+
+
+@dataclass
+class Outcome:
+    """What running one point produced."""
+
+    point: Point
+    record: dict[str, Any] | None
+    path: Path | None
+    reused: bool = False
+    generation: GenerationReport | None = None
+
+
+def parse_sweep(items: tuple[str, ...] | list[str]) -> dict[str, list[Any]]:
+    """``NAME=v1,v2,...`` (values read as YAML) → {NAME: [v1, v2, ...]}."""
+    import yaml
+
+    out: dict[str, list[Any]] = {}
+    for item in items:
+        name, sep, values = item.partition("=")
+        parts = [v.strip() for v in values.split(",") if v.strip()]
+        if not sep or not name.strip() or not parts:
+            raise ConfigError(f"--sweep '{item}': expected NAME=v1,v2,..., e.g. rg_scale=0,1,2,3")
+        out[name.strip()] = [yaml.safe_load(v) for v in parts]
+    return out
+
+
+def point_name(task: str, sweep: dict[str, Any]) -> str:
+    """``task`` or ``task@name=value@...`` (the folder and results file of a sweep point)."""
+    return task + "".join(f"@{k}={v}" for k, v in sweep.items())
+
+
+def build_adapter(model: str, args: dict[str, Any], device: str, dtype: str):
+    """The adapter registered as `model`, constructed with the user's --model-arg values."""
+    cls = ADAPTERS.get(model)
+    try:
+        return cls(device=device, dtype=dtype, **args)
+    except TypeError as exc:
+        raise ConfigError(f"--model {model}: bad --model-arg ({exc}); see `diffbench models` for "
+                          "its arguments") from None
+
+
+def select_tasks(loaded: LoadedSuite, names: tuple[str, ...]) -> dict[str, TaskSpec]:
+    """The tasks to run (all by default), refusing unknown names."""
+    tasks = loaded.suite.tasks
+    unknown = [n for n in names if n not in tasks]
+    if unknown:
+        raise ConfigError(f"--task {unknown[0]}: not in {loaded.path} (tasks: {', '.join(tasks)})")
+    return {n: tasks[n] for n in (names or tasks)}
+
+
+def plan(loaded: LoadedSuite, opts: RunOptions, adapter) -> list[Point]:
+    """Every point to run, with its requests, checked before any image is generated."""
+    points: list[Point] = []
+    for name, task in select_tasks(loaded, opts.tasks).items():
+        dataset = None
+        if task.dataset is not None:
+            ds = task.dataset
+            dataset = open_dataset(ds.name, ds.reader, ds.args, opts.data,
+                                   where=f"{loaded.path}: tasks.{name}.dataset")
+        if task.kind == "score":
+            points.append(Point(name, name, task, {}, dataset))
+            continue
+        if adapter is None:
+            raise ConfigError(f"{loaded.path}: task {name} generates images; pass --model "
+                              "(see `diffbench models`)")
+        values = [dict(zip(opts.sweep, combo, strict=True))
+                  for combo in itertools.product(*opts.sweep.values())] or [{}]
+        for sweep in values:
+            adapter.check_task(task.condition, {**request_sampler(task), **sweep},
+                               f"{loaded.path}: task {name}")
+        items = dataset.items() if dataset is not None and is_task_dataset(dataset) else None
+        requests = task_requests(task, items=items)
+        if opts.limit:
+            requests = requests[:opts.limit]
+        for sweep in values:
+            reqs = [dataclasses.replace(r, sampler={**r.sampler, **sweep}) for r in requests]
+            if hasattr(adapter, "check_keys"):
+                adapter.check_keys([r.key for r in reqs])
+            points.append(Point(point_name(name, sweep), name, task, sweep, dataset, reqs))
+    return points
+
+
+def _reference(task: TaskSpec, opts: RunOptions) -> Any:
+    ref = task.reference
+    if ref.dataset is not None:
+        return open_dataset(ref.dataset.name, ref.dataset.reader, ref.dataset.args, opts.data,
+                            where="reference.dataset")
+    if ref.stats is not None:
+        return resolve_data(ref.stats, opts.data)[0]
+    return None
+
+
+def _samples(point: Point, run_dir: Path, adapter, opts: RunOptions,
+             ctx: EvalContext) -> tuple[Any, GenerationReport | None]:
+    if point.task.kind == "score":
+        if point.dataset is None:
+            raise ConfigError(f"task {point.name}: a score task needs dataset: (the generated "
+                              "images to score)")
+        return point.dataset, None
+    sample_dir = results.RunLayout(run_dir).samples(point.name)
+    report = generate(adapter, point.requests, sample_dir, opts.batch_size, rank=ctx.rank,
+                      world_size=ctx.world_size, shard=opts.shard, progress=opts.progress)
+    report.smoke = opts.limit is not None
+    dist.barrier()
+    if opts.shard is not None:
+        return None, report  # job-array shard: `diffbench merge` runs when all shards are done
+    if dist.is_main():
+        merge_manifests(sample_dir)
+    dist.barrier()
+    return SampleSet(sample_dir), report
+
+
+def run_point(point: Point, loaded: LoadedSuite, run_dir: Path, adapter, opts: RunOptions,
+              ctx: EvalContext) -> Outcome:
+    """Generate (or reuse) one point's images, score them and write its results record."""
+    start = time.perf_counter()
+    samples, report = _samples(point, run_dir, adapter, opts, ctx)
+    gen_s = time.perf_counter() - start
+    out_path = results.RunLayout(run_dir).results(point.name)
+    if opts.generate_only or samples is None:
+        return Outcome(point, None, None, generation=report)
+    metric_args = {m: dict(spec.args) for m, spec in point.task.metrics.items()}
+    protocol = get_protocol(point.task.protocol)
+    fingerprint = _run_fingerprint(loaded, point, opts, samples)
+    if not opts.rescore and out_path.is_file():
+        old = results.read(out_path)
+        if old.get("notes") and f"fingerprint:{fingerprint}" in old["notes"]:
+            return Outcome(point, old, out_path, reused=True, generation=report)
+    inputs = TaskInputs(point.name, point.task, protocol, samples, point.dataset,
+                        _reference(point.task, opts), metric_args)
+    scored = evaluate_task(inputs, ctx)
+    from diffbench.run_record import build_record
+
+    record = build_record(loaded, point, opts, ctx, adapter, samples, scored,
+                          apply_metric_args(protocol, metric_args), report,
+                          {"generate": round(gen_s, 3),
+                           "total": round(time.perf_counter() - start, 3)}, fingerprint)
+    if dist.is_main():
+        results.write(record, out_path)
+    return Outcome(point, record, out_path, generation=report)
+
+
+def _run_fingerprint(loaded: LoadedSuite, point: Point, opts: RunOptions, samples) -> str:
+    """What a stored record must match to be reused: suite data, samples, scoring options."""
+    from diffbench import __version__
+
+    text = repr((__version__, loaded.resolved["tasks"][point.task_name], point.sweep,
+                 samples.content_hash() if hasattr(samples, "content_hash") else None,
+                 opts.model, sorted((k, repr(v)) for k, v in opts.model_args.items()),
+                 opts.bootstrap, sorted(opts.weights.items()), sorted(opts.data.items()),
+                 opts.limit))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def default_run_dir(loaded: LoadedSuite, opts: RunOptions) -> Path:
+    """``--out``, else runs/<suite>/<model> (runs/<suite>/scores without a model)."""
+    return opts.out or Path("runs") / loaded.suite.name / (opts.model or "scores")
+
+
+def run_suite(loaded: LoadedSuite, opts: RunOptions) -> list[Outcome]:
+    """Run the selected tasks of a suite; returns one outcome per point (records on rank 0)."""
+    needs_model = any(t.kind == "generate" for t in select_tasks(loaded, opts.tasks).values())
+    adapter = None
+    if needs_model and opts.model:
+        adapter = build_adapter(opts.model, opts.model_args, opts.device, opts.dtype)
+    points = plan(loaded, opts, adapter)
+    if opts.generate_only:
+        points = [p for p in points if p.task.kind == "generate"]
+    if opts.device.startswith("cuda") or opts.tf32:
+        import torch
+
+        torch.backends.cuda.matmul.allow_tf32 = opts.tf32
+        torch.backends.cudnn.allow_tf32 = opts.tf32
+    dist.init_from_env(opts.device)
+    ctx = EvalContext(device=opts.device, batch_size=opts.score_batch_size, workers=opts.workers,
+                      bootstrap=opts.bootstrap, cache=opts.cache, weights=dict(opts.weights),
+                      data=dict(opts.data), rank=dist.rank(), world_size=dist.world_size())
+    run_dir = default_run_dir(loaded, opts)
+    outcomes = [run_point(p, loaded, run_dir, adapter, opts, ctx) for p in points]
+    if opts.sweep and not opts.generate_only:
+        from diffbench.run_record import add_pareto
+
+        add_pareto(outcomes, run_dir)
+    return outcomes

@@ -1,0 +1,143 @@
+"""The results record of one run point, and the Pareto summary of a sweep.
+
+A record says what was run (suite name, version, file hash and overrides; task; sweep point;
+model and its arguments; the adapter's own description), how (protocol and its effective
+settings, sampler settings, seeds, device, dtype, world size), on what (dataset, reference,
+extractor fingerprints) and what came out (metrics with sample counts and intervals, timings).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+from diffbench import dist, results
+from diffbench.log import logger
+from diffbench.protocols import Protocol
+from diffbench.requests import request_sampler
+
+SEED_RULE = "per image: sha256(f'{suite_seed}/{key}')[:8] big-endian & (2**63-1)"
+
+
+def _suite_block(loaded) -> dict[str, Any]:
+    digest = hashlib.sha256()
+    for path in loaded.files:
+        digest.update(Path(path).read_bytes())
+    return {"name": loaded.suite.name, "version": loaded.suite.version, "path": str(loaded.path),
+            "sha256": digest.hexdigest(), "overrides": dict(loaded.overrides)}
+
+
+def _model_block(opts, adapter) -> dict[str, Any] | None:
+    if adapter is None:
+        return None
+    args = {k: (v if isinstance(v, (str, int, float, bool)) or v is None else str(v))
+            for k, v in opts.model_args.items()}
+    describe = adapter.describe() if hasattr(adapter, "describe") else {}
+    return {"name": opts.model, "args": {**args, "adapter": _jsonable(describe)}}
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)
+
+
+def _generation_block(point, report, adapter) -> dict[str, Any] | None:
+    if report is None:
+        return None
+    parts = dist.gather_objects(report.to_dict())
+    block = {"planned": sum(p["planned"] for p in parts),
+             "skipped": sum(p["skipped"] for p in parts),
+             "generated": sum(p["generated"] for p in parts),
+             "seconds": max(p["seconds"] for p in parts), "ranks": len(parts)}
+    block["images_per_s"] = round(block["generated"] / block["seconds"], 3) if block[
+        "seconds"] else 0.0
+    stats = getattr(adapter, "sampler_stats", None)
+    if callable(stats) and point.requests:
+        block["model_evaluations"] = _jsonable(stats(point.requests[0].sampler))
+    return block
+
+
+def build_record(loaded, point, opts, ctx, adapter, samples, scored, protocol: Protocol,
+                 report, timings: dict[str, float], fingerprint: str) -> dict[str, Any]:
+    """The results record of one point (validated when written)."""
+    task = point.task
+    generation = _generation_block(point, report, adapter)
+    counts: dict[str, int | None] = {"planned": len(point.requests) or len(samples),
+                                     "generated": generation["generated"] if generation else None,
+                                     **scored.counts}
+    sampler = {**request_sampler(task), **point.sweep} if task.kind == "generate" else {}
+    dataset = None
+    if task.dataset is not None:
+        describe = point.dataset.describe() if hasattr(point.dataset, "describe") else {}
+        dataset = {"name": task.dataset.name, "reader": task.dataset.reader,
+                   "args": dict(task.dataset.args), "describe": _jsonable(describe)}
+    record = results.new_record(
+        kind="run", protocol=protocol.name, protocol_settings=_jsonable(protocol.settings()),
+        metrics=scored.metrics, counts=counts, suite=_suite_block(loaded), task=point.task_name,
+        model=_model_block(opts, adapter), sweep=dict(point.sweep) or None,
+        seeds={"suite_seed": task.generation.seed, "rule": SEED_RULE} if task.kind == "generate"
+        else {}, sampler=_jsonable(sampler), extractors=scored.extractors,
+        references=_jsonable(scored.references),
+        inputs={"fake": _jsonable(samples.describe())}, dataset=dataset, generation=generation,
+        environment=results.environment(device=opts.device, dtype=opts.dtype,
+                                        world_size=ctx.world_size),
+        timings={**timings, **scored.timings},
+        notes=[*scored.notes, f"fingerprint:{fingerprint}"])
+    if opts.limit:
+        record["smoke"] = True
+        record["notes"].insert(0, f"smoke run: --limit {opts.limit}; not comparable to full runs")
+    return record
+
+
+def pareto_axes(metrics: list[str]) -> tuple[str, str] | None:
+    """Default axes of a sweep's front: prompt vs subject fidelity, or FID vs IS."""
+    for x, ys in (("clip_t", ("dino", "clip_i")), ("fid", ("isc",))):
+        if x in metrics:
+            for y in ys:
+                if y in metrics:
+                    return x, y
+    return None
+
+
+def add_pareto(outcomes: list, run_dir: Path) -> None:
+    """Per swept task: the non-dominated points, stored in every record of the sweep, and a plot."""
+    by_task: dict[str, list] = {}
+    for o in outcomes:
+        if o.record is not None and o.point.sweep:
+            by_task.setdefault(o.point.task_name, []).append(o)
+    for task_name, group in by_task.items():
+        metrics = list(group[0].record["metrics"])
+        axes = pareto_axes(metrics)
+        if axes is None or len(group) < 2 or len(group[0].point.sweep) != 1:
+            continue  # a front needs two axes, two points and one swept parameter
+        try:
+            from diffbench.pareto import sweep_front
+        except ImportError:
+            logger.warning("Pareto fronts need diffbench.pareto; skipped")
+            return
+        param = ",".join(group[0].point.sweep)
+        front = sweep_front([o.record for o in group], axes[0], axes[1], param)
+        for o in group:
+            o.record["pareto"] = front
+            if dist.is_main():
+                results.write(o.record, o.path)
+        if dist.is_main():
+            _plot(front, group[0].record, run_dir, task_name)
+
+
+def _plot(front: dict[str, Any], record: dict[str, Any], run_dir: Path, task: str) -> None:
+    try:
+        from diffbench.report.plots import plot_fronts
+    except ImportError:
+        return
+    label = (record.get("model") or {}).get("name", "model")
+    out = run_dir / "plots" / f"pareto-{task}"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    plot_fronts({label: front}, out.with_suffix(".png"), out.with_suffix(".svg"),
+                f"{record['suite']['name']} / {task}")

@@ -1,0 +1,335 @@
+"""The ``alignment`` family: DINO, CLIP-I, CLIP-T (and DINOv2/SigLIP) of a personalization task.
+
+Each generated image belongs to a dataset item whose refs name its subject, the subject's reference
+images and the CLIP-T texts (`diffbench.data.dreambooth`). One pass reads every image once —
+generated images and the subjects' references together — and applies every distinct preprocessing
+in loader workers; each extractor then runs once per image, whichever metrics share it (CLIP-I
+and CLIP-T share the CLIP image embedding). Texts are embedded once per distinct text.
+
+Under torchrun each rank embeds a strided share of the images; the embeddings are gathered, and
+every rank computes the same numbers. Averaging is the protocol's (``average``; see
+`diffbench.metrics.alignment`). `oracle` scores the references against each other.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from diffbench.data.images import load_rgb
+from diffbench.errors import ConfigError, DataError, DiffbenchError, ImageError
+from diffbench.log import progress
+from diffbench.metrics import alignment as A
+from diffbench.metrics.bootstrap import bootstrap_ci
+from diffbench.scoring.base import EvalContext, FamilyResult, TaskInputs, metric_entry
+
+EXTRACTOR_ARGS = {
+    "dino": ("arch", "resize", "crop", "resize_mode", "interpolation", "mean", "std"),
+    "clip": ("model", "resize_mode", "interpolation", "mean", "std", "tokenizer"),
+}
+OTHER_ARGS = ("extractor", "weights", "average", "text", "scale")
+TEXTS = ("base_prompt", "prompt", "context")
+DISPLAY_SCALE = 100.0
+BOOTSTRAP_SEED = 0
+_CACHE: OrderedDict[tuple, Any] = OrderedDict()
+
+
+@dataclass(frozen=True)
+class ExtractorSpec:
+    """Which network and preprocessing a metric needs (metrics with equal specs share one)."""
+
+    kind: str
+    weights: str
+    settings: tuple[tuple[str, Any], ...]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How one metric is computed."""
+
+    metric: str
+    kind: str
+    spec: ExtractorSpec
+    average: str
+    text: str | None
+    scale: float
+
+
+def _freeze(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
+
+
+def plan(metric: str, args: dict[str, Any]) -> Plan:
+    """The computation of `metric` under its protocol settings and suite arguments."""
+    from diffbench.registry import METRICS
+
+    cls = METRICS.get(metric)
+    kind = args.get("extractor", getattr(cls, "extractor", None))
+    if kind not in EXTRACTOR_ARGS or "weights" not in args:
+        raise ConfigError(f"metric {metric}: the protocol gives no extractor settings "
+                          f"(extractor: dino|clip, weights: NAME, ...); use a personalization "
+                          f"protocol such as dreambench or dco")
+    unknown = set(args) - set(EXTRACTOR_ARGS[kind]) - set(OTHER_ARGS)
+    if unknown:
+        raise ConfigError(f"metric {metric}: unknown arguments {sorted(unknown)}; allowed: "
+                          f"{', '.join((*EXTRACTOR_ARGS[kind], *OTHER_ARGS))}")
+    settings = tuple(sorted((k, _freeze(args[k])) for k in EXTRACTOR_ARGS[kind] if k in args))
+    average = args.get("average", "subject")
+    if average not in A.AVERAGES:
+        raise ConfigError(f"metric {metric}: average {average!r} is not one of {A.AVERAGES}")
+    text = args.get("text", "base_prompt") if cls.kind == "text" else None
+    if text is not None and text not in TEXTS:
+        raise ConfigError(f"metric {metric}: text {text!r} is not one of {', '.join(TEXTS)}")
+    return Plan(metric, cls.kind, ExtractorSpec(kind, str(args["weights"]), settings), average,
+                text, float(args.get("scale", DISPLAY_SCALE)))
+
+
+def build_extractor(spec: ExtractorSpec, ctx: EvalContext) -> Any:
+    """The extractor of `spec` with resolved weights (kept loaded across the points of a sweep)."""
+    from diffbench.weights import resolve
+
+    path = Path(resolve(spec.weights, dict(ctx.weights)))
+    st = path.stat()
+    key = (spec, str(path.resolve()), st.st_size, st.st_mtime_ns, ctx.device)
+    if key in _CACHE:
+        _CACHE.move_to_end(key)
+        return _CACHE[key]
+    kwargs = dict(spec.settings)
+    if spec.kind == "dino":
+        from diffbench.features.dino import DinoExtractor
+        ext = DinoExtractor(path, name=spec.weights, device=ctx.device, **kwargs)
+    else:
+        from diffbench.features.clip import ClipExtractor
+        ext = ClipExtractor(path, name=spec.weights, weights_name=spec.weights,
+                            device=ctx.device, **kwargs)
+    _CACHE[key] = ext
+    while len(_CACHE) > 4:
+        _CACHE.popitem(last=False)
+    return ext
+
+
+class _Images(Dataset):
+    """Decode each image once and apply every distinct preprocessing (runs in workers)."""
+
+    def __init__(self, paths: list[str], preps: list[Any]):
+        self.paths, self.preps = paths, preps
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int):
+        try:
+            image = load_rgb(self.paths[i])
+            return tuple(p(image) for p in self.preps), None
+        except DiffbenchError as exc:
+            return None, str(exc)
+
+
+def _collate(rows):
+    errors = [err for _, err in rows if err is not None]
+    if errors:
+        return None, errors
+    return [torch.stack(parts) for parts in zip(*(x for x, _ in rows), strict=True)], []
+
+
+def embed_images(paths: list[str], extractors: list[Any], ctx: EvalContext,
+                 desc: str = "alignment") -> list[np.ndarray]:
+    """float32 embeddings of `paths` by each extractor (its first layer), one read per image."""
+    from diffbench.extract import default_workers
+
+    preps = list(dict.fromkeys(e.preprocessor() for e in extractors))
+    which = [preps.index(e.preprocessor()) for e in extractors]
+    workers = default_workers() if ctx.workers is None else ctx.workers
+    loader = DataLoader(_Images(paths, preps), batch_size=ctx.batch_size, shuffle=False,
+                        num_workers=workers, collate_fn=_collate,
+                        prefetch_factor=4 if workers else None)
+    parts: list[list[np.ndarray]] = [[] for _ in extractors]
+    total = -(-len(paths) // ctx.batch_size)
+    for tensors, errors in progress(loader, desc=desc, total=total, unit="batch"):
+        if errors:
+            raise ImageError(errors[0])
+        for j, ext in enumerate(extractors):
+            parts[j].append(ext.forward(tensors[which[j]])[ext.layers[0]].numpy())
+    return [np.concatenate(p) if p else np.zeros((0, 0), np.float32) for p in parts]
+
+
+def embed_sharded(paths: list[str], extractors: list[Any], ctx: EvalContext,
+                  inputs: TaskInputs, desc: str) -> list[np.ndarray]:
+    """`embed_images` over this rank's share of `paths`, gathered so every rank has all rows."""
+    mine = inputs.shard(len(paths), ctx.rank, ctx.world_size)
+    feats = embed_images([paths[i] for i in mine], extractors, ctx, desc)
+    if ctx.world_size <= 1:
+        return feats
+    import torch.distributed as dist
+
+    gathered: list[Any] = [None] * ctx.world_size
+    dist.all_gather_object(gathered, (mine, feats))
+    out = []
+    for j in range(len(extractors)):
+        dim = next(f[j].shape[1] for _, f in gathered if len(f[j]))
+        full = np.zeros((len(paths), dim), np.float32)
+        for idx, f in gathered:
+            if len(idx):
+                full[np.asarray(idx)] = f[j]
+        out.append(full)
+    return out
+
+
+@dataclass
+class _Sample:
+    key: str
+    path: str
+    subject: str
+    refs: list[str]
+    texts: dict[str, str]
+
+
+def _samples(inputs: TaskInputs) -> list[_Sample]:
+    out = []
+    for key in inputs.samples.keys:
+        item = inputs.item(key)
+        refs = item.refs
+        if not isinstance(refs.get("images"), list) or "subject" not in refs:
+            raise DataError(f"task {inputs.name}: item '{item.key}' has no subject reference "
+                            "images; alignment metrics (dino, clip_i, clip_t) need a "
+                            "personalization reader such as dreambooth")
+        texts = {"base_prompt": refs.get("text", item.condition.get("base_prompt", "")),
+                 "prompt": item.condition.get("prompt", ""), "context": refs.get("context", "")}
+        out.append(_Sample(key, str(inputs.samples.path(key)), str(refs["subject"]),
+                           list(refs["images"]), texts))
+    return out
+
+
+def _refs_hash(refs: list[str]) -> str:
+    h = hashlib.sha256()
+    for path in refs:
+        h.update(f"{Path(path).parent.name}/{Path(path).name}\0".encode())
+        h.update(Path(path).read_bytes())
+    return h.hexdigest()
+
+
+def _ci(per_subject: dict, scores: np.ndarray, p: Plan, n_boot: int,
+        weights: np.ndarray) -> dict[str, Any] | None:
+    """Percentile bootstrap over subjects (``subject`` averaging) or generated images."""
+    if not n_boot:
+        return None
+    if p.average == "subject":
+        rows = np.array([v["value"] for v in per_subject.values()])
+        fn, unit = (lambda r: float(r.mean())), "subjects"
+    else:
+        rows = np.stack([scores * weights, weights], axis=1)
+        fn, unit = (lambda r: float(r[:, 0].sum() / r[:, 1].sum())), "generated images"
+    if len(rows) < 2:
+        return None
+    low, high, _ = bootstrap_ci(fn, rows, n_boot, BOOTSTRAP_SEED)
+    return {"low": low, "high": high, "level": 0.95, "n": n_boot,
+            "method": f"percentile bootstrap over {unit}"}
+
+
+def _entry(p: Plan, scores: np.ndarray, subjects: list[str], weights: np.ndarray,
+           n_refs: dict[str, int], protocol: str, fp: str, n_boot: int,
+           n: dict[str, int]) -> dict[str, Any]:
+    value, per = A.aggregate(scores, subjects, p.average, weights)
+    for s, v in per.items():
+        v["n_references"] = n_refs[s]
+    details: dict[str, Any] = {"average": p.average, "subjects": per}
+    if p.text:
+        details["text"] = p.text
+    return metric_entry(value, higher_is_better=True, protocol=protocol, n=n, extractor=fp,
+                        ci=_ci(per, scores, p, n_boot, weights), scale=p.scale, **details)
+
+
+def _extractors(plans: list[Plan], ctx: EvalContext) -> tuple[list[ExtractorSpec], list[Any]]:
+    specs = list(dict.fromkeys(p.spec for p in plans))
+    return specs, [build_extractor(s, ctx) for s in specs]
+
+
+def _fingerprints(specs, exts) -> tuple[dict, dict]:
+    fps = {s: e.fingerprint() for s, e in zip(specs, exts, strict=True)}
+    hashes = {s: e.fingerprint_hash() for s, e in zip(specs, exts, strict=True)}
+    return {fps[s]["extractor"]: fps[s] for s in specs}, hashes
+
+
+def _text_features(p: Plan, ext: Any, samples: list[_Sample]) -> np.ndarray:
+    texts = [s.texts[p.text or "base_prompt"] for s in samples]
+    unique = list(dict.fromkeys(texts))
+    emb = ext.encode_text(unique)
+    return emb[[unique.index(t) for t in texts]]
+
+
+def evaluate(metrics: list[str], inputs: TaskInputs, ctx: EvalContext) -> FamilyResult:
+    """Score the task's alignment metrics; every rank returns the same result."""
+    plans = [plan(m, inputs.args(m)) for m in metrics]
+    samples = _samples(inputs)
+    refs = list(dict.fromkeys(r for s in samples for r in s.refs))
+    specs, exts = _extractors(plans, ctx)
+    start = time.perf_counter()
+    paths = [s.path for s in samples] + refs
+    feats = dict(zip(specs, embed_sharded(paths, exts, ctx, inputs, "alignment"), strict=True))
+    seconds = time.perf_counter() - start
+    n_gen, row = len(samples), {r: len(samples) + i for i, r in enumerate(refs)}
+    subjects = [s.subject for s in samples]
+    n_refs = {s.subject: len(s.refs) for s in samples}
+    extractors, hashes = _fingerprints(specs, exts)
+    n = {"generated": n_gen, "references": len(refs), "subjects": len(n_refs)}
+    out = FamilyResult(extractors=extractors, counts={"scored": n_gen},
+                       timings={"alignment_embed": round(seconds, 3)},
+                       references={"subject_images": {"n": len(refs), "subjects": len(n_refs),
+                                                      "sha256": _refs_hash(refs)}})
+    for p in plans:
+        gen = feats[p.spec][:n_gen]
+        weights = np.array([len(s.refs) for s in samples], dtype=np.float64)
+        if p.kind == "text":
+            scores = A.text_scores(gen, _text_features(p, exts[specs.index(p.spec)], samples))
+            weights = np.ones(n_gen)
+        else:
+            scores = np.empty(n_gen)
+            for subj in n_refs:
+                sel = [i for i, s in enumerate(samples) if s.subject == subj]
+                ref_rows = [row[r] for r in samples[sel[0]].refs]
+                scores[sel] = A.image_scores(gen[sel], feats[p.spec][ref_rows])
+        out.metrics[p.metric] = _entry(p, scores, subjects, weights, n_refs, inputs.protocol.name,
+                                       hashes[p.spec], ctx.bootstrap, n)
+    return out
+
+
+def oracle(metrics: list[str], inputs: TaskInputs, ctx: EvalContext) -> FamilyResult:
+    """The real-image oracle: each subject's references against each other (no self-pairs)."""
+    if inputs.dataset is None or not callable(getattr(inputs.dataset, "items", None)):
+        raise DataError(f"task {inputs.name}: the oracle needs the task dataset's subjects")
+    plans = [p for p in (plan(m, inputs.args(m)) for m in metrics) if p.kind == "image"]
+    out = FamilyResult(notes=[f"{m}: not defined for the real-image oracle (no prompt)"
+                              for m in metrics if m not in {p.metric for p in plans}])
+    if not plans:
+        return out
+    by_subject: dict[str, list[str]] = {}
+    for item in inputs.dataset.items():
+        by_subject.setdefault(str(item.refs["subject"]), list(item.refs["images"]))
+    refs = [r for paths in by_subject.values() for r in paths]
+    specs, exts = _extractors(plans, ctx)
+    feats = dict(zip(specs, embed_sharded(refs, exts, ctx, inputs, "oracle"), strict=True))
+    out.extractors, hashes = _fingerprints(specs, exts)
+    subjects = [s for s, paths in by_subject.items() for _ in paths]
+    n_refs = {s: len(paths) for s, paths in by_subject.items()}
+    weights = np.array([n_refs[s] - 1 for s in subjects], dtype=np.float64)
+    n = {"references": len(refs), "subjects": len(by_subject)}
+    out.counts, out.references = {"scored": len(refs)}, {
+        "subject_images": {"n": len(refs), "subjects": len(by_subject), "sha256": _refs_hash(refs)}}
+    for p in plans:
+        scores, start = np.empty(len(refs)), 0
+        for paths in by_subject.values():
+            scores[start:start + len(paths)] = A.oracle_scores(
+                feats[p.spec][start:start + len(paths)])
+            start += len(paths)
+        out.metrics[p.metric] = _entry(p, scores, subjects, weights, n_refs, inputs.protocol.name,
+                                       hashes[p.spec], ctx.bootstrap, n)
+        out.metrics[p.metric]["details"]["oracle"] = True
+    return out

@@ -1,0 +1,115 @@
+"""The ``distribution`` family: a generated set against a reference set through one extractor.
+
+FID, sFID, KID, IS, precision/recall and class accuracy, as the task's protocol computes them
+(`diffbench.metrics.distribution`). Each image is read once: one pass per side feeds every metric
+of the family. The reference is, in order: the task's ``reference.dataset``, its ``reference.stats``
+file, or the real images of the task dataset (`reference_images()`, e.g. VITON-HD's test persons).
+Under torchrun each rank extracts its share of both sides; Gaussian moments are all-reduced and
+feature rows gathered back into global order, so every rank computes the same values.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from diffbench import dist
+from diffbench.errors import ConfigError, DataError, MetricInputError
+from diffbench.extract import FeatureSet, extract
+from diffbench.features import build_extractor
+from diffbench.metrics.distribution import compute_all
+from diffbench.metrics.states import FeatureBank, GaussianMoments
+from diffbench.protocols import apply_metric_args
+from diffbench.scorer import Side, bootstrap_rows, load_side
+from diffbench.scoring.base import EvalContext, FamilyResult, TaskInputs
+
+
+def sharded_extract(ctx: EvalContext):
+    """An `extract` that reads only this rank's share and reduces the states across ranks."""
+
+    def run(source, extractor, moments, banks, batch_size, workers, desc="features"):
+        if ctx.world_size <= 1:
+            return extract(source, extractor, moments, banks, batch_size, workers, desc=desc)
+        n = len(source)
+        mine = list(range(ctx.rank, n, ctx.world_size))
+        part = extract(source, extractor, moments, banks, batch_size, workers, desc=desc,
+                       indices=mine)
+        return _reduce(part, mine, n)
+
+    return run
+
+
+def _reduce(part: FeatureSet, mine: list[int], n: int) -> FeatureSet:
+    out = FeatureSet(n=n, seconds=part.seconds)
+    for layer in sorted(part.moments):
+        total = dist.all_reduce_sum(part.moments[layer].to_dict())
+        out.moments[layer] = GaussianMoments.from_dict(total)
+    for layer in sorted(part.banks):
+        rows = dist.gather_rows(part.banks[layer].array(), mine, n)
+        out.banks[layer] = FeatureBank(rows.shape[1]).update(rows)
+    for sizes in dist.gather_objects(part.sizes):
+        for size, count in sizes.items():
+            out.sizes[size] = out.sizes.get(size, 0) + count
+    return out
+
+
+def reference_of(inputs: TaskInputs) -> Any:
+    """What the generated set is compared with (path, statistics file or image source)."""
+    if inputs.reference is not None:
+        return inputs.reference
+    ref = inputs.dataset.reference_images() if inputs.dataset is not None and callable(
+        getattr(inputs.dataset, "reference_images", None)) else None
+    if ref is None:
+        raise ConfigError(f"task {inputs.name}: distribution metrics need a reference; add "
+                          "reference: {dataset: {name, reader}} or reference: {stats: NAME} "
+                          "to the task")
+    return ref
+
+
+def _labels(samples) -> np.ndarray | None:
+    try:
+        labels = [samples.condition(k).get("class") for k in samples.keys]
+    except AttributeError:
+        return None
+    if any(lab is None for lab in labels):
+        return None
+    return np.asarray(labels, dtype=np.int64)
+
+
+def evaluate(metrics: list[str], inputs: TaskInputs, ctx: EvalContext) -> FamilyResult:
+    """Every distribution metric of a task from one pass over each side."""
+    protocol = apply_metric_args(inputs.protocol, {m: inputs.metric_args.get(m, {})
+                                                   for m in metrics})
+    protocol.check_metrics(metrics)
+    extractor = build_extractor(protocol.extractor, protocol.resize, ctx.weights, ctx.device)
+    run = sharded_extract(ctx)
+    start = time.perf_counter()
+    real = load_side(reference_of(inputs), metrics, extractor, protocol, False, ctx.batch_size,
+                     ctx.workers, ctx.cache, extract_fn=run, write_cache=ctx.rank == 0)
+    real_s = time.perf_counter() - start
+    fake = load_side(inputs.samples, metrics, extractor, protocol, True, ctx.batch_size,
+                     ctx.workers, False, bootstrap_rows(metrics, protocol, ctx.bootstrap),
+                     extract_fn=run)
+    if "accuracy" in metrics:
+        fake.labels = _labels(inputs.samples)
+    _check_counts(real, fake, inputs)
+    values = compute_all(real, fake, protocol, metrics, extractor.fingerprint_hash(),
+                         ctx.bootstrap)
+    for name, entry in values.items():
+        scale = protocol.param(name).get("scale")
+        if scale is not None:
+            entry["scale"] = float(scale)
+    return FamilyResult(
+        metrics=values, extractors={extractor.name: extractor.fingerprint()},
+        references={"real": real.describe}, counts={"real": real.n, "scored": fake.n},
+        timings={"real_features": round(real_s, 3),
+                 "fake_features": round(time.perf_counter() - start - real_s, 3)})
+
+
+def _check_counts(real: Side, fake: Side, inputs: TaskInputs) -> None:
+    if fake.n == 0:
+        raise DataError(f"task {inputs.name}: no generated images to score")
+    if real.n == 0:
+        raise MetricInputError(f"task {inputs.name}: the reference set is empty")
