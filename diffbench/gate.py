@@ -1,10 +1,11 @@
-"""Regression gate: compare a results record with a committed baseline.
+"""Regression gate: compare results records with a committed baseline.
 
-Each metric has a direction (higher or lower is better), an absolute or relative tolerance, and
-optionally ``beyond_ci``: a worse value fails only when the baseline lies outside the current
-confidence interval too. Improvements never fail. A comparison that cannot be made (missing
-metric, other protocol, other extractor fingerprint, other sample count) is "not comparable",
-never a pass.
+A baseline holds, per task (``task``, or ``task@param=value`` for a sweep point), the protocol,
+the sample counts and each metric's value, direction, tolerance (absolute and/or relative; the
+larger allowance applies) and optionally ``beyond_ci``: a worse value then fails only when the
+baseline also lies outside the current confidence interval. Improvements never fail. A
+comparison that cannot be made (missing task or metric, other suite version, protocol, extractor
+fingerprint or sample count, a smoke run) is "not comparable", never a pass.
 
 Exit codes: 0 pass, 1 regression, 2 usage error, 3 not comparable.
 """
@@ -12,7 +13,7 @@ Exit codes: 0 pass, 1 regression, 2 usage error, 3 not comparable.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,10 +34,12 @@ DEFAULT_TOLERANCE: dict[str, dict[str, float]] = {
 }
 FALLBACK_TOLERANCE = {"rel": 0.05}
 
+
 @dataclass(frozen=True)
 class Row:
     """One metric's verdict."""
 
+    task: str
     metric: str
     baseline: float | None
     current: float | None
@@ -48,10 +51,11 @@ class Row:
 
 @dataclass(frozen=True)
 class Verdict:
-    """The gate's answer: the rows, problems that make the runs incomparable, the exit code."""
+    """The gate's answer: rows, problems that make runs incomparable, notes, the exit code."""
 
     rows: list[Row]
     problems: list[str]
+    notes: list[str] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
@@ -64,7 +68,27 @@ class Verdict:
         """A machine-readable form of the verdict."""
         status = {PASS: "pass", REGRESSION: "regression", NOT_COMPARABLE: "not comparable"}
         return {"status": status[self.exit_code], "exit_code": self.exit_code,
-                "problems": self.problems, "metrics": [asdict(r) for r in self.rows]}
+                "problems": self.problems, "notes": self.notes,
+                "metrics": [asdict(r) for r in self.rows]}
+
+
+def task_key(record: dict[str, Any]) -> str:
+    """The baseline key of a record: its task, plus ``@param=value`` for a sweep point."""
+    key = record.get("task") or "score"
+    sweep = record.get("sweep") or {}
+    return key + "".join(f"@{k}={v}" for k, v in sweep.items())  # as `diffbench run` names points
+
+
+def by_task(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Records keyed by `task_key`; two records of one task are a usage error."""
+    out: dict[str, dict[str, Any]] = {}
+    for rec in records:
+        key = task_key(rec)
+        if key in out:
+            raise ConfigError(f"two results for task '{key}' (runs {out[key]['run_id']} and "
+                              f"{rec['run_id']}); pass one results file per task")
+        out[key] = rec
+    return out
 
 
 def _direction(name: str, record_metric: dict[str, Any] | None, spec: dict[str, Any]) -> bool:
@@ -78,8 +102,7 @@ def _direction(name: str, record_metric: dict[str, Any] | None, spec: dict[str, 
                       "'higher_is_better: true|false' to its entry")
 
 
-def init_baseline(record: dict[str, Any], source: str = "") -> dict[str, Any]:
-    """A baseline from a results record, with default tolerances per metric, for review."""
+def _task_baseline(record: dict[str, Any]) -> dict[str, Any]:
     metrics = {}
     for name, m in record["metrics"].items():
         entry: dict[str, Any] = {"value": m["value"],
@@ -89,11 +112,37 @@ def init_baseline(record: dict[str, Any], source: str = "") -> dict[str, Any]:
         if m.get("extractor"):
             entry["extractor"] = m["extractor"]
         metrics[name] = entry
-    return {"diffbench_baseline": BASELINE_FORMAT, "source": source,
-            "suite": record.get("suite"), "task": record.get("task"),
-            "protocol": record["protocol"]["name"],
+    return {"protocol": record["protocol"]["name"],
             "counts": {k: v for k, v in record["counts"].items() if v is not None},
             "metrics": metrics}
+
+
+def init_baseline(records: list[dict[str, Any]] | dict[str, Any],
+                  source: str = "") -> dict[str, Any]:
+    """A baseline from results records, with default tolerances per metric, for review."""
+    records = [records] if isinstance(records, dict) else records
+    suites = {(r["suite"]["name"], r["suite"]["version"]) if r.get("suite") else None
+              for r in records}
+    if len(suites) > 1:
+        raise ConfigError(f"results of several suites or suite versions ({sorted(map(str, suites))}"
+                          "); write one baseline per suite")
+    suite = next(iter(suites), None)
+    return {"diffbench_baseline": BASELINE_FORMAT, "source": source,
+            "suite": suite and {"name": suite[0], "version": suite[1]},
+            "tasks": {key: _task_baseline(rec) for key, rec in sorted(by_task(records).items())}}
+
+
+def _check_metrics(path: Path, task: str, metrics: Any) -> None:
+    if not isinstance(metrics, dict) or not metrics:
+        raise ConfigError(f"{path}: tasks.{task}: baseline has no metrics")
+    for name, spec in metrics.items():
+        if not isinstance(spec, dict) or not isinstance(spec.get("value"), (int, float)):
+            raise ConfigError(f"{path}: tasks.{task}.metrics.{name}: needs a numeric 'value'")
+        tol = spec.get("tolerance", {})
+        if not isinstance(tol, dict) or set(tol) - {"abs", "rel"} or any(
+                not isinstance(v, (int, float)) or v < 0 for v in tol.values()):
+            raise ConfigError(f"{path}: tasks.{task}.metrics.{name}.tolerance: expected "
+                              "{abs: X} and/or {rel: X} with X >= 0")
 
 
 def load_baseline(path: str | Path) -> dict[str, Any]:
@@ -109,28 +158,34 @@ def load_baseline(path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict) or data.get("diffbench_baseline") != BASELINE_FORMAT:
         raise ConfigError(f"{path}: not a diffbench baseline (needs diffbench_baseline: 1); "
                           "write one with `diffbench gate init`")
-    metrics = data.get("metrics")
-    if not isinstance(metrics, dict) or not metrics:
-        raise ConfigError(f"{path}: baseline has no metrics")
-    for name, spec in metrics.items():
-        if not isinstance(spec, dict) or not isinstance(spec.get("value"), (int, float)):
-            raise ConfigError(f"{path}: metrics.{name}: needs a numeric 'value'")
-        tol = spec.get("tolerance", {})
-        if not isinstance(tol, dict) or set(tol) - {"abs", "rel"} or any(
-                not isinstance(v, (int, float)) or v < 0 for v in tol.values()):
-            raise ConfigError(f"{path}: metrics.{name}.tolerance: expected {{abs: X}} and/or "
-                              "{rel: X} with X >= 0")
+    if "tasks" not in data and "metrics" in data:  # one task at the top level
+        data["tasks"] = {data.pop("task", None) or "score": {
+            k: data.pop(k, None) for k in ("protocol", "counts", "metrics")}}
+    tasks = data.get("tasks")
+    if not isinstance(tasks, dict) or not tasks:
+        raise ConfigError(f"{path}: baseline has no tasks")
+    for task, spec in tasks.items():
+        if not isinstance(spec, dict):
+            raise ConfigError(f"{path}: tasks.{task}: expected protocol, counts and metrics")
+        _check_metrics(path, task, spec.get("metrics"))
     return data
 
 
-def _comparability(record: dict[str, Any], baseline: dict[str, Any]) -> list[str]:
+def _comparability(record: dict[str, Any], spec: dict[str, Any],
+                   suite: dict[str, Any] | None) -> list[str]:
     problems = []
-    if record["protocol"]["name"] != baseline.get("protocol"):
-        problems.append(f"protocol differs: baseline {baseline.get('protocol')}, "
+    current = record.get("suite") or None
+    if suite and (not current or (current.get("name"), current.get("version"))
+                  != (suite.get("name"), suite.get("version"))):
+        have = current and f"{current.get('name')} v{current.get('version')}"
+        problems.append(f"suite differs: baseline {suite.get('name')} v{suite.get('version')}, "
+                        f"current {have}")
+    if record["protocol"]["name"] != spec.get("protocol"):
+        problems.append(f"protocol differs: baseline {spec.get('protocol')}, "
                         f"current {record['protocol']['name']}")
     if record.get("smoke"):
         problems.append("current results are a smoke run (--limit); they gate nothing")
-    for key, expected in (baseline.get("counts") or {}).items():
+    for key, expected in (spec.get("counts") or {}).items():
         actual = record["counts"].get(key)
         if actual != expected:
             problems.append(f"sample count '{key}' differs: baseline {expected}, current {actual}")
@@ -150,37 +205,49 @@ def _tol_text(tol: dict[str, float]) -> str:
     return " or ".join(parts) or "exact"
 
 
-def _judge(name: str, spec: dict[str, Any], current: dict[str, Any] | None) -> Row:
+def _judge(task: str, name: str, spec: dict[str, Any], current: dict[str, Any] | None,
+           missing: str = "metric missing from current results") -> Row:
     base = float(spec["value"])
     tol = spec.get("tolerance", {})
+    row = Row(task, name, base, None, None, _tol_text(tol), "not comparable", missing)
     if current is None:
-        return Row(name, base, None, None, _tol_text(tol), "not comparable",
-                   "metric missing from current results")
-    if spec.get("extractor") and current.get("extractor") != spec["extractor"]:
-        return Row(name, base, current["value"], None, _tol_text(tol), "not comparable",
-                   "extractor fingerprint differs")
+        return row
     value = float(current["value"])
+    if spec.get("extractor") and current.get("extractor") != spec["extractor"]:
+        return Row(task, name, base, value, None, row.tolerance, "not comparable",
+                   "extractor fingerprint differs")
     delta = value - base
     higher = _direction(name, current, spec)
     worse = delta < 0 if higher else delta > 0
-    if not worse:
-        return Row(name, base, value, delta, _tol_text(tol), "improved" if delta else "pass")
-    if abs(delta) <= _allowed(tol, base):
-        return Row(name, base, value, delta, _tol_text(tol), "pass", "within tolerance")
-    ci = current.get("ci")
-    if spec.get("beyond_ci") and ci and ci["low"] <= base <= ci["high"]:
-        return Row(name, base, value, delta, _tol_text(tol), "pass",
-                   "worse, but the baseline is inside the current confidence interval")
-    return Row(name, base, value, delta, _tol_text(tol), "regression",
-               f"{'lower' if higher else 'higher'} than baseline beyond tolerance")
+    status, reason = ("improved" if delta else "pass"), ""
+    if worse and abs(delta) <= _allowed(tol, base):
+        status, reason = "pass", "within tolerance"
+    elif worse and spec.get("beyond_ci") and (ci := current.get("ci")) \
+            and ci["low"] <= base <= ci["high"]:
+        status, reason = "pass", "worse, but the baseline is inside the current confidence interval"
+    elif worse:
+        status, reason = "regression", f"{'lower' if higher else 'higher'} than baseline " \
+                                       "beyond tolerance"
+    return Row(task, name, base, value, delta, row.tolerance, status, reason)
 
 
-def gate(record: dict[str, Any], baseline: dict[str, Any]) -> Verdict:
-    """Compare a results record with a baseline."""
-    problems = _comparability(record, baseline)
-    rows = [_judge(name, spec, record["metrics"].get(name))
-            for name, spec in baseline["metrics"].items()]
-    return Verdict(rows, problems)
+def gate(records: list[dict[str, Any]] | dict[str, Any], baseline: dict[str, Any]) -> Verdict:
+    """Compare results records (one per task) with a baseline."""
+    current = by_task([records] if isinstance(records, dict) else records)
+    rows: list[Row] = []
+    problems: list[str] = []
+    for task, spec in baseline["tasks"].items():
+        record = current.get(task)
+        if record is None:
+            rows += [_judge(task, name, m, None, "task missing from current results")
+                     for name, m in spec["metrics"].items()]
+            continue
+        problems += [f"{task}: {p}" for p in _comparability(record, spec, baseline.get("suite"))]
+        rows += [_judge(task, name, m, record["metrics"].get(name))
+                 for name, m in spec["metrics"].items()]
+    notes = [f"{task}: not in the baseline, not gated" for task in current
+             if task not in baseline["tasks"]]
+    return Verdict(rows, problems, notes)
 
 
 def markdown(verdict: Verdict) -> str:
@@ -188,15 +255,17 @@ def markdown(verdict: Verdict) -> str:
     def num(x: float | None) -> str:
         return "—" if x is None else f"{x:.6g}"
 
+    several = len({r.task for r in verdict.rows}) > 1
     lines = ["| metric | baseline | current | Δ | tolerance | status |",
-             "|---|---|---|---|---|---|"]
+             "|---|--:|--:|--:|---|---|"]
     for r in verdict.rows:
         status = r.status + (f" ({r.reason})" if r.reason else "")
         delta = "—" if r.delta is None else f"{r.delta:+.4g}"
-        lines.append(f"| {r.metric} | {num(r.baseline)} | {num(r.current)} | {delta} | "
+        metric = f"{r.task}/{r.metric}" if several else r.metric
+        lines.append(f"| {metric} | {num(r.baseline)} | {num(r.current)} | {delta} | "
                      f"{r.tolerance} | {status} |")
-    for p in verdict.problems:
-        lines.append(f"\n**not comparable:** {p}")
+    lines += [f"\n**not comparable:** {p}" for p in verdict.problems]
+    lines += [f"\n_note: {n}_" for n in verdict.notes]
     word = {PASS: "PASS", REGRESSION: "REGRESSION", NOT_COMPARABLE: "NOT COMPARABLE"}
     lines.append(f"\n**gate: {word[verdict.exit_code]}**")
     return "\n".join(lines)

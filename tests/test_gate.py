@@ -1,4 +1,4 @@
-"""`diffbench gate`: exit codes 0/1/2/3, tolerances, confidence intervals, directions."""
+"""`diffbench gate`: exit codes 0/1/2/3, tolerances, confidence intervals, directions, tasks."""
 
 from __future__ import annotations
 
@@ -9,22 +9,27 @@ import yaml
 from click.testing import CliRunner
 
 from diffbench.cli import main
+from diffbench.errors import ConfigError
 from diffbench.gate import gate, init_baseline, load_baseline, markdown, write_baseline
 from diffbench.results import new_record, write
 
+SUITE = {"name": "demo", "version": 1}
 
-def make_record(fid=10.0, precision=0.7, protocol="adm", fake=1000, ci=None, **extra):
+
+def make_record(fid=10.0, precision=0.7, protocol="adm", fake=1000, ci=None, task="digits",
+                **extra):
     metrics = {"fid": {"value": fid, "higher_is_better": False, "extractor": "abc123"},
                "precision": {"value": precision, "higher_is_better": True}}
     if ci:
         metrics["fid"]["ci"] = {"low": ci[0], "high": ci[1], "level": 0.95}
+    extra.setdefault("suite", SUITE)
     return new_record(kind="run", protocol=protocol, metrics=metrics,
-                      counts={"fake": fake, "real": 500}, **extra)
+                      counts={"fake": fake, "real": 500}, task=task, **extra)
 
 
 @pytest.fixture
 def files(tmp_path):
-    base = init_baseline(make_record(), "baseline run")
+    base = init_baseline([make_record()], "baseline run")
     base_path = write_baseline(base, tmp_path / "baseline.yaml")
 
     def run(record, *extra):
@@ -38,7 +43,7 @@ def test_same_numbers_pass(files):
     _, run = files
     res = run(make_record())
     assert res.exit_code == 0, res.output
-    assert "| fid | 10 | 10 |" in res.stdout and "gate: PASS" in res.stdout
+    assert "| fid | 10 | 10 | +0 |" in res.stdout and "gate: PASS" in res.stdout
 
 
 def test_within_tolerance_passes(files):
@@ -58,19 +63,23 @@ def test_regression_fails_with_exit_1(files):
 def test_improvement_never_fails(files):
     _, run = files
     res = run(make_record(fid=2.0, precision=0.99))
-    assert res.exit_code == 0 and "improved" in res.stdout
+    assert res.exit_code == 0 and res.stdout.count("improved") == 2
+    # However far: a relative tolerance of 0 and a huge improvement still pass.
+    base = init_baseline([make_record()])
+    base["tasks"]["digits"]["metrics"]["fid"]["tolerance"] = {"rel": 0.0}
+    assert gate(make_record(fid=0.001), base).exit_code == 0
 
 
-def test_within_ci_passes_when_beyond_ci_is_set(tmp_path):
-    base = init_baseline(make_record())
-    base["metrics"]["fid"]["beyond_ci"] = True
+def test_within_ci_so_pass_when_beyond_ci_is_set():
+    base = init_baseline([make_record()])
+    base["tasks"]["digits"]["metrics"]["fid"]["beyond_ci"] = True
     worse_but_noisy = make_record(fid=11.0, ci=(9.5, 12.5))
     verdict = gate(worse_but_noisy, base)
     assert verdict.exit_code == 0
     assert "confidence interval" in verdict.rows[0].reason
     clearly_worse = make_record(fid=11.0, ci=(10.6, 11.4))
     assert gate(clearly_worse, base).exit_code == 1
-    base["metrics"]["fid"]["beyond_ci"] = False
+    base["tasks"]["digits"]["metrics"]["fid"]["beyond_ci"] = False
     assert gate(worse_but_noisy, base).exit_code == 1
 
 
@@ -78,6 +87,8 @@ def test_within_ci_passes_when_beyond_ci_is_set(tmp_path):
     (make_record(protocol="torch-fidelity"), "protocol differs"),
     (make_record(fake=999), "sample count 'fake' differs"),
     (make_record(smoke=True), "smoke run"),
+    (make_record(suite={"name": "demo", "version": 2}), "suite differs"),
+    (make_record(task="other"), "task missing"),
 ])
 def test_not_comparable_exit_3(files, record, why):
     _, run = files
@@ -94,7 +105,13 @@ def test_missing_metric_or_other_fingerprint_is_not_comparable(files):
     assert res.exit_code == 3 and "metric missing" in res.stdout
     rec = make_record()
     rec["metrics"]["fid"]["extractor"] = "other"
-    assert run(rec).exit_code == 3
+    res = run(rec)
+    assert res.exit_code == 3 and "extractor fingerprint differs" in res.stdout
+
+
+def test_not_comparable_wins_over_regression(files):
+    _, run = files
+    assert run(make_record(fid=50.0, fake=10)).exit_code == 3
 
 
 def test_usage_errors_exit_2(tmp_path, files):
@@ -107,15 +124,46 @@ def test_usage_errors_exit_2(tmp_path, files):
     path = write(make_record(), tmp_path / "r.json")
     res = runner.invoke(main, ["gate", str(path), "--baseline", str(bad)])
     assert res.exit_code == 2 and "not a diffbench baseline" in res.stderr
+    res = runner.invoke(main, ["gate", str(path), "--baseline", str(tmp_path / "nope.yaml")])
+    assert res.exit_code == 2 and "gate init" in res.stderr
     assert runner.invoke(main, ["gate", str(path)]).exit_code == 2  # --baseline missing
+    twice = write(make_record(), tmp_path / "r2.json")
+    res = runner.invoke(main, ["gate", str(path), str(twice), "--baseline", str(base_path)])
+    assert res.exit_code == 2 and "two results for task 'digits'" in res.stderr
 
 
 def test_bad_tolerance_is_usage_error(tmp_path):
-    base = init_baseline(make_record())
-    base["metrics"]["fid"]["tolerance"] = {"pct": 5}
+    base = init_baseline([make_record()])
+    base["tasks"]["digits"]["metrics"]["fid"]["tolerance"] = {"pct": 5}
     path = write_baseline(base, tmp_path / "b.yaml")
-    with pytest.raises(Exception, match="tolerance"):
+    with pytest.raises(ConfigError, match="tasks.digits.metrics.fid.tolerance"):
         load_baseline(path)
+
+
+def test_run_folder_with_several_tasks_and_sweep_points(tmp_path):
+    run = tmp_path / "runs" / "demo"
+    write(make_record(task="digits"), run / "results" / "digits.json")
+    for g in (1.0, 2.0):
+        write(make_record(task="guidance", precision=0.5 + g / 10, sweep={"guidance": g}),
+              run / "results" / f"guidance@{g:g}.json")
+    runner = CliRunner()
+    out = tmp_path / "ci" / "baseline.yaml"
+    res = runner.invoke(main, ["gate", "init", str(tmp_path / "runs"), "-o", str(out)])
+    assert res.exit_code == 0 and "3 task(s)" in res.stdout, res.output
+    data = yaml.safe_load(out.read_text())
+    assert list(data["tasks"]) == ["digits", "guidance@guidance=1.0", "guidance@guidance=2.0"]
+    assert data["suite"] == SUITE
+    res = runner.invoke(main, ["gate", str(run), "--baseline", str(out)])
+    assert res.exit_code == 0 and "| guidance@guidance=2.0/precision | 0.7 | 0.7 |" in res.stdout
+    write(make_record(task="guidance", precision=0.6, sweep={"guidance": 2.0}),
+          run / "results" / "guidance@2.json")
+    res = runner.invoke(main, ["gate", str(run), "--baseline", str(out)])
+    assert res.exit_code == 1 and res.stdout.count("regression (") == 1
+    write(make_record(task="new"), run / "results" / "new.json")
+    verdict = runner.invoke(main, ["gate", str(run), "--baseline", str(out), "--json",
+                                   str(tmp_path / "v.json")])
+    assert "new: not in the baseline" in verdict.stdout
+    assert json.loads((tmp_path / "v.json").read_text())["notes"]
 
 
 def test_init_writes_reviewable_baseline_and_json_output(tmp_path):
@@ -125,18 +173,30 @@ def test_init_writes_reviewable_baseline_and_json_output(tmp_path):
     res = runner.invoke(main, ["gate", "init", str(path), "-o", str(out)])
     assert res.exit_code == 0, res.output
     data = yaml.safe_load(out.read_text())
-    assert data["metrics"]["fid"]["tolerance"] == {"rel": 0.05}
-    assert data["metrics"]["precision"]["tolerance"] == {"abs": 0.02}
-    assert data["counts"] == {"fake": 1000, "real": 500}
+    task = data["tasks"]["digits"]
+    assert task["metrics"]["fid"]["tolerance"] == {"rel": 0.05}
+    assert task["metrics"]["precision"]["tolerance"] == {"abs": 0.02}
+    assert task["counts"] == {"fake": 1000, "real": 500} and task["protocol"] == "adm"
     verdict_json = tmp_path / "v.json"
     res = runner.invoke(main, ["gate", str(path), "--baseline", str(out), "--json",
                                str(verdict_json)])
     assert res.exit_code == 0
-    assert json.loads(verdict_json.read_text())["status"] == "pass"
+    verdict = json.loads(verdict_json.read_text())
+    assert verdict["status"] == "pass" and verdict["exit_code"] == 0
+    assert {m["metric"] for m in verdict["metrics"]} == {"fid", "precision"}
+
+
+def test_single_task_baseline_shape_is_read(tmp_path):
+    path = tmp_path / "b.yaml"
+    path.write_text("diffbench_baseline: 1\ntask: digits\nprotocol: adm\ncounts: {fake: 1000}\n"
+                    "metrics: {fid: {value: 10.0, tolerance: {rel: 0.05}}}\n")
+    base = load_baseline(path)
+    assert gate(make_record(fid=10.2), base).exit_code == 0
+    assert gate(make_record(fid=11.0), base).exit_code == 1
 
 
 def test_markdown_table_columns():
-    verdict = gate(make_record(fid=12.0), init_baseline(make_record()))
+    verdict = gate(make_record(fid=12.0), init_baseline([make_record()]))
     text = markdown(verdict)
     assert text.splitlines()[0] == "| metric | baseline | current | Δ | tolerance | status |"
     assert "+2" in text and "±5%" in text

@@ -1,4 +1,6 @@
-"""The HTML report in a real headless Chromium: loads cleanly, sorts on click, escapes names.
+"""The HTML report in a real headless Chromium: loads cleanly, sorts on click, escapes names,
+shows its gallery and Pareto plot. The screenshot is kept as a test artifact
+(``test-artifacts/report.png``, or ``$DIFFBENCH_TEST_ARTIFACTS``).
 
 Needs Debian's `chromium` and the `playwright` package (`.ci/run` installs both). Outside CI
 the test is skipped when they are missing; in CI (CI=true) their absence is a failure.
@@ -14,10 +16,13 @@ import pytest
 from click.testing import CliRunner
 
 from diffbench.cli import main
-from diffbench.results import new_record, write
+from tests.test_report import XSS, demo_runs
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 ARTIFACTS = Path(os.environ.get("DIFFBENCH_TEST_ARTIFACTS", "test-artifacts"))
+# A closed network otherwise fills the log with refused connections (and slows start-up).
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
 def _need_browser():
@@ -33,11 +38,8 @@ def _need_browser():
         pytest.skip(f"{missing} is not installed (pip install playwright; apt-get install chromium)")
 
 
-def _record(model, fid):
-    return new_record(kind="run", protocol="adm", suite={"name": "imagenet256", "version": 1},
-                      task="repa-sde-cfg", model={"name": model},
-                      metrics={"fid": {"value": fid}, "recall": {"value": 0.5}},
-                      counts={"fake": 100})
+def _models(table) -> list[str]:
+    return [t.split(" [")[0] for t in table.locator("tbody tr td:first-child").all_inner_texts()]
 
 
 @pytest.mark.slow
@@ -45,35 +47,42 @@ def test_report_in_headless_chromium(tmp_path):
     _need_browser()
     from playwright.sync_api import sync_playwright
 
-    write(_record("<script>alert(1)</script>", 7.5), tmp_path / "a" / "results.json")
-    write(_record("model-b", 3.25), tmp_path / "b" / "results.json")
+    pub = demo_runs(tmp_path)
     out = tmp_path / "report"
-    res = CliRunner().invoke(main, ["report", str(tmp_path), "-o", str(out)])
+    res = CliRunner().invoke(main, ["report", str(tmp_path / "run0"), str(tmp_path / "run1"),
+                                    "-o", str(out), "--published-from", str(pub)])
     assert res.exit_code == 0, res.output
 
     errors: list[str] = []
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--no-first-run"])
-        page = browser.new_page()
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+        page = browser.new_page(viewport={"width": 1200, "height": 900})
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.on("dialog", lambda d: (errors.append(f"dialog: {d.message}"), d.dismiss()))
+        page.on("request", lambda r: None if r.url.startswith(("file:", "data:"))
+                else errors.append(f"request to {r.url}"))
         page.goto((out / "index.html").as_uri())
         table = page.locator("table.board").first
-        first_model = table.locator("tbody tr td:first-child")
-        fid_header = table.get_by_role("columnheader", name="FID ↓", exact=True)
-        fid_header.click()
-        ascending = first_model.all_inner_texts()
-        fid_header.click()
-        descending = first_model.all_inner_texts()
+        table.locator("th", has_text="FID ↓").click()
+        fid_best_first = _models(table)
+        table.locator("th", has_text="FID ↓").click()
+        fid_reversed = _models(table)
+        table.locator("th", has_text="Accuracy ↑").click()
+        accuracy_best_first = _models(table)
+        images = page.eval_on_selector_all(
+            "table.gallery img, figure.pareto img", "els => els.map(e => e.naturalWidth)")
+        gallery_caption = page.locator("table.gallery .caption", has_text="nine").first.inner_text()
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "report.png"), full_page=True)
         browser.close()
 
     assert errors == []
-    # Sorted by FID ascending: model-b (3.25) first; published rows (1.42, …) come earlier still.
-    measured_asc = [t for t in ascending if t in ("model-b", "<script>alert(1)</script>")]
-    assert measured_asc == ["model-b", "<script>alert(1)</script>"]
-    assert descending[0].startswith("<script>alert(1)</script>")  # shown as text, 7.5 is largest
+    # Lower FID first: the paper's 30.1, toy-small 38.5, the escaped model 52.25, 61.0.
+    assert fid_best_first == ["Digits-GAN (paper)", "toy-small", XSS, "Other net"]
+    assert fid_reversed == fid_best_first[::-1]
+    # Higher accuracy first; rows without a value (published, no accuracy) last.
+    assert accuracy_best_first[:2] == ["toy-small", XSS]
+    # digits: 6 rows × 2 models; the guidance sweep: 6 rows × 8 runs; one Pareto plot
+    assert len(images) == 6 * 2 + 6 * 8 + 1 and all(w > 0 for w in images)
+    assert gallery_caption == '<img src=x onerror="alert(2)"> nine'  # a prompt shown as text

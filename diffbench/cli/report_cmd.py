@@ -14,20 +14,27 @@ from diffbench.report.build import build_report
 @click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               default=Path("reports"), show_default=True, help="Folder for the report files.")
 @click.option("--published/--no-published", default=True, show_default=True,
-              help="Add published rows of the same suites and protocols.")
+              help="Add the shipped published rows of the same suites, protocols and tasks.")
+@click.option("--published-from", "extra_published", multiple=True,
+              type=click.Path(exists=True, path_type=Path),
+              help="Also add published rows from this YAML file or folder (repeatable).")
 @click.option("--title", default="diffbench report", show_default=True)
-def report(results_files: tuple[Path, ...], out_dir: Path, published: bool, title: str) -> None:
-    """Write report.csv, report.md and a self-contained index.html from results files.
+def report(results_files: tuple[Path, ...], out_dir: Path, published: bool,
+           extra_published: tuple[Path, ...], title: str) -> None:
+    """Write report.csv, report.md, index.html and Pareto plots from results files.
 
     RESULTS_FILES are results JSON files or run folders. Rows of different protocols are never
-    put in one table.
+    put in one table. index.html is one self-contained page (leaderboards, Pareto plots of
+    sweeps, sample thumbnails) that works offline.
 
     \b
     Example:
       diffbench report runs/demo runs/other/results.json -o reports/
     """
-    files = build_report(list(results_files), out_dir, published, title)
+    files = build_report(list(results_files), out_dir, published, title, extra_published)
     click.echo(f"{files.rows} rows -> {files.csv}, {files.markdown}, {files.html}")
+    if files.plots:
+        click.echo(f"Pareto plots: {', '.join(str(p) for p in files.plots)}")
 
 
 COMMANDS = [report]

@@ -1,15 +1,22 @@
-"""Build a report folder from results files: report.csv, report.md, index.html."""
+"""Build a report folder from results files: report.csv, report.md, index.html, pareto/*.png|svg."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from diffbench import results
-from diffbench.errors import ResultsError
-from diffbench.published import all_published
-from diffbench.report.table import tidy
-from diffbench.report.writers import html_page, markdown, write_csv
+from diffbench.display import label as metric_label
+from diffbench.published import PublishedFile, all_published, load_published
+from diffbench.report.collect import collect
+from diffbench.report.gallery import Gallery, Run, task_gallery
+from diffbench.report.html import ParetoFigure, page
+from diffbench.report.plots import plot_fronts
+from diffbench.report.table import model_name, sweep_text, tidy
+from diffbench.report.writers import markdown, write_csv
 
 
 @dataclass(frozen=True)
@@ -20,31 +27,89 @@ class ReportFiles:
     markdown: Path
     html: Path
     rows: int
+    plots: list[Path]
 
 
-def collect(paths: list[Path]) -> list[Path]:
-    """Results files from files and folders (a folder contributes every results*.json in it)."""
-    found: list[Path] = []
-    for path in paths:
-        if path.is_dir():
-            found += sorted(p for p in path.rglob("*.json")
-                            if p.name == "results.json" or p.parent.name == "results")
-        else:
-            found.append(path)
-    if not found:
-        raise ResultsError(f"no results files found in {', '.join(str(p) for p in paths)}")
-    return found
+def pareto_figures(records: list[dict[str, Any]], out_dir: Path) -> list[ParetoFigure]:
+    """One plot per (suite, protocol, task, axes, parameter): the fronts of every model."""
+    groups: dict[tuple[str, ...], dict[tuple[str, str], dict[str, Any]]] = {}
+    for rec in records:
+        pareto = rec.get("pareto")
+        if not isinstance(pareto, dict) or not pareto.get("points"):
+            continue
+        key = ((rec.get("suite") or {}).get("name", "(score)"), rec["protocol"]["name"],
+               rec.get("task") or "(score)", pareto["x"], pareto["y"], pareto["param"])
+        # Every record of one sweep carries the same front: keep one per model and arguments.
+        groups.setdefault(key, {})[model_name(rec)] = pareto
+    figures = []
+    for i, (key, fronts) in enumerate(sorted(groups.items())):
+        suite, protocol, task, x, y, param = key
+        names = [name for name, _ in fronts]
+        labelled = {(n if names.count(n) == 1 or not a else f"{n} {a}"): p
+                    for (n, a), p in fronts.items()}
+        slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{suite}-{task}-{param}")[:80]
+        png, svg = (out_dir / "pareto" / f"{i:02d}-{slug}.{ext}" for ext in ("png", "svg"))
+        title = f"{suite} · {task}: {metric_label(y)} vs {metric_label(x)} over {param}"
+        plot_fronts(labelled, png, svg, title)
+        figures.append(ParetoFigure(suite, task, protocol, title, png, svg))
+    return figures
+
+
+def _paired(record: dict[str, Any]) -> bool:
+    dataset = record.get("dataset") or {}
+    for block in (dataset, dataset.get("args") or {}):
+        if block.get("paired") is True or "paired" in (block.get("pairing"), block.get("mode")):
+            return True
+    return False
+
+
+def _sample_folder(record: dict[str, Any], results_file: Path) -> Path | None:
+    """The run's sample folder; when the run folder moved, its copy beside the results file."""
+    fake = (record.get("inputs") or {}).get("fake") or {}
+    if not isinstance(fake.get("path"), str):
+        return None
+    path = Path(fake["path"])
+    run_dir = results_file.parent.parent if results_file.parent.name == "results" \
+        else results_file.parent
+    candidates = [path, run_dir / path, run_dir / "samples" / path.name]
+    return next((p for p in candidates if p.exists()), path)
+
+
+def galleries(pairs: list[tuple[Path, dict[str, Any]]]) -> dict[tuple[str, str], Gallery]:
+    """One gallery per (suite, task) over the runs' sample folders (each folder once)."""
+    runs: dict[tuple[str, str], dict[Path, Run]] = {}
+    for file, rec in pairs:
+        folder = _sample_folder(rec, file)
+        if folder is None:
+            continue
+        key = ((rec.get("suite") or {}).get("name", "(score)"), rec.get("task") or "(score)")
+        name, _ = model_name(rec)
+        label = name + (f" · {sweep_text(rec)}" if rec.get("sweep") else "")
+        runs.setdefault(key, {}).setdefault(folder.resolve(), Run(label, folder, _paired(rec)))
+    return {key: task_gallery(list(found.values())) for key, found in runs.items()}
+
+
+def published_files(shipped: bool, extra: Iterable[Path] = ()) -> list[PublishedFile]:
+    """The shipped published numbers (unless turned off) plus extra files or folders."""
+    files = all_published() if shipped else []
+    for path in extra:
+        files += all_published(path) if path.is_dir() else [load_published(path)]
+    return files
 
 
 def build_report(paths: list[Path], out_dir: Path, published: bool = True,
-                 title: str = "diffbench report") -> ReportFiles:
-    """Read and validate results, add published rows, write CSV, Markdown and HTML."""
-    records = [results.read(p) for p in collect(paths)]
-    frame = tidy(records, all_published() if published else ())
+                 title: str = "diffbench report",
+                 extra_published: Iterable[Path] = ()) -> ReportFiles:
+    """Read and validate results, add published rows, write CSV, Markdown, plots and HTML."""
+    pairs = [(p, results.read(p)) for p in collect(paths)]
+    records = [rec for _, rec in pairs]
+    frame = tidy(records, published_files(published, extra_published))
     out_dir.mkdir(parents=True, exist_ok=True)
     csv = write_csv(frame, out_dir / "report.csv")
     md = out_dir / "report.md"
     md.write_text(f"# {title}\n\n" + markdown(frame), encoding="utf-8")
-    page = out_dir / "index.html"
-    page.write_text(html_page(frame, title), encoding="utf-8")
-    return ReportFiles(csv, md, page, len(frame))
+    figures = pareto_figures(records, out_dir)
+    html_file = out_dir / "index.html"
+    html_file.write_text(page(frame, figures, galleries(pairs), title), encoding="utf-8")
+    plots = [p for f in figures for p in (f.png, f.svg)]
+    return ReportFiles(csv, md, html_file, len(frame), plots)

@@ -1,35 +1,53 @@
 """The tidy table behind every report: one row per suite × task × model × metric.
 
-Rows of different protocols are kept apart by the writers: a table is always one
-(suite, protocol, task).
+Values are raw everywhere (a published number printed as KID×1000 is divided back). The
+``scale`` column is the display scale of the row's report column, one per (suite, protocol, task,
+metric), so a measured and a published number in one column are shown alike. Rows of different
+protocols are kept apart by the writers: a table is always one (suite, protocol, task).
 """
 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
 import pandas as pd
 
-from diffbench.display import METRICS as DISPLAY_ORDER
+from diffbench.display import METRICS as DISPLAY
+from diffbench.display import display
 from diffbench.published import PublishedFile
 
-COLUMNS = ["suite", "suite_version", "task", "protocol", "model", "model_args", "metric",
-           "value", "std", "ci_low", "ci_high", "n", "fingerprint", "run_id", "origin", "source",
-           "unverified"]
+COLUMNS = ["suite", "suite_version", "task", "protocol", "model", "model_args", "sweep", "metric",
+           "higher_is_better", "value", "std", "ci_low", "ci_high", "n", "scale", "fingerprint",
+           "run_id", "origin", "source", "url", "unverified"]
+GROUP = ["suite", "protocol", "task"]
 
 
-def _model_name(record: dict[str, Any]) -> tuple[str, str]:
+def model_name(record: dict[str, Any]) -> tuple[str, str]:
+    """(model name, its arguments as compact JSON or '') of a results record."""
     model = record.get("model") or {}
-    args = json.dumps(model.get("args") or {}, sort_keys=True) if model.get("args") else ""
+    args = json.dumps(model.get("args"), sort_keys=True) if model.get("args") else ""
     return model.get("name") or record.get("run_id", "?"), args
+
+
+def sweep_text(record: dict[str, Any]) -> str:
+    """`rg_scale=2` for a sweep point's record, '' otherwise."""
+    sweep = record.get("sweep") or {}
+    return ", ".join(f"{k}={v}" for k, v in sweep.items())
+
+
+def direction(metric: str, entry: dict[str, Any] | None = None) -> bool | None:
+    """Higher is better? The results entry's flag, else the display table, else unknown."""
+    info = display(metric, entry)
+    return info.higher_is_better if info else None
 
 
 def record_rows(record: dict[str, Any]) -> list[dict[str, Any]]:
     """Tidy rows of one results record."""
     suite = record.get("suite") or {}
-    name, args = _model_name(record)
+    name, args = model_name(record)
     counts = record.get("counts") or {}
     n = counts.get("scored") or counts.get("fake") or counts.get("generated")
     rows = []
@@ -38,27 +56,46 @@ def record_rows(record: dict[str, Any]) -> list[dict[str, Any]]:
         rows.append({
             "suite": suite.get("name", "(score)"), "suite_version": suite.get("version"),
             "task": record.get("task") or "(score)", "protocol": record["protocol"]["name"],
-            "model": name, "model_args": args, "metric": metric, "value": m["value"],
-            "std": m.get("std"), "ci_low": ci.get("low"), "ci_high": ci.get("high"), "n": n,
+            "model": name, "model_args": args, "sweep": sweep_text(record), "metric": metric,
+            "value": m["value"], "std": m.get("std"), "ci_low": ci.get("low"),
+            "ci_high": ci.get("high"), "n": n, "scale": m.get("scale"),
             "fingerprint": m.get("extractor"), "run_id": record["run_id"],
-            "origin": "smoke" if record.get("smoke") else "measured", "source": "",
-            "unverified": False})
+            "origin": "smoke" if record.get("smoke") else "measured", "source": "", "url": "",
+            "unverified": False, "higher_is_better": direction(metric, m)})
     return rows
 
 
 def published_rows(files: Iterable[PublishedFile]) -> list[dict[str, Any]]:
-    """Tidy rows of published numbers."""
+    """Tidy rows of published numbers, divided back to raw values."""
     rows = []
     for pub in files:
         for e in pub.entries:
-            for metric, value in e.metrics.items():
+            for metric, printed in e.metrics.items():
                 rows.append({
                     "suite": pub.suite, "suite_version": None, "task": e.task,
-                    "protocol": pub.protocol, "model": e.model, "model_args": "",
-                    "metric": metric, "value": value, "std": None, "ci_low": None,
-                    "ci_high": None, "n": None, "fingerprint": None, "run_id": e.key,
-                    "origin": "published", "source": e.source, "unverified": e.unverified})
+                    "protocol": pub.protocol, "model": e.model, "model_args": "", "sweep": "",
+                    "metric": metric, "value": pub.raw_value(metric, printed), "std": None,
+                    "ci_low": None, "ci_high": None, "n": None,
+                    "scale": pub.scales.get(metric), "fingerprint": None, "run_id": e.key,
+                    "origin": "published", "source": e.source, "url": e.url or "",
+                    "unverified": e.unverified, "higher_is_better": direction(metric)})
     return rows
+
+
+def _column_scales(rows: list[dict[str, Any]]) -> dict[tuple[str, ...], float]:
+    # Measured scales first (the protocol's choice), then the published file's, then the default.
+    found: dict[tuple[str, ...], tuple[Counter, Counter]] = {}
+    for r in rows:
+        key = (r["suite"], r["protocol"], r["task"], r["metric"])
+        measured, published = found.setdefault(key, (Counter(), Counter()))
+        if r["scale"]:
+            (published if r["origin"] == "published" else measured)[float(r["scale"])] += 1
+    out = {}
+    for key, (measured, published) in found.items():
+        votes = measured or published
+        default = DISPLAY[key[3]].scale if key[3] in DISPLAY else 1.0
+        out[key] = votes.most_common(1)[0][0] if votes else default
+    return out
 
 
 def tidy(records: Iterable[dict[str, Any]], published: Iterable[PublishedFile] = ()) -> pd.DataFrame:
@@ -67,26 +104,29 @@ def tidy(records: Iterable[dict[str, Any]], published: Iterable[PublishedFile] =
     measured = {(r["suite"], r["protocol"], r["task"]) for r in rows}
     rows += [r for r in published_rows(published)
              if (r["suite"], r["protocol"], r["task"]) in measured]
+    scales = _column_scales(rows)
+    for r in rows:
+        r["scale"] = scales[(r["suite"], r["protocol"], r["task"], r["metric"])]
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
 def groups(frame: pd.DataFrame) -> list[tuple[tuple[str, str, str], pd.DataFrame]]:
     """(suite, protocol, task) groups, each one table; never mixing protocols."""
     out = []
-    for key, part in frame.groupby(["suite", "protocol", "task"], sort=True, dropna=False):
+    for key, part in frame.groupby(GROUP, sort=True, dropna=False):
         out.append((tuple(str(k) for k in key), part))
     return out
 
 
 def wide(part: pd.DataFrame) -> tuple[list[str], list[dict[str, Any]]]:
     """One group as (metric names, rows of {model, origin, source, metric: cell dict})."""
-    order = {name: i for i, name in enumerate(DISPLAY_ORDER)}
+    order = {name: i for i, name in enumerate(DISPLAY)}
     metrics = sorted(dict.fromkeys(part["metric"]), key=lambda m: (order.get(m, len(order)), m))
-    rows: dict[tuple[str, str, str], dict[str, Any]] = {}
+    rows: dict[tuple[str, str, str, str], dict[str, Any]] = {}
     for r in part.to_dict("records"):
-        key = (r["model"], r["model_args"], r["run_id"])
-        row = rows.setdefault(key, {"model": r["model"], "model_args": r["model_args"],
-                                    "origin": r["origin"], "source": r["source"],
-                                    "unverified": r["unverified"], "n": r["n"]})
+        key = (r["model"], r["model_args"], r["sweep"], r["run_id"])
+        row = rows.setdefault(key, {k: r[k] for k in ("model", "model_args", "sweep", "origin",
+                                                      "source", "url", "unverified", "n",
+                                                      "run_id")})
         row[r["metric"]] = r
     return metrics, list(rows.values())

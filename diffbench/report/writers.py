@@ -1,40 +1,76 @@
-"""CSV, Markdown and HTML writers of the tidy table."""
+"""CSV and Markdown writers of the tidy table, and the column formatting they share with HTML."""
 
 from __future__ import annotations
 
-import html
 import math
-from importlib import resources
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from diffbench.display import arrow, display
+from diffbench.display import arrow, decimals_at, label, scale_suffix
 from diffbench.report.table import groups, wide
 
 
-def _num(x: Any) -> bool:
-    return isinstance(x, (int, float)) and not (isinstance(x, float) and math.isnan(x))
+@dataclass(frozen=True)
+class Column:
+    """One metric column of a leaderboard: header parts, direction, display scale, digits."""
+
+    metric: str
+    label: str
+    higher_is_better: bool | None
+    scale: float
+    decimals: int
+
+    @property
+    def header(self) -> str:
+        """`KID ×1000 ↓`: label, scale when not 1, direction arrow when known."""
+        parts = [self.label, scale_suffix(self.scale)]
+        if self.higher_is_better is not None:
+            parts.append(arrow(self.higher_is_better))
+        return " ".join(p for p in parts if p)
 
 
-def cell_text(metric: str, cell: dict[str, Any] | None) -> str:
-    """`value ± half-CI` (or ± std) with the metric's decimals."""
-    if not cell or not _num(cell.get("value")):
+def num(x: Any) -> bool:
+    """A finite number (not None, not NaN)."""
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def columns(part: pd.DataFrame, metrics: list[str]) -> list[Column]:
+    """The columns of one (suite, protocol, task) table."""
+    out = []
+    for metric in metrics:
+        rows = part[part["metric"] == metric]
+        scale = float(rows["scale"].iloc[0]) if num(rows["scale"].iloc[0]) else 1.0
+        known = [bool(h) for h in rows["higher_is_better"] if h is not None and not pd.isna(h)]
+        out.append(Column(metric, label(metric), known[0] if known else None, scale,
+                          decimals_at(metric, scale)))
+    return out
+
+
+def cell_text(col: Column, cell: dict[str, Any] | None) -> str:
+    """`value ± half-CI` (or ± std) at the column's scale and decimals."""
+    if not cell or not num(cell.get("value")):
         return "—"
-    info = display(metric)
-    d = info.decimals if info else 4
-    text = f"{cell['value']:.{d}f}"
-    if _num(cell.get("ci_low")) and _num(cell.get("ci_high")):
-        text += f" ± {(cell['ci_high'] - cell['ci_low']) / 2:.{d}f}"
-    elif _num(cell.get("std")):
-        text += f" ± {cell['std']:.{d}f}"
+    s, d = col.scale, col.decimals
+    text = f"{cell['value'] * s:.{d}f}"
+    if num(cell.get("ci_low")) and num(cell.get("ci_high")):
+        text += f" ± {(cell['ci_high'] - cell['ci_low']) * s / 2:.{d}f}"
+    elif num(cell.get("std")):
+        text += f" ± {cell['std'] * s:.{d}f}"
     return text
 
 
-def _header(metric: str, part: pd.DataFrame) -> str:
-    info = display(metric)
-    return f"{info.label} {arrow(info.higher_is_better)}" if info else metric
+def row_label(row: dict[str, Any]) -> str:
+    """The model as shown in a table: name, then the sweep point when there is one."""
+    return row["model"] + (f" · {row['sweep']}" if row.get("sweep") else "")
+
+
+def origin_text(row: dict[str, Any]) -> str:
+    """measured / smoke / published (unverified): citation."""
+    text = row["origin"] + (" (unverified)" if row["unverified"] else "")
+    return text + (f": {row['source']}" if row["source"] else "")
 
 
 def write_csv(frame: pd.DataFrame, path: Path) -> Path:
@@ -43,61 +79,22 @@ def write_csv(frame: pd.DataFrame, path: Path) -> Path:
     return path
 
 
+def _md(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
 def markdown(frame: pd.DataFrame) -> str:
     """One Markdown table per (suite, protocol, task)."""
     out = []
     for (suite, protocol, task), part in groups(frame):
         metrics, rows = wide(part)
-        out.append(f"### {suite} · {task} · protocol `{protocol}`\n")
-        out.append("| model | " + " | ".join(_header(m, part) for m in metrics) + " | n | origin |")
-        out.append("|---" * (len(metrics) + 3) + "|")
+        cols = columns(part, metrics)
+        out.append(f"### {_md(suite)} · {_md(task)} · protocol `{_md(protocol)}`\n")
+        out.append("| model | " + " | ".join(c.header for c in cols) + " | n | origin |")
+        out.append("|---" + "|--:" * len(cols) + "|--:|---|")
         for row in rows:
-            origin = row["origin"] + (" (unverified)" if row["unverified"] else "")
-            if row["source"]:
-                origin += f": {row['source']}"
-            name = row["model"].replace("|", "\\|")
-            n = "" if not _num(row["n"]) else str(int(row["n"]))
-            cells = " | ".join(cell_text(m, row.get(m)) for m in metrics)
-            out.append(f"| {name} | {cells} | {n} | {origin.replace('|', '/')} |")
+            n = str(int(row["n"])) if num(row["n"]) else ""
+            cells = " | ".join(cell_text(c, row.get(c.metric)) for c in cols)
+            out.append(f"| {_md(row_label(row))} | {cells} | {n} | {_md(origin_text(row))} |")
         out.append("")
     return "\n".join(out)
-
-
-def _html_table(part: pd.DataFrame) -> str:
-    metrics, rows = wide(part)
-    e = html.escape
-    head = "".join(f'<th data-sort="num">{e(_header(m, part))}</th>' for m in metrics)
-    body = []
-    for row in rows:
-        cls = row["origin"]
-        title = e(row["source"]) if row["source"] else ""
-        model = e(row["model"]) + (f' <span class="args">{e(row["model_args"])}</span>'
-                                    if row["model_args"] else "")
-        if row["origin"] == "published":
-            model += f' <span class="cite" title="{title}">[{e(row["source"])}]</span>'
-            if row["unverified"]:
-                model += ' <span class="unverified">unverified</span>'
-        cells = "".join(
-            f'<td data-value="{(row.get(m) or {}).get("value", "")}">{e(cell_text(m, row.get(m)))}</td>'
-            for m in metrics)
-        body.append(f'<tr class="{e(cls)}"><td>{model}</td>{cells}<td>{e(cls)}</td></tr>')
-    return (f'<table class="board"><thead><tr><th data-sort="text">model</th>{head}'
-            f'<th data-sort="text">origin</th></tr></thead><tbody>{"".join(body)}</tbody></table>')
-
-
-def html_page(frame: pd.DataFrame, title: str = "diffbench report") -> str:
-    """One self-contained HTML page (inline CSS and JS, no CDN): a leaderboard per table."""
-    assets = resources.files("diffbench.report")
-    css = assets.joinpath("report.css").read_text("utf-8")
-    js = assets.joinpath("report.js").read_text("utf-8")
-    sections = []
-    for (suite, protocol, task), part in groups(frame):
-        sections.append(f"<section><h2>{html.escape(suite)} · {html.escape(task)}</h2>"
-                        f'<p class="protocol">protocol: <code>{html.escape(protocol)}</code></p>'
-                        f"{_html_table(part)}</section>")
-    return (f'<!doctype html><html lang="en"><head><meta charset="utf-8">'
-            f"<title>{html.escape(title)}</title><style>{css}</style></head><body>"
-            f"<h1>{html.escape(title)}</h1>"
-            f'<p class="legend">↑ higher is better, ↓ lower is better. Values ± half the '
-            f"confidence interval (or ± std). Published rows carry their citation. Click a column "
-            f"header to sort.</p>{''.join(sections)}<script>{js}</script></body></html>")
