@@ -20,6 +20,7 @@ from diffbench.data import open_images
 from diffbench.data.npz import NpzSource
 from diffbench.errors import ConfigError, MetricInputError
 from diffbench.extract import FeatureSet, extract
+from diffbench.log import logger
 from diffbench.metrics.distribution import compute_all
 from diffbench.metrics.states import FeatureBank, GaussianMoments
 from diffbench.protocols import Protocol
@@ -123,7 +124,9 @@ def _extract_cached(source, extractor, moments, banks, batch_size, workers, cach
                                    (*moments, *(f"rows-{b}" for b in banks)))
         if key.is_file():
             st = stats_lib.load(key)
-            return Side(st.n, st.gaussians, st.banks, {**describe, "cache": str(key)})
+            if set(moments) <= set(st.gaussians) and set(banks) <= set(st.banks):
+                return Side(st.n, st.gaussians, st.banks, {**describe, "cache": str(key)})
+            logger.warning("%s: cached statistics lack some layers; recomputing", key)
     fs = (extract_fn or extract)(source, extractor, moments, banks, batch_size, workers,
                                  desc=describe.get("path") or "images")
     if key is not None and write_cache:

@@ -41,6 +41,17 @@ FAMILIES: dict[str, str] = {
 }
 
 
+def batch_share(n: int, batch_size: int, rank: int, world_size: int) -> list[int]:
+    """The images of the global batches b ≡ rank (mod world size), batches as one process cuts them.
+
+    Batched kernels may round an image's values differently in another batch; giving each rank
+    whole global batches keeps every image in the batch it has in a 1-process run, so results
+    under torchrun are bit-identical to one process with the same batch size.
+    """
+    batches = range(rank, -(-n // batch_size), world_size)
+    return [i for b in batches for i in range(b * batch_size, min((b + 1) * batch_size, n))]
+
+
 @dataclass(frozen=True)
 class EvalContext:
     """How to score: device, batching, resampling, weights files and the process group."""
@@ -82,9 +93,9 @@ class TaskInputs:
                             "for another dataset version?")
         return self._items[item_key]
 
-    def shard(self, n: int, rank: int, world_size: int) -> list[int]:
-        """The indices 0..n-1 this rank scores (strided, so ranks stay balanced)."""
-        return list(range(rank, n, world_size))
+    def shard(self, n: int, rank: int, world_size: int, batch_size: int = 1) -> list[int]:
+        """The indices 0..n-1 this rank scores: whole global batches (see `batch_share`)."""
+        return batch_share(n, batch_size, rank, world_size)
 
     def args(self, metric: str) -> dict[str, Any]:
         """The protocol's settings of `metric` overlaid with the suite's arguments."""

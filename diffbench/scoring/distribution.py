@@ -4,8 +4,8 @@ FID, sFID, KID, IS, precision/recall and class accuracy, as the task's protocol 
 (`diffbench.metrics.distribution`). Each image is read once: one pass per side feeds every metric
 of the family. The reference is, in order: the task's ``reference.dataset``, its ``reference.stats``
 file, or the real images of the task dataset (`reference_images()`, e.g. VITON-HD's test persons).
-Under torchrun each rank extracts its share of both sides; Gaussian moments are all-reduced and
-feature rows gathered back into global order, so every rank computes the same values.
+Under torchrun each rank extracts its share of both sides and the feature rows are gathered back
+into global order, so every rank computes the same values as one process would, bit for bit.
 """
 
 from __future__ import annotations
@@ -23,32 +23,41 @@ from diffbench.metrics.distribution import compute_all
 from diffbench.metrics.states import FeatureBank, GaussianMoments
 from diffbench.protocols import apply_metric_args
 from diffbench.scorer import Side, bootstrap_rows, load_side
-from diffbench.scoring.base import EvalContext, FamilyResult, TaskInputs
+from diffbench.scoring.base import EvalContext, FamilyResult, TaskInputs, batch_share
 
 
 def sharded_extract(ctx: EvalContext):
-    """An `extract` that reads only this rank's share and reduces the states across ranks."""
+    """An `extract` that reads only this rank's share of the images.
+
+    Each rank extracts whole global batches (`batch_share`); the rows are gathered back into
+    global order and the Gaussian moments accumulated from them batch by batch as one process
+    does, so every value is bit-identical to a 1-process run with the same batch size (the price:
+    each rank holds the N×D float32 rows of the layers it needs, ~400 MB for 50K pool3 rows).
+    """
 
     def run(source, extractor, moments, banks, batch_size, workers, desc="features"):
         if ctx.world_size <= 1:
             return extract(source, extractor, moments, banks, batch_size, workers, desc=desc)
         n = len(source)
-        mine = list(range(ctx.rank, n, ctx.world_size))
-        part = extract(source, extractor, moments, banks, batch_size, workers, desc=desc,
-                       indices=mine)
-        return _reduce(part, mine, n)
+        mine = batch_share(n, batch_size, ctx.rank, ctx.world_size)
+        part = extract(source, extractor, (), tuple(sorted({*moments, *banks})), batch_size,
+                       workers, desc=desc, indices=mine)
+        return _reduce(part, mine, n, moments, banks, batch_size)
 
     return run
 
 
-def _reduce(part: FeatureSet, mine: list[int], n: int) -> FeatureSet:
+def _reduce(part: FeatureSet, mine: list[int], n: int, moments, banks,
+            batch_size: int) -> FeatureSet:
     out = FeatureSet(n=n, seconds=part.seconds)
-    for layer in sorted(part.moments):
-        total = dist.all_reduce_sum(part.moments[layer].to_dict())
-        out.moments[layer] = GaussianMoments.from_dict(total)
     for layer in sorted(part.banks):
         rows = dist.gather_rows(part.banks[layer].array(), mine, n)
-        out.banks[layer] = FeatureBank(rows.shape[1]).update(rows)
+        if layer in moments:
+            state = out.moments[layer] = GaussianMoments(rows.shape[1])
+            for start in range(0, n, batch_size):  # the batches one process would feed
+                state.update(rows[start:start + batch_size])
+        if layer in banks:
+            out.banks[layer] = FeatureBank(rows.shape[1]).update(rows)
     for sizes in dist.gather_objects(part.sizes):
         for size, count in sizes.items():
             out.sizes[size] = out.sizes.get(size, 0) + count
