@@ -68,6 +68,22 @@ WEIGHTS: dict[str, WeightSpec] = {s.name: s for s in (
                "40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af", None, None,
                "MIT (OpenAI CLIP)", "OpenAI CLIP ViT-B/32 (JIT archive): CLIP-I, CLIP-T",
                ("openai_clip",)),
+    # DINO/DINOv2/SigLIP: URLs as torch.hub (DINO hubconf, DINOv2 README) and open_clip use them;
+    # no sha256 is published for these files (unknown: not checked until one is recorded here).
+    WeightSpec("dino-vits16", "https://dl.fbaipublicfiles.com/dino/dino_deitsmall16_pretrain/"
+               "dino_deitsmall16_pretrain.pth", "dino_deitsmall16_pretrain.pth", None, None, None,
+               "Apache-2.0 (facebookresearch/dino)",
+               "DINO ViT-S/16 backbone (torch.hub dino_vits16): DreamBench DINO, sha256 unknown"),
+    WeightSpec("dinov2-vits14", "https://dl.fbaipublicfiles.com/dinov2/dinov2_vits14/"
+               "dinov2_vits14_pretrain.pth", "dinov2_vits14_pretrain.pth", None, None, None,
+               "Apache-2.0 (facebookresearch/dinov2)",
+               "DINOv2 ViT-S/14 backbone (torch.hub dinov2_vits14): dinov2, sha256 unknown"),
+    WeightSpec("siglip-vit-b-16-webli", "https://huggingface.co/timm/ViT-B-16-SigLIP/resolve/main/"
+               "open_clip_pytorch_model.bin", "ViT-B-16-SigLIP-webli.bin", None, None, None,
+               "Apache-2.0 (Google big_vision SigLIP, open_clip conversion)",
+               "SigLIP ViT-B/16 WebLI in open_clip format: siglip_i, siglip_t; sha256 unknown; "
+               "siglip_t also needs the timm/ViT-B-16-SigLIP tokenizer (Hugging Face cache)",
+               ()),
 )}
 
 
