@@ -227,6 +227,13 @@ def test_tryon_gallery_paired_and_missing_files(tmp_path):
     assert '<th scope="col">ground truth</th>' in page and "nope.png" in page
 
 
+def test_gallery_shows_each_condition_before_repeats(tmp_path):
+    conds = {f"c{c}_{i}": {"class": c} for c in range(3) for i in range(3)}
+    write_samples(tmp_path / "s", conds, seed=0)
+    g = task_gallery([Run("m", tmp_path / "s")], max_rows=4)
+    assert [k for k, _, _ in g.rows] == ["c0_0", "c1_0", "c2_0", "c0_1"]
+
+
 def test_moved_run_folder_still_finds_its_samples(tmp_path):
     run = tmp_path / "moved"
     rec = demo_record(run, "m", "digits", demo_metrics(1, 1, 0.5, 0.5, 0.5), {"c1-0": {"class": 1}},

@@ -15,7 +15,7 @@ from diffbench.report.collect import collect
 from diffbench.report.gallery import Gallery, Run, task_gallery
 from diffbench.report.html import ParetoFigure, page
 from diffbench.report.plots import plot_fronts
-from diffbench.report.table import model_name, sweep_text, tidy
+from diffbench.report.table import model_name, numbered, short_labels, sweep_text, tidy
 from diffbench.report.writers import markdown, write_csv
 
 
@@ -44,9 +44,7 @@ def pareto_figures(records: list[dict[str, Any]], out_dir: Path) -> list[ParetoF
     figures = []
     for i, (key, fronts) in enumerate(sorted(groups.items())):
         suite, protocol, task, x, y, param = key
-        names = [name for name, _ in fronts]
-        labelled = {(n if names.count(n) == 1 or not a else f"{n} {a}"): p
-                    for (n, a), p in fronts.items()}
+        labelled = dict(zip(short_labels(list(fronts)), fronts.values(), strict=True))
         slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{suite}-{task}-{param}")[:80]
         png, svg = (out_dir / "pareto" / f"{i:02d}-{slug}.{ext}" for ext in ("png", "svg"))
         title = f"{suite} · {task}: {metric_label(y)} vs {metric_label(x)} over {param}"
@@ -77,16 +75,22 @@ def _sample_folder(record: dict[str, Any], results_file: Path) -> Path | None:
 
 def galleries(pairs: list[tuple[Path, dict[str, Any]]]) -> dict[tuple[str, str], Gallery]:
     """One gallery per (suite, task) over the runs' sample folders (each folder once)."""
-    runs: dict[tuple[str, str], dict[Path, Run]] = {}
+    found: dict[tuple[str, str], dict[Path, dict[str, Any]]] = {}
     for file, rec in pairs:
         folder = _sample_folder(rec, file)
-        if folder is None:
-            continue
-        key = ((rec.get("suite") or {}).get("name", "(score)"), rec.get("task") or "(score)")
-        name, _ = model_name(rec)
-        label = name + (f" · {sweep_text(rec)}" if rec.get("sweep") else "")
-        runs.setdefault(key, {}).setdefault(folder.resolve(), Run(label, folder, _paired(rec)))
-    return {key: task_gallery(list(found.values())) for key, found in runs.items()}
+        if folder is not None:
+            key = ((rec.get("suite") or {}).get("name", "(score)"), rec.get("task") or "(score)")
+            found.setdefault(key, {}).setdefault(folder.resolve(), {"rec": rec, "folder": folder})
+    out = {}
+    for key, runs in found.items():
+        recs = [r["rec"] for r in runs.values()]
+        models = list(dict.fromkeys(model_name(r) for r in recs))
+        short = dict(zip(models, short_labels(models), strict=True))
+        labels = numbered([short[model_name(r)] + (f" · {sweep_text(r)}" if r.get("sweep") else "")
+                           for r in recs])
+        out[key] = task_gallery([Run(label, r["folder"], _paired(r["rec"]))
+                                 for label, r in zip(labels, runs.values(), strict=True)])
+    return out
 
 
 def published_files(shipped: bool, extra: Iterable[Path] = ()) -> list[PublishedFile]:

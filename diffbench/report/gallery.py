@@ -116,12 +116,21 @@ def _says_paired(record: dict[str, Any] | None) -> bool:
 
 
 def _pick_keys(per_run: list[dict[str, Any]], max_rows: int) -> list[str]:
-    keys: list[str] = []
+    """Sample keys to show: one per condition first (several images of one class or prompt
+    come after every condition had its turn), from the first runs that have samples."""
+    order: list[tuple[int, str]] = []
     for samples in per_run:
-        keys += [k for k in sorted(samples) if k not in keys]
-        if len(keys) >= max_rows:
+        seen: dict[str, int] = {}
+        for key in sorted(samples):
+            record = samples[key][0]
+            what = json.dumps(record.get("item", record.get("condition")), sort_keys=True,
+                              default=str)
+            seen[what] = seen.get(what, -1) + 1
+            order.append((seen[what], key))
+        if len(order) >= max_rows:
             break
-    return keys[:max_rows]
+    keys = [key for _, key in sorted(order)]
+    return list(dict.fromkeys(keys))[:max_rows]
 
 
 def task_gallery(runs: list[Run], max_rows: int = MAX_ROWS, max_runs: int = MAX_RUNS,

@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from diffbench.report.gallery import Gallery
-from diffbench.report.table import groups, wide
+from diffbench.report.table import args_text, groups, wide
 from diffbench.report.writers import Column, cell_text, columns, num, row_label
 
 e = html.escape
@@ -42,7 +42,8 @@ def _th(col: Column) -> str:
 def _model_cell(row: dict) -> str:
     out = e(row_label(row))
     if row["model_args"]:
-        out += f' <span class="args">{e(row["model_args"])}</span>'
+        out += (f' <span class="args" title="{e(row["model_args"])}">'
+                f'{e(args_text(row["model_args"]) or "args")}</span>')
     if row["origin"] == "published":
         cite = e(row["source"])
         if re.match(r"https?://", row["url"] or ""):

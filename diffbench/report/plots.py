@@ -2,7 +2,7 @@
 
 Each model gets a colour and a marker; its front is a step line through the non-dominated points
 (the boundary of the region they dominate), dominated points are grey, and every point is labelled
-with its parameter value. Axis labels say which way is better, and an arrow in the corner points
+with its parameter value. Axis labels say which way is better, and an arrow above the corner points
 to the better region (the HAL / DeepCAVE convention, harness note §5).
 
 Matplotlib is driven without pyplot (a bare `Figure` renders with Agg), so no global backend or
@@ -59,7 +59,7 @@ def _draw_front(ax: Any, i: int, model: str, pareto: Mapping[str, Any]) -> None:
     front = [(p["x"], p["y"]) for p in points if p["on_front"]]
     path = step_path(front, pareto.get("x_higher", True), pareto.get("y_higher", True))
     line, = ax.plot([p[0] for p in path], [p[1] for p in path], color=colour, linewidth=1.6,
-                    label=plain(model), zorder=2)
+                    label=plain(model if len(model) <= 48 else model[:47] + "…"), zorder=2)
     line.set_gid(f"pareto-front-{i}")
     on = [p for p in points if p["on_front"]]
     off = [p for p in points if not p["on_front"]]
@@ -69,19 +69,21 @@ def _draw_front(ax: Any, i: int, model: str, pareto: Mapping[str, Any]) -> None:
         ax.scatter([p["x"] for p in off], [p["y"] for p in off], facecolor=GREY, marker=marker,
                    edgecolor=colour, linewidth=0.6, s=30, zorder=2,
                    gid=f"pareto-dominated-{i}")
+    # Points that coincide get one label listing their values.
+    spots: dict[tuple[float, float], list[dict[str, Any]]] = {}
     for p in points:
-        ax.annotate(plain(_value_text(p["param_value"])), (p["x"], p["y"]),
-                    textcoords="offset points", xytext=(4, 4), fontsize=7,
-                    color=colour if p["on_front"] else "#808080")
+        spots.setdefault((p["x"], p["y"]), []).append(p)
+    for (x, y), same in spots.items():
+        text = ", ".join(_value_text(p["param_value"]) for p in same)
+        ax.annotate(plain(text), (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7,
+                    color=colour if same[0]["on_front"] else "#808080")
 
 
 def _better_arrow(ax: Any, x_higher: bool, y_higher: bool) -> None:
-    # An arrow in the corner opposite to the better region, pointing towards it.
-    start = (0.06 if x_higher else 0.94, 0.08 if y_higher else 0.92)
-    end = (start[0] + (0.08 if x_higher else -0.08), start[1] + (0.08 if y_higher else -0.08))
-    ax.annotate("better", xy=end, xytext=start, xycoords="axes fraction",
-                textcoords="axes fraction", fontsize=7, color="#555555",
-                arrowprops={"arrowstyle": "->", "color": "#555555"})
+    # Above the plot's top-right corner, so that it never hides a point.
+    glyph = {(True, True): "↗", (False, True): "↖", (True, False): "↘", (False, False): "↙"}
+    ax.text(1.0, 1.01, f"better {glyph[(x_higher, y_higher)]}", transform=ax.transAxes,
+            ha="right", va="bottom", fontsize=9, color="#555555", gid="pareto-better")
 
 
 def plot_fronts(fronts: Mapping[str, Mapping[str, Any]], out_png: str | Path,
@@ -98,8 +100,10 @@ def plot_fronts(fronts: Mapping[str, Mapping[str, Any]], out_png: str | Path,
     ax.set_xlabel(_axis_text(first["x"], x_higher, "x"))
     ax.set_ylabel(_axis_text(first["y"], y_higher, "y"))
     param = plain(first.get("param", ""))
-    ax.set_title(plain(title) if title else f"Pareto fronts over {param}", fontsize=10)
+    ax.set_title(plain(title) if title else f"Pareto fronts over {param}", fontsize=10,
+                 loc="left")
     ax.grid(True, linewidth=0.4, alpha=0.5)
+    ax.margins(0.08)  # room for the value labels at the edges
     ax.legend(fontsize=8, title=f"points labelled with {param}", title_fontsize=7)
     _better_arrow(ax, x_higher, y_higher)
     out_png, out_svg = Path(out_png), Path(out_svg)

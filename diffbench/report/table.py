@@ -32,6 +32,37 @@ def model_name(record: dict[str, Any]) -> tuple[str, str]:
     return model.get("name") or record.get("run_id", "?"), args
 
 
+def short_labels(models: list[tuple[str, str]], limit: int = 48) -> list[str]:
+    """Unique labels for (name, args JSON) pairs: the name, plus only the arguments that tell
+    apart models of one name (``toy (size=24)``; plain values before nested ones), else ``#i``."""
+    out = []
+    for name, args in models:
+        twins = [json.loads(a) if a else {} for n, a in models if n == name]
+        label = name
+        if len(twins) > 1:
+            mine = json.loads(args) if args else {}
+            keys = sorted({k for t in twins for k in t if any(t.get(k) != u.get(k) for u in twins)})
+            plain = [k for k in keys if not isinstance(mine.get(k), (dict, list))]
+            shown = ", ".join(f"{k}={mine.get(k)}" for k in (plain or keys))
+            label += f" ({shown})" if shown else ""
+        out.append(label if len(label) <= limit else label[:limit - 1] + "…")
+    return numbered(out)
+
+
+def numbered(labels: list[str]) -> list[str]:
+    """Labels made unique: ones still alike get ``#1``, ``#2``, …"""
+    return [f"{label} #{labels[:i].count(label) + 1}" if labels.count(label) > 1 else label
+            for i, label in enumerate(labels)]
+
+
+def args_text(args: str) -> str:
+    """The plain (not nested) model arguments as ``k=v, …`` for a table cell."""
+    if not args:
+        return ""
+    data = json.loads(args)
+    return ", ".join(f"{k}={v}" for k, v in data.items() if not isinstance(v, (dict, list)))
+
+
 def sweep_text(record: dict[str, Any]) -> str:
     """`rg_scale=2` for a sweep point's record, '' otherwise."""
     sweep = record.get("sweep") or {}

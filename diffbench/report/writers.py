@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 
 from diffbench.display import arrow, decimals_at, label, scale_suffix
-from diffbench.report.table import groups, wide
+from diffbench.report.table import args_text, groups, wide
 
 
 @dataclass(frozen=True)
@@ -95,6 +95,8 @@ def markdown(frame: pd.DataFrame) -> str:
         for row in rows:
             n = str(int(row["n"])) if num(row["n"]) else ""
             cells = " | ".join(cell_text(c, row.get(c.metric)) for c in cols)
-            out.append(f"| {_md(row_label(row))} | {cells} | {n} | {_md(origin_text(row))} |")
+            args = args_text(row["model_args"])
+            model = row_label(row) + (f" ({args})" if args else "")
+            out.append(f"| {_md(model)} | {cells} | {n} | {_md(origin_text(row))} |")
         out.append("")
     return "\n".join(out)
