@@ -8,6 +8,7 @@ and extractor fingerprint.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +43,30 @@ class Side:
     describe: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
     labels: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class Pass:
+    """One pass over the images: an extractor and the metrics it feeds."""
+
+    extractor: str
+    resize: str
+    metrics: tuple[str, ...]
+    protocol: Protocol
+
+
+def passes(protocol: Protocol, metrics: list[str]) -> list[Pass]:
+    """The extractor passes a protocol needs: one, plus VGG16 when precision/recall use it.
+
+    torch-fidelity computes precision/recall on VGG16 fc2_relu features (a second pass), the
+    other metrics on Inception; ``prc.features: pool3`` keeps them on Inception (ADM's choice).
+    """
+    if "prc" not in metrics or protocol.prc.get("features") != "vgg16":
+        return [Pass(protocol.extractor, protocol.resize, tuple(metrics), protocol)]
+    rest = tuple(m for m in metrics if m != "prc")
+    vgg = dataclasses.replace(protocol, layers={**protocol.layers, "prc": "fc2_relu"})
+    out = [Pass(protocol.extractor, protocol.resize, rest, protocol)] if rest else []
+    return [*out, Pass("vgg16", "tf-bilinear", ("prc",), vgg)]
 
 
 def parse_metrics(text: str | list[str]) -> list[str]:
@@ -158,20 +183,37 @@ def bank_of(rows: np.ndarray) -> FeatureBank:
     return FeatureBank(rows.shape[1]).update(rows)
 
 
-def score(real: Path, fake: Path, protocol: Protocol, metrics: list[str], extractor,
-          batch_size: int = 50, workers: int | None = None, bootstrap: int = 0,
-          cache: bool = True) -> dict[str, Any]:
-    """Score `fake` against `real`; returns the metrics block, counts, inputs and timings."""
+def score(real: Path, fake: Path, protocol: Protocol, metrics: list[str],
+          weights: dict[str, str] | None = None, device: str = "cpu", batch_size: int = 50,
+          workers: int | None = None, bootstrap: int = 0, cache: bool = True) -> dict[str, Any]:
+    """Score `fake` against `real`: one pass per extractor and side, every metric from it."""
+    from diffbench.features import build_extractor
+
     protocol.check_metrics(metrics)
     start = time.perf_counter()
-    real_side = load_side(Path(real), metrics, extractor, protocol, False, batch_size, workers,
-                          cache)
-    fake_side = load_side(Path(fake), metrics, extractor, protocol, True, batch_size, workers,
-                          False, bootstrap_rows(metrics, protocol, bootstrap))
-    values = compute_all(real_side, fake_side, protocol, metrics, extractor.fingerprint_hash(),
-                         bootstrap)
-    return {"metrics": values, "counts": {"real": real_side.n, "fake": fake_side.n},
-            "inputs": {"real": real_side.describe, "fake": fake_side.describe},
-            "timings": {"real_features": round(real_side.seconds, 3),
-                        "fake_features": round(fake_side.seconds, 3),
-                        "total": round(time.perf_counter() - start, 3)}}
+    out: dict[str, Any] = {"metrics": {}, "extractors": {}, "inputs": {}, "timings": {}}
+    for p in passes(protocol, metrics):
+        names = list(p.metrics)
+        extractor = build_extractor(p.extractor, p.resize, weights, device)
+        real_side = load_side(Path(real), names, extractor, p.protocol, False, batch_size,
+                              workers, cache)
+        fake_side = load_side(Path(fake), names, extractor, p.protocol, True, batch_size,
+                              workers, False, bootstrap_rows(names, p.protocol, bootstrap))
+        out["metrics"].update(compute_all(real_side, fake_side, p.protocol, names,
+                                          extractor.fingerprint_hash(), bootstrap))
+        out["extractors"][extractor.name] = extractor.fingerprint()
+        out["inputs"].setdefault("real", real_side.describe)
+        out["inputs"].setdefault("fake", fake_side.describe)
+        out["counts"] = {"real": real_side.n, "fake": fake_side.n}
+        for side, s in (("real", real_side), ("fake", fake_side)):
+            key = f"{side}_features" + ("" if p.extractor == protocol.extractor else
+                                        f"_{p.extractor}")
+            out["timings"][key] = round(s.seconds, 3)
+    out["metrics"] = {m: out["metrics"][m] for m in _order(metrics, out["metrics"])}
+    out["timings"]["total"] = round(time.perf_counter() - start, 3)
+    return out
+
+
+def _order(asked: list[str], values: dict[str, Any]) -> list[str]:
+    expanded = [k for m in asked for k in (("precision", "recall") if m == "prc" else (m,))]
+    return [k for k in expanded if k in values]

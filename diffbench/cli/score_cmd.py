@@ -10,20 +10,19 @@ import click
 
 from diffbench import results
 from diffbench import stats as stats_lib
-from diffbench import weights as w
 from diffbench.config import parse_pairs
 from diffbench.data import open_images
 from diffbench.extract import extract
-from diffbench.features.inception import WEIGHTS_NAME, InceptionExtractor
+from diffbench.features import build_extractor
 from diffbench.protocols import get_protocol
 from diffbench.scorer import parse_metrics, score
 
 _PATH = click.Path(path_type=Path)
 
 
-def _extractor(protocol, weights: tuple[str, ...], device: str) -> InceptionExtractor:
-    path = w.resolve(WEIGHTS_NAME, parse_pairs(weights, "--weights"))
-    return InceptionExtractor(path, resize=protocol.resize, device=device)
+def _extractor(protocol, weights: tuple[str, ...], device: str):
+    return build_extractor(protocol.extractor, protocol.resize, parse_pairs(weights, "--weights"),
+                           device)
 
 
 def _table(metrics: dict) -> str:
@@ -50,10 +49,12 @@ def _table(metrics: dict) -> str:
               help="Resamples for 95% confidence intervals of FID/sFID/IS (0: none).")
 @click.option("--kid-subset-size", type=int, default=None, help="Override the protocol's KID subset size.")
 @click.option("--kid-subsets", type=int, default=None, help="Override the protocol's KID subset count.")
+@click.option("--prc-features", type=click.Choice(["pool3", "vgg16"]), default=None,
+              help="Precision/recall features (default: the protocol's; torch-fidelity: vgg16).")
 @click.option("--no-cache", is_flag=True, help="Do not read or write cached reference features.")
 @click.option("--json", "json_out", type=_PATH, default=None, help="Write the results record here.")
 def score_cmd(real, fake, protocol_name, metrics, weights, batch_size, workers, device, bootstrap,
-              kid_subset_size, kid_subsets, no_cache, json_out) -> None:
+              kid_subset_size, kid_subsets, prc_features, no_cache, json_out) -> None:
     """Score generated images against reference images under a named protocol.
 
     \b
@@ -66,14 +67,15 @@ def score_cmd(real, fake, protocol_name, metrics, weights, batch_size, workers, 
     kid = {**protocol.kid, **({"subset_size": kid_subset_size} if kid_subset_size else {}),
            **({"subsets": kid_subsets} if kid_subsets else {})}
     protocol = dataclasses.replace(protocol, kid=kid)
+    if prc_features:
+        protocol = dataclasses.replace(protocol, prc={**protocol.prc, "features": prc_features})
     names = parse_metrics(metrics)
-    extractor = _extractor(protocol, weights, device)
-    out = score(real, fake, protocol, names, extractor, batch_size, workers, bootstrap,
-                cache=not no_cache)
+    out = score(real, fake, protocol, names, parse_pairs(weights, "--weights"), device,
+                batch_size, workers, bootstrap, cache=not no_cache)
     record = results.new_record(
         kind="score", protocol=protocol.name, protocol_settings=protocol.settings(),
         metrics=out["metrics"], counts=out["counts"], inputs=out["inputs"],
-        extractors={extractor.name: extractor.fingerprint()}, timings=out["timings"],
+        extractors=out["extractors"], timings=out["timings"],
         environment=results.environment(device=device, dtype="fp32"))
     click.echo(_table(out["metrics"]))
     if json_out:
@@ -112,8 +114,12 @@ def compute_cmd(source, protocol_name, output, keep_features, weights, batch_siz
     protocol = get_protocol(protocol_name)
     extractor = _extractor(protocol, weights, device)
     src = open_images(source)
-    fs = extract(src, extractor, ("pool3", "sfid"), ("pool3",) if keep_features else (),
-                 batch_size, workers, desc=str(source))
+    moments = tuple(sorted({protocol.layers[m] for m in ("fid", "sfid")
+                            if m in protocol.metrics and m in protocol.layers}))
+    rows = tuple(sorted({protocol.layers[m] for m in ("kid", "prc")
+                         if m in protocol.metrics and m in protocol.layers}))
+    fs = extract(src, extractor, moments, rows if keep_features else (), batch_size, workers,
+                 desc=str(source))
     describe = {**src.describe(), "content_sha256": src.content_hash()}
     stats_lib.save(output, fs.moments, fs.banks, extractor.fingerprint(), protocol.name,
                    describe, fs.n)

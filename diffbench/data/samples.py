@@ -87,7 +87,7 @@ class SampleSet:
 
     def describe(self) -> dict[str, Any]:
         """What the results record says about this set."""
-        return {"kind": "samples", "path": str(self.folder), "n": len(self),
+        return {"kind": "samples", "path": str(self.folder.resolve()), "n": len(self),
                 "content_sha256": self.content_hash()}
 
     def content_hash(self) -> str:

@@ -7,7 +7,7 @@ from typing import Any
 
 from diffbench.errors import ConfigError
 
-EXTRACTORS = ("inception", "digits")
+EXTRACTORS = ("inception", "vgg16", "digits")
 
 
 def build_extractor(name: str, resize: str = "tf-bilinear", weights: Mapping[str, str] | None = None,
@@ -19,6 +19,11 @@ def build_extractor(name: str, resize: str = "tf-bilinear", weights: Mapping[str
         from diffbench.features.inception import WEIGHTS_NAME, InceptionExtractor
 
         return InceptionExtractor(w.resolve(WEIGHTS_NAME, weights), resize=resize, device=device)
+    if name == "vgg16":
+        from diffbench import weights as w
+        from diffbench.features.vgg16 import WEIGHTS_NAME, VGG16Extractor
+
+        return VGG16Extractor(w.resolve(WEIGHTS_NAME, weights), device=device)
     if name == "digits":
         from diffbench.features.digits import DEFAULT_WEIGHTS, DigitsExtractor
 

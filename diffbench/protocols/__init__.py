@@ -78,14 +78,15 @@ ADM = Protocol(
 TORCH_FIDELITY = Protocol(
     name="torch-fidelity",
     summary="torch-fidelity 0.4 defaults: TF1 bilinear resize; IS 10 splits (shuffle seed 2020) "
-            "mean ± std; KID 100×1000 cubic kernel seed 2020; precision/recall k=3",
+            "mean ± std; KID 100×1000 cubic kernel seed 2020; precision/recall k=3 on VGG16",
     resize="tf-bilinear",
     metrics=("fid", "isc", "kid", "prc", "sfid"),
     isc={"splits": 10, "shuffle_seed": 2020, "std": True},
     kid={"variant": "torch-fidelity", "subsets": 100, "subset_size": 1000, "seed": 2020},
-    prc={"k": 3, "mode": "torch-fidelity", "features": "pool3"},
-    notes="torch-fidelity's own precision/recall default uses VGG16 fc2_relu features; "
-          "diffbench computes them on Inception pool3 (VGG16 features are not implemented yet).",
+    prc={"k": 3, "mode": "torch-fidelity", "features": "vgg16"},
+    notes="Precision/recall use VGG16 fc2_relu features at 224 px, as torch-fidelity does (a "
+          "second pass, weights vgg16-imagenet); set prc features to pool3 to compute them on "
+          "Inception instead (ADM's choice).",
 )
 
 CLEAN_FID = Protocol(

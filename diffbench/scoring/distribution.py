@@ -22,7 +22,7 @@ from diffbench.features import build_extractor
 from diffbench.metrics.distribution import compute_all
 from diffbench.metrics.states import FeatureBank, GaussianMoments
 from diffbench.protocols import apply_metric_args
-from diffbench.scorer import Side, bootstrap_rows, load_side
+from diffbench.scorer import Side, bootstrap_rows, load_side, passes
 from diffbench.scoring.base import EvalContext, FamilyResult, TaskInputs, batch_share
 
 
@@ -88,33 +88,41 @@ def _labels(samples) -> np.ndarray | None:
 
 
 def evaluate(metrics: list[str], inputs: TaskInputs, ctx: EvalContext) -> FamilyResult:
-    """Every distribution metric of a task from one pass over each side."""
+    """Every distribution metric of a task from one pass per extractor over each side."""
     protocol = apply_metric_args(inputs.protocol, {m: inputs.metric_args.get(m, {})
                                                    for m in metrics})
     protocol.check_metrics(metrics)
-    extractor = build_extractor(protocol.extractor, protocol.resize, ctx.weights, ctx.device)
     run = sharded_extract(ctx)
-    start = time.perf_counter()
-    real = load_side(reference_of(inputs), metrics, extractor, protocol, False, ctx.batch_size,
-                     ctx.workers, ctx.cache, extract_fn=run, write_cache=ctx.rank == 0)
-    real_s = time.perf_counter() - start
-    fake = load_side(inputs.samples, metrics, extractor, protocol, True, ctx.batch_size,
-                     ctx.workers, False, bootstrap_rows(metrics, protocol, ctx.bootstrap),
-                     extract_fn=run)
-    if "accuracy" in metrics:
-        fake.labels = _labels(inputs.samples)
-    _check_counts(real, fake, inputs)
-    values = compute_all(real, fake, protocol, metrics, extractor.fingerprint_hash(),
-                         ctx.bootstrap)
+    out = FamilyResult()
+    values: dict[str, dict[str, Any]] = {}
+    reference = reference_of(inputs)
+    for p in passes(protocol, metrics):
+        names = list(p.metrics)
+        extractor = build_extractor(p.extractor, p.resize, ctx.weights, ctx.device)
+        start = time.perf_counter()
+        real = load_side(reference, names, extractor, p.protocol, False, ctx.batch_size,
+                         ctx.workers, ctx.cache, extract_fn=run, write_cache=ctx.rank == 0)
+        real_s = time.perf_counter() - start
+        fake = load_side(inputs.samples, names, extractor, p.protocol, True, ctx.batch_size,
+                         ctx.workers, False, bootstrap_rows(names, p.protocol, ctx.bootstrap),
+                         extract_fn=run)
+        if "accuracy" in names:
+            fake.labels = _labels(inputs.samples)
+        _check_counts(real, fake, inputs)
+        values.update(compute_all(real, fake, p.protocol, names, extractor.fingerprint_hash(),
+                                  ctx.bootstrap))
+        tag = "" if p.extractor == protocol.extractor else f"_{p.extractor}"
+        out = out.merge(FamilyResult(
+            extractors={extractor.name: extractor.fingerprint()},
+            references={"real": real.describe}, counts={"real": real.n, "scored": fake.n},
+            timings={f"real_features{tag}": round(real_s, 3),
+                     f"fake_features{tag}": round(time.perf_counter() - start - real_s, 3)}))
     for name, entry in values.items():
         scale = protocol.param(name).get("scale")
         if scale is not None:
             entry["scale"] = float(scale)
-    return FamilyResult(
-        metrics=values, extractors={extractor.name: extractor.fingerprint()},
-        references={"real": real.describe}, counts={"real": real.n, "scored": fake.n},
-        timings={"real_features": round(real_s, 3),
-                 "fake_features": round(time.perf_counter() - start - real_s, 3)})
+    out.metrics = values
+    return out
 
 
 def _check_counts(real: Side, fake: Side, inputs: TaskInputs) -> None:
