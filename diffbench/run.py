@@ -252,8 +252,10 @@ def run_suite(loaded: LoadedSuite, opts: RunOptions) -> list[Outcome]:
                       data=dict(opts.data), rank=dist.rank(), world_size=dist.world_size())
     run_dir = default_run_dir(loaded, opts)
     outcomes = [run_point(p, loaded, run_dir, adapter, opts, ctx) for p in points]
-    if opts.sweep and not opts.generate_only:
-        from diffbench.run_record import add_pareto
+    if not opts.generate_only and opts.shard is None:
+        from diffbench.run_record import add_pareto, write_oracles
 
-        add_pareto(outcomes, run_dir)
+        if opts.sweep:
+            add_pareto(outcomes, run_dir)
+        write_oracles(outcomes, loaded, run_dir, opts, ctx)
     return outcomes

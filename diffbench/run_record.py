@@ -141,3 +141,39 @@ def _plot(front: dict[str, Any], record: dict[str, Any], run_dir: Path, task: st
     out.parent.mkdir(parents=True, exist_ok=True)
     plot_fronts({label: front}, out.with_suffix(".png"), out.with_suffix(".svg"),
                 f"{record['suite']['name']} / {task}")
+
+
+def write_oracles(outcomes: list, loaded, run_dir: Path, opts, ctx) -> list[Path]:
+    """Per task with alignment metrics: the real-image oracle row, ``results/<task>.oracle.json``."""
+    from diffbench.protocols import get_protocol
+    from diffbench.scoring import TaskInputs, family_of
+
+    written, seen = [], set()
+    for o in outcomes:
+        task, name = o.point.task, o.point.task_name
+        metrics = [m for m in task.metrics if family_of(m)[0] == "alignment"]
+        if not metrics or name in seen or o.record is None:
+            continue
+        seen.add(name)
+        from diffbench.scoring.alignment import oracle
+
+        inputs = TaskInputs(name, task, get_protocol(task.protocol), None, o.point.dataset, None,
+                            {m: dict(task.metrics[m].args) for m in task.metrics})
+        part = oracle(metrics, inputs, ctx)
+        if not part.metrics:
+            continue
+        record = results.new_record(
+            kind="oracle", protocol=task.protocol, protocol_settings=_jsonable(
+                get_protocol(task.protocol).settings()), metrics=part.metrics,
+            counts={**part.counts}, suite=_suite_block(loaded), task=name,
+            model={"name": "real images (oracle)", "args": {}}, extractors=part.extractors,
+            references=_jsonable(part.references),
+            environment=results.environment(device=opts.device, dtype=opts.dtype,
+                                            world_size=ctx.world_size),
+            timings=part.timings, notes=[*part.notes, "oracle: the subject's reference images "
+                                         "scored against each other (no self-pairs)"])
+        path = results.RunLayout(run_dir).root / "results" / f"{name}.oracle.json"
+        if dist.is_main():
+            results.write(record, path)
+        written.append(path)
+    return written
