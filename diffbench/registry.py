@@ -133,6 +133,9 @@ ADAPTERS = Registry("adapter", "diffbench.adapters", {
     "toy": "diffbench.adapters.toy:ToyAdapter",
     "demo-sit": "diffbench.adapters.demo:DemoSiTAdapter",
     "folder": "diffbench.adapters.folder:FolderAdapter",
+    "sd-lora": "diffbench.adapters.sd_lora:SDLoRAAdapter",
+    "sdxl-lora": "diffbench.adapters.sd_lora:SDXLLoRAAdapter",
+    "dco": "diffbench.adapters.dco:DCOAdapter",
 })
 METRICS = Registry("metric", "diffbench.metrics", {
     "fid": "diffbench.metrics.distribution:FID",
