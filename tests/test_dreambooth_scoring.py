@@ -10,7 +10,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from diffbench.adapters.folder import FolderAdapter
 from diffbench.data.base import Item
@@ -23,16 +22,22 @@ from diffbench.requests import task_requests
 from diffbench.scoring import EvalContext, TaskInputs, evaluate_task
 from diffbench.scoring.alignment import build_extractor, oracle, plan
 from diffbench.suite import default_suites_dir, load_suite
-from tests._dreambooth import make_clip_weights, make_timm_weights, write_dataset, write_generated
+from tests._dreambooth import (
+    direct,
+    expected,
+    make_timm_weights,
+    weights,
+    write_dataset,
+    write_generated,
+)
 
 pytestmark = pytest.mark.slow
-CLIP_MODEL = "ViT-B-32-quickgelu"
 TOL = 1e-6
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    """Dataset (dog: 3 refs, can: 2), 2 prompts × 2 images per subject, weights, scores."""
+    """Dataset (dog: 3 refs, can: 2), 2 prompts × 2 images per subject, scored by diffbench."""
     tmp = tmp_path_factory.mktemp("dreambench")
     root = write_dataset(tmp / "dataset")
     loaded = load_suite(default_suites_dir() / "dreambooth.yaml", [
@@ -44,109 +49,46 @@ def world(tmp_path_factory):
     made = write_generated(tmp / "made", [r.key for r in reqs])
     generate(FolderAdapter(str(made)), reqs, tmp / "samples", 3, progress=False)
     merge_manifests(tmp / "samples")
-    weights = {"clip-vit-b-32-openai": str(make_clip_weights(tmp / "clip.safetensors")),
-               "dino-vits16": str(make_timm_weights(tmp / "dino.pth"))}
     inputs = TaskInputs("dreambench", task, get_protocol("dreambench"), SampleSet(tmp / "samples"),
                         ds)
-    ctx = EvalContext(batch_size=5, workers=1, bootstrap=20, weights=weights)
+    ctx = EvalContext(batch_size=5, workers=1, bootstrap=20, weights=weights())
     result = evaluate_task(inputs, ctx)
-    return {"inputs": inputs, "ctx": ctx, "result": result, "weights": weights, "ds": ds}
+    refs = {s: ds.reference_paths(s) for s in ds.subjects}
+    return {"inputs": inputs, "ctx": ctx, "result": result, "ds": ds, "refs": refs}
 
 
-@pytest.fixture(scope="module")
-def direct(world):
-    """Unit embeddings by the reference libraries, one image at a time."""
-    import open_clip
-    import timm
-    from torchvision import transforms as T
-
-    model, _, preprocess = open_clip.create_model_and_transforms(
-        CLIP_MODEL, pretrained=world["weights"]["clip-vit-b-32-openai"])
-    model.eval()
-    tokenizer = open_clip.get_tokenizer(CLIP_MODEL)
-    dino = timm.create_model("vit_small_patch16_224.dino", pretrained=False, num_classes=0)
-    dino.load_state_dict(torch.load(world["weights"]["dino-vits16"], weights_only=True))
-    dino.eval()
-    dino_tf = T.Compose([T.Resize(256, interpolation=T.InterpolationMode.BICUBIC),
-                         T.CenterCrop(224), T.ToTensor(),
-                         T.Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))])
-
-    def unit(x):
-        return torch.nn.functional.normalize(x.double(), dim=-1)[0].numpy()
-
-    cache: dict = {}
-
-    def emb(path):
-        if path not in cache:
-            img = Image.open(path).convert("RGB")
-            with torch.no_grad():
-                cache[path] = {"clip": unit(model.encode_image(preprocess(img)[None])),
-                               "dino": unit(dino(dino_tf(img)[None]))}
-        return cache[path]
-
-    def text(t):
-        with torch.no_grad():
-            return unit(model.encode_text(tokenizer([t])))
-    return emb, text
-
-
-def _by_subject(world):
-    samples = world["inputs"].samples
-    out: dict[str, list[str]] = {}
-    for key in samples.keys:
-        out.setdefault(samples.condition(key)["subject"], []).append(key)
-    return samples, out
-
-
-def test_image_metrics_equal_direct_computation(world, direct):
-    emb, _ = direct
-    samples, groups = _by_subject(world)
-    refs = {s: world["ds"].reference_paths(s) for s in groups}
-    metrics = world["result"].metrics
-    for net, metric in (("dino", "dino"), ("clip", "clip_i")):
-        per_subject = {}
-        for subject, keys in groups.items():
-            # per generated image: mean over the subject's references; then per subject
-            per_image = [np.mean([emb(samples.path(k))[net] @ emb(r)[net] for r in refs[subject]])
-                         for k in keys]
-            per_subject[subject] = np.mean(per_image)
-        expected = np.mean(list(per_subject.values()))
-        entry = metrics[metric]
-        assert abs(entry["value"] - expected) < TOL, (metric, entry["value"], expected)
-        for subject, value in per_subject.items():
+def test_scores_equal_direct_computation(world):
+    want = expected(world["inputs"].samples, world["refs"])
+    for metric in ("dino", "clip_i", "clip_t"):
+        entry = world["result"].metrics[metric]
+        assert abs(entry["value"] - want[metric]["value"]) < TOL, metric
+        for subject, value in want[metric]["subjects"].items():
             got = entry["details"]["subjects"][subject]
-            assert abs(got["value"] - value) < TOL
-            assert got["n"] == 4 and got["n_references"] == len(refs[subject])
+            assert abs(got["value"] - value) < TOL, (metric, subject)
+            assert got["n"] == 4 and got["n_references"] == len(world["refs"][subject])
         assert entry["n"] == {"generated": 8, "references": 5, "subjects": 2}
         assert entry["scale"] == 100.0 and entry["protocol"] == "dreambench"
+        assert entry["higher_is_better"] is True
         ci = entry["ci"]
         assert ci["low"] <= ci["high"] and "subjects" in ci["method"]
 
 
-def test_clip_t_equals_direct_computation_without_token(world, direct):
-    emb, text = direct
-    samples, groups = _by_subject(world)
-    per_subject = {}
-    for subject, keys in groups.items():
-        scores = []
-        for k in keys:
-            prompt = samples.condition(k)["prompt"]
-            assert "sks " in prompt
-            scores.append(emb(samples.path(k))["clip"] @ text(prompt.replace("sks ", "")))
-        per_subject[subject] = np.mean(scores)
-    entry = world["result"].metrics["clip_t"]
-    assert abs(entry["value"] - np.mean(list(per_subject.values()))) < TOL
-    assert entry["details"]["text"] == "base_prompt"
+def test_extractor_sharing_and_fingerprints(world):
+    metrics = world["result"].metrics
+    assert metrics["clip_t"]["details"]["text"] == "base_prompt"
     # CLIP-I and CLIP-T share one extractor; DINO has its own
-    assert entry["extractor"] == world["result"].metrics["clip_i"]["extractor"]
-    assert entry["extractor"] != world["result"].metrics["dino"]["extractor"]
+    assert metrics["clip_t"]["extractor"] == metrics["clip_i"]["extractor"]
+    assert metrics["clip_t"]["extractor"] != metrics["dino"]["extractor"]
     assert set(world["result"].extractors) == {"clip-vit-b-32-openai", "dino-vits16"}
     fp = world["result"].extractors["clip-vit-b-32-openai"]
     assert fp["quick_gelu"] is True and fp["preprocess"]["resize"] == 224
+    assert world["result"].extractors["dino-vits16"]["preprocess"]["resize"] == 256
+    assert world["result"].counts == {"scored": 8}
+    assert world["result"].references["subject_images"]["n"] == 5
 
 
-def test_oracle_equals_direct_computation(world, direct):
-    emb, _ = direct
+def test_oracle_equals_direct_computation(world):
+    emb = direct().image
     out = oracle(["dino", "clip_i", "clip_t"], world["inputs"], world["ctx"])
     assert "clip_t" not in out.metrics and "clip_t" in out.notes[0]
     for net, metric in (("dino", "dino"), ("clip", "clip_i")):

@@ -6,8 +6,8 @@ generated images and the subjects' references together — and applies every dis
 in loader workers; each extractor then runs once per image, whichever metrics share it (CLIP-I
 and CLIP-T share the CLIP image embedding). Texts are embedded once per distinct text.
 
-Under torchrun each rank embeds a strided share of the images; the embeddings are gathered, and
-every rank computes the same numbers. Averaging is the protocol's (``average``; see
+Under torchrun each rank embeds whole global batches of the images (`batch_share`); the embeddings
+are gathered back in order and every rank computes the same numbers, bit-identical to one process. Averaging is the protocol's (``average``; see
 `diffbench.metrics.alignment`). `oracle` scores the references against each other.
 """
 
@@ -29,7 +29,13 @@ from diffbench.errors import ConfigError, DataError, DiffbenchError, ImageError
 from diffbench.log import progress
 from diffbench.metrics import alignment as A
 from diffbench.metrics.bootstrap import bootstrap_ci
-from diffbench.scoring.base import EvalContext, FamilyResult, TaskInputs, metric_entry
+from diffbench.scoring.base import (
+    EvalContext,
+    FamilyResult,
+    TaskInputs,
+    batch_share,
+    metric_entry,
+)
 
 EXTRACTOR_ARGS = {
     "dino": ("arch", "resize", "crop", "resize_mode", "interpolation", "mean", "std"),
@@ -162,25 +168,18 @@ def embed_images(paths: list[str], extractors: list[Any], ctx: EvalContext,
 
 
 def embed_sharded(paths: list[str], extractors: list[Any], ctx: EvalContext,
-                  inputs: TaskInputs, desc: str) -> list[np.ndarray]:
-    """`embed_images` over this rank's share of `paths`, gathered so every rank has all rows."""
-    mine = inputs.shard(len(paths), ctx.rank, ctx.world_size)
-    feats = embed_images([paths[i] for i in mine], extractors, ctx, desc)
-    if ctx.world_size <= 1:
-        return feats
-    import torch.distributed as dist
+                  desc: str) -> list[np.ndarray]:
+    """`embed_images` over this rank's whole global batches, gathered back in global order.
 
-    gathered: list[Any] = [None] * ctx.world_size
-    dist.all_gather_object(gathered, (mine, feats))
-    out = []
-    for j in range(len(extractors)):
-        dim = next(f[j].shape[1] for _, f in gathered if len(f[j]))
-        full = np.zeros((len(paths), dim), np.float32)
-        for idx, f in gathered:
-            if len(idx):
-                full[np.asarray(idx)] = f[j]
-        out.append(full)
-    return out
+    Each image stays in the batch it has in a 1-process run, so values are bit-identical.
+    """
+    if ctx.world_size <= 1:
+        return embed_images(paths, extractors, ctx, desc)
+    from diffbench import dist
+
+    mine = batch_share(len(paths), ctx.batch_size, ctx.rank, ctx.world_size)
+    feats = embed_images([paths[i] for i in mine], extractors, ctx, desc)
+    return [dist.gather_rows(f, mine, len(paths)) for f in feats]
 
 
 @dataclass
@@ -273,7 +272,7 @@ def evaluate(metrics: list[str], inputs: TaskInputs, ctx: EvalContext) -> Family
     specs, exts = _extractors(plans, ctx)
     start = time.perf_counter()
     paths = [s.path for s in samples] + refs
-    feats = dict(zip(specs, embed_sharded(paths, exts, ctx, inputs, "alignment"), strict=True))
+    feats = dict(zip(specs, embed_sharded(paths, exts, ctx, "alignment"), strict=True))
     seconds = time.perf_counter() - start
     n_gen, row = len(samples), {r: len(samples) + i for i, r in enumerate(refs)}
     subjects = [s.subject for s in samples]
@@ -315,7 +314,7 @@ def oracle(metrics: list[str], inputs: TaskInputs, ctx: EvalContext) -> FamilyRe
         by_subject.setdefault(str(item.refs["subject"]), list(item.refs["images"]))
     refs = [r for paths in by_subject.values() for r in paths]
     specs, exts = _extractors(plans, ctx)
-    feats = dict(zip(specs, embed_sharded(refs, exts, ctx, inputs, "oracle"), strict=True))
+    feats = dict(zip(specs, embed_sharded(refs, exts, ctx, "oracle"), strict=True))
     out.extractors, hashes = _fingerprints(specs, exts)
     subjects = [s for s, paths in by_subject.items() for _ in paths]
     n_refs = {s: len(paths) for s, paths in by_subject.items()}
