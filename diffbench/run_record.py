@@ -97,7 +97,8 @@ def build_record(loaded, point, opts, ctx, adapter, samples, scored, protocol: P
 
 def pareto_axes(metrics: list[str]) -> tuple[str, str] | None:
     """Default axes of a sweep's front: prompt vs subject fidelity, or FID vs IS."""
-    for x, ys in (("clip_t", ("dino", "clip_i")), ("fid", ("isc",))):
+    for x, ys in (("clip_t", ("dino", "clip_i")), ("siglip_t", ("dinov2", "siglip_i")),
+                  ("fid", ("isc",))):
         if x in metrics:
             for y in ys:
                 if y in metrics:
