@@ -159,6 +159,9 @@ def check(s: WeightSpec, path: Path) -> None:
     if not s.sha256 and s.sha256_prefix and not actual.startswith(s.sha256_prefix):
         raise WeightsError(f"{path}: sha256 {actual[:16]}… does not start with {s.name}'s "
                            f"published prefix {s.sha256_prefix}; fetch or import it again")
+    if not s.sha256 and not s.sha256_prefix:
+        logger.info("%s: no published checksum for %s; its sha256 %s is recorded with the "
+                    "results", path, s.name, actual)
 
 
 def is_official(name: str, path: Path) -> bool:

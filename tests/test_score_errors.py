@@ -26,6 +26,7 @@ def good(tmp_path_factory):
 def _score(real, fake, weights, metrics="prc"):
     res = CliRunner().invoke(main, ["score", "--real", str(real), "--fake", str(fake),
                                     "--metrics", metrics, "--workers", "0", "--no-cache",
+                                    "--prc-features", "pool3",
                                     "--weights", f"inception-2015-12-05={weights}"])
     return res
 

@@ -168,8 +168,10 @@ def test_list_weights_rows_and_json(spec, tmp_path):
 
 def test_registry_specs_are_consistent():
     for s in w.WEIGHTS.values():
-        assert s.url.startswith("https://") and s.url.endswith(s.filename)
-        assert s.sha256 or s.sha256_prefix
+        assert s.url.startswith("https://") and s.filename
+        # A checksum, or an explicit statement that none is published (the file's own sha256
+        # is then recorded in every fingerprint that uses it).
+        assert s.sha256 or s.sha256_prefix or "sha256 unknown" in s.description, s.name
         if s.sha256 and s.sha256_prefix:
             assert s.sha256.startswith(s.sha256_prefix)
     clip = w.WEIGHTS["clip-vit-b-32-openai"]
