@@ -192,12 +192,13 @@ def score(real: Path, fake: Path, protocol: Protocol, metrics: list[str],
     protocol.check_metrics(metrics)
     start = time.perf_counter()
     out: dict[str, Any] = {"metrics": {}, "extractors": {}, "inputs": {}, "timings": {}}
+    real_src, fake_src = open_side(real), open_side(fake)  # data problems before weights ones
     for p in passes(protocol, metrics):
         names = list(p.metrics)
         extractor = build_extractor(p.extractor, p.resize, weights, device)
-        real_side = load_side(Path(real), names, extractor, p.protocol, False, batch_size,
+        real_side = load_side(real_src, names, extractor, p.protocol, False, batch_size,
                               workers, cache)
-        fake_side = load_side(Path(fake), names, extractor, p.protocol, True, batch_size,
+        fake_side = load_side(fake_src, names, extractor, p.protocol, True, batch_size,
                               workers, False, bootstrap_rows(names, p.protocol, bootstrap))
         out["metrics"].update(compute_all(real_side, fake_side, p.protocol, names,
                                           extractor.fingerprint_hash(), bootstrap))
@@ -212,6 +213,12 @@ def score(real: Path, fake: Path, protocol: Protocol, metrics: list[str],
     out["metrics"] = {m: out["metrics"][m] for m in _order(metrics, out["metrics"])}
     out["timings"]["total"] = round(time.perf_counter() - start, 3)
     return out
+
+
+def open_side(path: str | Path) -> Path | Any:
+    """A statistics file stays a path; images (folder, .npz) are opened and listed now."""
+    path = Path(path)
+    return path if stats_lib.is_stats_file(path) else open_images(path)
 
 
 def _order(asked: list[str], values: dict[str, Any]) -> list[str]:
