@@ -150,12 +150,16 @@ METRICS = Registry("metric", "diffbench.metrics", {
     "dinov2": "diffbench.metrics.alignment:DINOv2",
     "siglip_i": "diffbench.metrics.alignment:SigLIPI",
     "siglip_t": "diffbench.metrics.alignment:SigLIPT",
+    "ssim": "diffbench.metrics.ssim:SSIM",
+    "lpips": "diffbench.metrics.lpips:LPIPS",
 })
 DATASETS = Registry("dataset reader", "diffbench.datasets", {
     "sklearn-digits": "diffbench.data.digits:DigitsSource",
     "folder": "diffbench.data.folder:FolderSource",
     "adm-npz": "diffbench.data.npz:NpzSource",
     "dreambooth": "diffbench.data.dreambooth:DreamBoothDataset",
+    "vitonhd": "diffbench.data.vitonhd:VitonHD",
+    "dresscode": "diffbench.data.dresscode:DressCode",
 })
 PROTOCOLS = Registry("protocol", "diffbench.protocols", {
     "adm": "diffbench.protocols:ADM",
@@ -164,6 +168,9 @@ PROTOCOLS = Registry("protocol", "diffbench.protocols", {
     "demo-digits": "diffbench.protocols:DEMO_DIGITS",
     "dreambench": "diffbench.protocols.dreambooth:DREAMBENCH",
     "dco": "diffbench.protocols.dreambooth:DCO",
+    "catvton": "diffbench.protocols.vton:CATVTON",
+    "ladi": "diffbench.protocols.vton:LADI",
+    "hr-viton": "diffbench.protocols.vton:HR_VITON",
 })
 
 REGISTRIES = {"adapters": ADAPTERS, "metrics": METRICS, "datasets": DATASETS,
