@@ -131,6 +131,8 @@ def _arguments(obj: Any) -> list[str]:
 # Built-in entries. Each module named here exists; a test imports every one of them.
 ADAPTERS = Registry("adapter", "diffbench.adapters", {
     "toy": "diffbench.adapters.toy:ToyAdapter",
+    "sit-repa": "diffbench.adapters.sit:SiTAdapter",
+    "dit": "diffbench.adapters.dit:DiTAdapter",
     "demo-sit": "diffbench.adapters.demo:DemoSiTAdapter",
     "folder": "diffbench.adapters.folder:FolderAdapter",
     "sd-lora": "diffbench.adapters.sd_lora:SDLoRAAdapter",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import subprocess
@@ -9,7 +10,9 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from tests.test_generate import png_set, write_suite
 
@@ -79,3 +82,53 @@ def test_torchrun_all_reduce_sum(tmp_path):
            "--master-port", "29518", str(script)]
     res = subprocess.run(run, env=ENV, capture_output=True, text=True, timeout=60)
     assert res.returncode == 0, res.stderr[-2000:]
+
+
+SIT_SUITE = """\
+name: sit
+version: 1
+tasks:
+  cls:
+    kind: generate
+    condition: class
+    generation:
+      images_per_condition: 2
+      seed: 3
+      sampler: {num_classes: 10, mode: sde, steps: 10, cfg_scale: 2.0,
+                guidance_interval: [0.0, 0.7]}
+    protocol: adm
+    metrics: {fid: {}}
+"""
+
+
+def _sit_cmd(suite: Path, out: Path, ckpt: str, batch: int) -> list[str]:
+    return ["-m", "diffbench", "-q", "generate", str(suite), "--model", "sit-repa",
+            "--model-arg", f"ckpt={ckpt}", "--model-arg", "vae=none", "--batch-size", str(batch),
+            "--out", str(out)]
+
+
+@pytest.mark.slow
+def test_sit_repa_torchrun_png_bytes_equal_one_process(tmp_path):
+    """20 SDE+CFG samples of a random SiT: 2 gloo ranks and 1 process, same per-process batch."""
+    from tests.test_sit_adapter import PIXEL, save_random_sit
+
+    ckpt = save_random_sit(tmp_path / "sit.safetensors", PIXEL)
+    suite = tmp_path / "sit.yaml"
+    suite.write_text(SIT_SUITE)
+    one, two, single = tmp_path / "one", tmp_path / "two", tmp_path / "single"
+    subprocess.run([sys.executable, *_sit_cmd(suite, one, ckpt, 3)], check=True, env=ENV,
+                   capture_output=True)
+    run = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
+           "--master-port", "29519", *_sit_cmd(suite, two, ckpt, 3)]
+    res = subprocess.run(run, env=ENV, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr[-2000:]
+    ref = png_set(one / "samples/cls")
+    assert len(ref) == 20 and png_set(two / "samples/cls") == ref
+    assert (two / "samples/cls/manifest.jsonl").read_bytes() == \
+        (one / "samples/cls/manifest.jsonl").read_bytes()
+    subprocess.run([sys.executable, *_sit_cmd(suite, single, ckpt, 1)], check=True, env=ENV,
+                   capture_output=True)
+    for name, data in png_set(single / "samples/cls").items():  # batch 1 vs 3: at most 1 level
+        a = np.asarray(Image.open(io.BytesIO(data))).astype(int)
+        b = np.asarray(Image.open(io.BytesIO(ref[name]))).astype(int)
+        assert np.abs(a - b).max() <= 1, name

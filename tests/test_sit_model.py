@@ -251,3 +251,23 @@ def test_parity_with_timm_blocks():
     with torch.no_grad():
         diff = (ours(x, t, y) - ref(x, t, y)).abs().max().item()
     assert diff < 1e-5, diff
+
+
+@pytest.mark.slow
+def test_xl2_full_size_random_model_loads_repa_layout():
+    """A real (not meta) random SiT-XL/2, ~675M backbone, loads a state dict built with REPA's
+    module layout (timm blocks) strictly; it is never run (2.7 GB of float32 parameters)."""
+    pytest.importorskip("timm")
+    torch.manual_seed(0)
+    model = SiT(PRESETS["SiT-XL/2"])
+    backbone = sum(p.numel() for n, p in model.named_parameters()
+                   if n != "pos_embed" and not n.startswith("projectors."))
+    assert backbone == 674_816_272
+    with torch.device("meta"):
+        repa = _TimmSiT(PRESETS["SiT-XL/2"]).state_dict()
+    zero = torch.zeros(1)
+    sd = {k: zero.expand(v.shape) for k, v in repa.items()}  # shapes only, no memory
+    assert set(sd) == set(model.state_dict())
+    model.load_state_dict(sd, strict=True)
+    assert torch.count_nonzero(model.blocks[27].mlp.fc2.weight) == 0
+    assert infer_config(model.state_dict()) == PRESETS["SiT-XL/2"]

@@ -15,6 +15,7 @@ to the data); with `convention=sit` the model is wrapped as v_repa(x, t) = -v_si
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ from diffbench.errors import ConfigError, WeightsError
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 SAMPLER_ARGS = frozenset({"mode", "solver", "steps", "cfg_scale", "guidance_interval",
-                          "guide_channels", "last_step", "num_classes", "labels"})
+                          "guide_channels", "last_step", "null_class", "num_classes", "labels"})
 
 
 def to_uint8(x: torch.Tensor, rule: str) -> np.ndarray:
@@ -81,23 +82,42 @@ class SiTAdapter(Adapter):
     @torch.inference_mode()
     def generate(self, requests: Sequence[Request]) -> list[np.ndarray]:
         """Sample each request from its own generator; decode; convert to uint8."""
-        from diffbench.sampling.flow import SamplerConfig, sample
+        from diffbench.sampling.flow import sample
         from diffbench.sampling.seeding import make_generators, randn_per_sample
 
         if not requests:
             return []
-        config = SamplerConfig.from_args(
-            {k: v for k, v in requests[0].sampler.items() if k not in ("num_classes", "labels")})
         cfg = self.net.config
+        config = self.sampler_config(requests[0].sampler)
         shape = (cfg.in_channels, cfg.input_size, cfg.input_size)
+        labels = self._labels(requests)
         gens = make_generators([r.seed for r in requests], self.device)
         noise = randn_per_sample(gens, shape, self.device)
-        labels = torch.tensor([int(r.condition["class"]) for r in requests], device=self.device)
         x0, stats = sample(self._velocity, noise, labels, config, gens,
                            model_dtype=DTYPES[self.dtype])
         self.last_stats = stats
         images = self._decode(x0)
         return list(to_uint8(images, self.uint8))
+
+    def sampler_config(self, sampler: dict[str, Any]):
+        """The flow sampler settings of a request; the null (CFG) class is the model's last row."""
+        from diffbench.sampling.flow import SamplerConfig
+
+        args = {k: v for k, v in sampler.items() if k not in ("num_classes", "labels")}
+        args.setdefault("null_class", self.net.config.num_classes)
+        return SamplerConfig.from_args(args)
+
+    def _labels(self, requests: Sequence[Request]) -> torch.Tensor:
+        n_cls = self.net.config.num_classes
+        labels = []
+        for r in requests:
+            label = r.condition.get("class")
+            if isinstance(label, bool) or not isinstance(label, int) or not 0 <= label < n_cls:
+                raise ConfigError(f"request {r.key}: class {label!r} is not an integer in "
+                                  f"[0, {n_cls}) for this checkpoint; set the task's "
+                                  f"sampler num_classes to {n_cls}")
+            labels.append(label)
+        return torch.tensor(labels, dtype=torch.long, device=self.device)
 
     def _decode(self, x0: torch.Tensor) -> torch.Tensor:
         if self.vae is None:
@@ -111,13 +131,18 @@ class SiTAdapter(Adapter):
                 "convention": self.convention}
 
 
+def offline() -> bool:
+    """Whether HF_HUB_OFFLINE is set now (huggingface_hub itself reads it once, at import)."""
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
 def _load_vae(name: str, device: str):
     try:
         from diffusers.models import AutoencoderKL
     except ImportError as exc:
         raise ConfigError("decoding latents needs diffusers: pip install diffusers") from exc
     try:
-        vae = AutoencoderKL.from_pretrained(name)
+        vae = AutoencoderKL.from_pretrained(name, **({"local_files_only": True} if offline() else {}))
     except (OSError, ValueError) as exc:
         raise WeightsError(f"cannot load VAE '{name}' ({exc}); give a local folder with "
                            "--model-arg vae=PATH, or vae=none for a pixel-space model") from exc
