@@ -239,3 +239,20 @@ def test_export_npz_refuses_mixed_sizes_and_empty(tmp_path):
     with pytest.raises(DataError, match="differs"):
         export_npz(folder, tmp_path / "x.npz")
     assert not list(tmp_path.glob("*.npz")) and not list(tmp_path.glob(".x.npz*"))
+
+
+def test_folder_stem_keys_sharing_a_tryon_id_are_not_ambiguous(tmp_path):
+    from diffbench.adapters.base import Request
+
+    """DreamBench-style keys (<subject>-p02-0) share the try-on id '02-0.png'; stem wins."""
+    from diffbench.adapters.base import Request
+
+    img = np.zeros((4, 4, 3), np.uint8)
+    for name in ("can-p02-0", "dog-p02-0"):
+        Image.fromarray(img).save(tmp_path / f"{name}.png")
+    ad = FolderAdapter(str(tmp_path))
+    ad.check_keys(["can-p02-0", "dog-p02-0"])
+    assert len(ad.generate([Request("dog-p02-0", 0)])) == 1
+    # a try-on request whose id two files share is an error naming both files
+    with pytest.raises(DataError, match="can-p02-0.png, dog-p02-0.png .*'02-0.png'"):
+        ad.find(Request("x02-0.png", 0, {"person": "p", "garment": "g"}))

@@ -60,7 +60,8 @@ class FolderAdapter(Adapter):
                               f"{', '.join(MATCHES)} or regex:PATTERN")
         self.match, self.id_chars = match, int(id_chars)
         self._regex = re.compile(match[len("regex:"):]) if match.startswith("regex:") else None
-        self._index: dict[tuple[Path, str], dict[str, Path]] = {}
+        self._index: dict[tuple[Path, str], dict[str, Path | None]] = {}
+        self._ambiguous: dict[tuple[Path, str, str], list[str]] = {}
         if not self.fields and not Path(self.template).is_dir():
             raise DataError(f"folder adapter: {self.template} is not a folder; "
                             "pass --model-arg path=DIR with the generated images")
@@ -100,16 +101,19 @@ class FolderAdapter(Adapter):
                               f"{', '.join(sorted(req.condition)) or 'none'})") from None
 
     def _by_id(self, folder: Path, mode: str) -> dict[str, Path]:
+        """id -> file in `folder`; ids shared by several files map to None (ambiguous)."""
         if (folder, mode) not in self._index:
-            index: dict[str, Path] = {}
+            index: dict[str, Path | None] = {}
             for stem, p in self._files(folder).items():
                 ident = self._id(p.name, mode) if mode != "stem" else stem
                 if ident is None:
                     continue
                 if ident in index:
-                    raise DataError(f"folder adapter: {index[ident].name} and {p.name} in {folder} "
-                                    f"both have id '{ident}'; keep one image per item")
-                index[ident] = p
+                    self._ambiguous.setdefault((folder, mode, ident), [index[ident].name]
+                                               if index[ident] else []).append(p.name)
+                    index[ident] = None
+                else:
+                    index[ident] = p
             self._index[(folder, mode)] = index
         return self._index[(folder, mode)]
 
@@ -119,9 +123,16 @@ class FolderAdapter(Adapter):
         return self._id(req.item or req.key, mode) or req.key
 
     def find(self, req: Request) -> Path | None:
-        """The file that serves `req`, or None."""
-        mode = self._mode(req)
-        return self._by_id(self._folder(req), mode).get(self._request_id(req, mode))
+        """The file that serves `req`, or None; DataError when several files share its id."""
+        mode, folder = self._mode(req), self._folder(req)
+        ident = self._request_id(req, mode)
+        index = self._by_id(folder, mode)
+        if ident in index and index[ident] is None:
+            names = self._ambiguous[(folder, mode, ident)]
+            raise DataError(f"folder adapter: {', '.join(names[:4])} in {folder} all have id "
+                            f"'{ident}' (item {req.key}); keep one image per item or set "
+                            "--model-arg match=stem")
+        return index.get(ident)
 
     def check_requests(self, requests: Sequence[Request]) -> None:
         """Raise DataError if requests have no file; report files that no request asks for."""
@@ -158,9 +169,9 @@ class FolderAdapter(Adapter):
         reqs = []
         for key in keys:
             key = key.key if isinstance(key, Request) else key
-            found = [m for m in modes if self._request_id(Request(key, 0), m)
-                     in self._by_id(self.path, m)]
-            reqs.append(Request(key, 0, {"person": "", "garment": ""} if found == ["vton"]
+            found = next((m for m in modes if self._request_id(Request(key, 0), m)
+                          in self._by_id(self.path, m)), None)  # stem first
+            reqs.append(Request(key, 0, {"person": "", "garment": ""} if found == "vton"
                                 else {}))
         self.check_requests(reqs)
 
