@@ -112,6 +112,9 @@ def test_nfe_accounting_250_steps_interval_0_07(pixel_ckpt):
     assert (st.guided_nfe, st.unguided_nfe) == (172, 78)
     assert st.model_rows == 2 * (2 * 172 + 78)
     assert flow.count_nfe(adapter.sampler_config(sampler)) == (172, 78)
+    # what diffbench run records per image in results' generation.model_evaluations
+    assert adapter.sampler_stats(sampler) == {"guided_nfe": 172, "unguided_nfe": 78, "nfe": 250,
+                                              "model_rows_per_image": 422}
 
 
 def test_null_class_is_the_checkpoints_last_row(pixel_ckpt):

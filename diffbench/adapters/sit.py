@@ -107,6 +107,14 @@ class SiTAdapter(Adapter):
         args.setdefault("null_class", self.net.config.num_classes)
         return SamplerConfig.from_args(args)
 
+    def sampler_stats(self, sampler: dict[str, Any]) -> dict[str, int]:
+        """Model evaluations per image for these sampler settings (a guided one runs 2 rows)."""
+        from diffbench.sampling.flow import count_nfe
+
+        guided, unguided = count_nfe(self.sampler_config(sampler))
+        return {"guided_nfe": guided, "unguided_nfe": unguided, "nfe": guided + unguided,
+                "model_rows_per_image": 2 * guided + unguided}
+
     def _labels(self, requests: Sequence[Request]) -> torch.Tensor:
         n_cls = self.net.config.num_classes
         labels = []
