@@ -138,6 +138,7 @@ ADAPTERS = Registry("adapter", "diffbench.adapters", {
     "sd-lora": "diffbench.adapters.sd_lora:SDLoRAAdapter",
     "sdxl-lora": "diffbench.adapters.sd_lora:SDXLLoRAAdapter",
     "dco": "diffbench.adapters.dco:DCOAdapter",
+    "idm-vton": "diffbench.adapters.idm_vton:IDMVTONAdapter",
 })
 METRICS = Registry("metric", "diffbench.metrics", {
     "fid": "diffbench.metrics.distribution:FID",

@@ -150,7 +150,7 @@ def plan(loaded: LoadedSuite, opts: RunOptions, adapter) -> list[Point]:
         for sweep in values:
             reqs = [dataclasses.replace(r, sampler={**r.sampler, **sweep}) for r in requests]
             if hasattr(adapter, "check_keys"):
-                adapter.check_keys([r.key for r in reqs])
+                adapter.check_keys(reqs)  # requests: conditions fill templated folders, inputs
             points.append(Point(point_name(name, sweep), name, task, sweep, dataset, reqs))
     return points
 
