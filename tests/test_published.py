@@ -29,6 +29,16 @@ def test_repa_headline_number():
     assert row.metrics["fid"] == 1.42 and "Table 9" in row.source
 
 
+def test_tryon_rows_print_kid_times_1000():
+    pubs = {p.suite: p for p in all_published() if p.suite in ("vitonhd", "dresscode")}
+    vh = next(e for e in pubs["vitonhd"].entries if e.key == "vitonhd/idm-vton-catvton-table1-paired")
+    assert vh.metrics == {"ssim": 0.8499, "lpips": 0.0603, "fid": 5.762, "kid": 0.732}
+    assert pubs["vitonhd"].raw_value("kid", 0.732) == pytest.approx(0.000732)
+    dc = next(e for e in pubs["dresscode"].entries if e.key == "dresscode/idm-vton-leffa-unpaired")
+    assert dc.metrics == {"fid": 9.55, "kid": 4.32} and not dc.unverified
+    assert all(p.protocol == "catvton" and p.scales == {"kid": 1000} for p in pubs.values())
+
+
 def test_bad_file_is_clear(tmp_path):
     path = tmp_path / "x.yaml"
     path.write_text("published_format: 1\nsuite: s\nprotocol: adm\nentries:\n"
