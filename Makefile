@@ -19,8 +19,14 @@ $(STAMP): pyproject.toml Makefile
 
 install: $(STAMP)
 
+DEMO_OUT ?= runs/demo
+DIFFBENCH := $(VENV)/bin/diffbench
+
+# The offline demo suite: two models, their results and a report (rerunning resumes).
 demo: install
-	$(PY) scripts/demo.py --out runs/demo
+	$(DIFFBENCH) run suites/demo.yaml --model demo-sit --out $(DEMO_OUT)/demo-sit
+	$(DIFFBENCH) run suites/demo.yaml --model toy --out $(DEMO_OUT)/toy
+	$(DIFFBENCH) report $(DEMO_OUT)/demo-sit $(DEMO_OUT)/toy -o $(DEMO_OUT)/report
 
 test: install
 	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
