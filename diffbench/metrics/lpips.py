@@ -6,7 +6,7 @@ shifted and scaled by lpips' ``ScalingLayer``, and ``w_l`` the v0.1 linear weigh
 inside the lpips wheel (sha256-identical to torchmetrics' copies). Version 0.1 is the one every
 try-on script uses (torchmetrics, HR-VITON's PerceptualSimilarity copy).
 
-Speed: both images of a pair go through the backbone in one batch, and since the 1×1 linear
+Speed: both images of a pair go through the backbone in one batch (channels-last), and since the 1×1 linear
 layer commutes with the spatial mean it is applied to the per-channel means (a dot product per
 layer) instead of to every pixel. Backbone weights come from a file (``diffbench.weights``:
 ``alexnet-imagenet``, ``squeezenet1_1-imagenet``, ``vgg16-imagenet``); only its ``features.*``
@@ -112,6 +112,8 @@ class LPIPSNet(nn.Module):
         self.register_buffer("scale", torch.tensor(SCALE).view(1, 3, 1, 1))
         for i in range(n_layers):
             self.register_buffer(f"w{i}", lin[f"lin{i}.model.1.weight"].flatten().float())
+        # channels-last convolutions: measured 2x faster on the CPU (oneDNN), same numbers to 1e-7
+        self.features.to(memory_format=torch.channels_last)
         self.eval().requires_grad_(False)
 
     def taps(self, x: torch.Tensor) -> list[torch.Tensor]:
@@ -130,7 +132,8 @@ class LPIPSNet(nn.Module):
             raise MetricInputError(f"lpips: pairs must be N×3×H×W of equal shape, got "
                                    f"{tuple(x0.shape)} and {tuple(x1.shape)}")
         n = x0.shape[0]
-        both = (torch.cat((x0, x1)).float() - self.shift) / self.scale
+        both = ((torch.cat((x0, x1)).float() - self.shift) / self.scale).contiguous(
+            memory_format=torch.channels_last)
         total = torch.zeros(n, dtype=torch.float32, device=x0.device)
         for i, f in enumerate(self.taps(both)):
             f = f / (f.pow(2).sum(dim=1, keepdim=True).sqrt() + EPS)

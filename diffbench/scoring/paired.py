@@ -36,7 +36,10 @@ SSIM_ARGS = {"color": "rgb", "data_range": 1.0, "sigma": 1.5, "k1": 0.01, "k2": 
              "border": "valid"}
 LPIPS_ARGS = {"net": "alex"}
 PREP_ARGS = {"gt_resize": "none", "gt_jpeg_quality": None, "eval_size": None}
-LPIPS_PIXELS = {"cpu": 4 * 1024 * 768, "cuda": 64 * 1024 * 768}  # image pairs per LPIPS chunk
+# Pixels of the image pairs per LPIPS call. CPU: measured (1 thread, SqueezeNet, channels-last)
+# one 512x384 or 1024x768 pair per call is fastest (0.09 s, 0.69 s per pair; 4 per call 0.17 s,
+# 0.83 s): activations stay in cache. Smaller images are grouped up to the same pixel count.
+LPIPS_PIXELS = {"cpu": 512 * 384, "cuda": 64 * 1024 * 768}
 BOOTSTRAP_SEED = 0
 WORST = 5
 _NETS: OrderedDict[tuple, Any] = OrderedDict()
