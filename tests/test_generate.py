@@ -242,8 +242,6 @@ def test_export_npz_refuses_mixed_sizes_and_empty(tmp_path):
 
 
 def test_folder_stem_keys_sharing_a_tryon_id_are_not_ambiguous(tmp_path):
-    from diffbench.adapters.base import Request
-
     """DreamBench-style keys (<subject>-p02-0) share the try-on id '02-0.png'; stem wins."""
     from diffbench.adapters.base import Request
 
