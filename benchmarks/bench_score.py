@@ -43,14 +43,14 @@ def child(kind: str, real: str, fake: str, weights: str, metrics: str, kid_size:
     if kind == "diffbench":
         import dataclasses
 
-        from diffbench.features.inception import InceptionExtractor
+        from diffbench.features.inception import WEIGHTS_NAME
         from diffbench.protocols import get_protocol
         from diffbench.scorer import score
 
         proto = get_protocol("torch-fidelity")
         proto = dataclasses.replace(proto, kid={**proto.kid, "subset_size": kid_size})
         out = score(Path(real), Path(fake), proto, metrics.split(","),
-                    InceptionExtractor(weights), batch_size=batch, workers=workers, cache=False)
+                    {WEIGHTS_NAME: weights}, batch_size=batch, workers=workers, cache=False)
         values = {k: v["value"] for k, v in out["metrics"].items()}
     else:
         import torch_fidelity
