@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from diffbench.adapters.base import Adapter, Request
-from diffbench.adapters.sit import DTYPES, offline, to_uint8
+from diffbench.adapters.sit import DTYPES, check_dtype_uint8, offline, to_uint8
 from diffbench.errors import ConfigError, WeightsError
 
 SCHEDULERS = ("ddpm", "ddim", "folder")
@@ -84,10 +84,7 @@ class DiTAdapter(Adapter):
         super().__init__(device=device, dtype=dtype)
         from diffusers import AutoencoderKL, DiTTransformer2DModel
 
-        if dtype not in DTYPES:
-            raise ConfigError(f"--dtype {dtype}: expected one of {', '.join(DTYPES)}")
-        if uint8 not in ("round", "truncate"):
-            raise ConfigError(f"--model-arg uint8={uint8}: expected round or truncate")
+        check_dtype_uint8(dtype, uint8)
         self.model, self.vae_name, self.uint8 = str(model), vae or f"{model}/vae", uint8
         self.transformer = _from_pretrained(DiTTransformer2DModel, self.model, "transformer",
                                             subfolder="transformer")

@@ -45,6 +45,14 @@ def to_uint8(x: torch.Tensor, rule: str) -> np.ndarray:
     return y.permute(0, 2, 3, 1).cpu().numpy()
 
 
+def check_dtype_uint8(dtype: str, uint8: str) -> None:
+    """ConfigError unless `dtype` is a known precision and `uint8` a known conversion rule."""
+    if dtype not in DTYPES:
+        raise ConfigError(f"--dtype {dtype}: expected one of {', '.join(DTYPES)}")
+    if uint8 not in ("round", "truncate"):
+        raise ConfigError(f"--model-arg uint8={uint8}: expected round or truncate")
+
+
 class SiTAdapter(Adapter):
     """SiT / SiT+REPA (our implementation) with REPA's samplers; SD-VAE or pixel space."""
 
@@ -57,10 +65,7 @@ class SiTAdapter(Adapter):
         super().__init__(device=device, dtype=dtype)
         from diffbench.adapters.sit_model import PRESETS, load_sit_checkpoint
 
-        if dtype not in DTYPES:
-            raise ConfigError(f"--dtype {dtype}: expected one of {', '.join(DTYPES)}")
-        if uint8 not in ("round", "truncate"):
-            raise ConfigError(f"--model-arg uint8={uint8}: expected round or truncate")
+        check_dtype_uint8(dtype, uint8)
         if not Path(ckpt).is_file():
             raise WeightsError(f"SiT checkpoint {ckpt} not found; pass --model-arg ckpt=PATH "
                                "(REPA's last.pt or SiT-XL-2-256.pt)")
