@@ -2,10 +2,13 @@
 
     python benchmarks/bench_score.py --n 500            # throughput, fid+isc+kid, both libraries
     python benchmarks/bench_score.py --memory 1000,4000 # peak RSS of diffbench FID vs image count
+    python benchmarks/bench_score.py --n 500 --tune-peer   # torch-fidelity with our allocator setting
 
 Each run happens in its own subprocess, one after another; a child reports its wall time and its
 peak RSS (its own and its loader workers'). The weights are a random, calibrated Inception saved
-in torch-fidelity's format, given to both libraries. Caches are off on both sides.
+in torch-fidelity's format, given to both libraries. Caches are off on both sides. diffbench's
+child sets the allocator as the `diffbench` CLI does (`diffbench.cpu.keep_freed_memory`);
+`--tune-peer` gives torch-fidelity the same setting, to show how much of the ratio that is.
 """
 
 from __future__ import annotations
@@ -37,16 +40,22 @@ def make_folder(folder: Path, n: int, seed: int, size: int) -> Path:
 
 
 def child(kind: str, real: str, fake: str, weights: str, metrics: str, kid_size: int,
-          workers: int | None, batch: int) -> dict:
+          workers: int | None, batch: int, tune_peer: bool = False) -> dict:
     """Run one scorer in this process and report time, values and peak RSS (MiB)."""
     start = time.perf_counter()
+    if kind != "diffbench" and tune_peer:
+        from diffbench.cpu import keep_freed_memory
+
+        keep_freed_memory()  # --tune-peer: torch-fidelity with diffbench's allocator setting
     if kind == "diffbench":
         import dataclasses
 
+        from diffbench.cpu import keep_freed_memory
         from diffbench.features.inception import WEIGHTS_NAME
         from diffbench.protocols import get_protocol
         from diffbench.scorer import score
 
+        keep_freed_memory()  # as the `diffbench` CLI does at start
         proto = get_protocol("torch-fidelity")
         proto = dataclasses.replace(proto, kid={**proto.kid, "subset_size": kid_size})
         out = score(Path(real), Path(fake), proto, metrics.split(","),
@@ -87,12 +96,15 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=None)
     ap.add_argument("--batch", type=int, default=50)
     ap.add_argument("--memory", default=None, help="counts for the flat-memory FID mode, e.g. 1000,4000")
+    ap.add_argument("--tune-peer", action="store_true",
+                    help="give torch-fidelity diffbench's allocator setting (cpu.keep_freed_memory)")
     ap.add_argument("--child", nargs="+", default=None, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.child:
-        kind, real, fake, weights, metrics, kid_size, workers, batch = a.child
+        kind, real, fake, weights, metrics, kid_size, workers, batch, tune = a.child
         print(json.dumps(child(kind, real, fake, weights, metrics, int(kid_size),
-                               None if workers == "None" else int(workers), int(batch))))
+                               None if workers == "None" else int(workers), int(batch),
+                               tune == "1")))
         return
     root = a.dir or Path(tempfile.mkdtemp(prefix="bench_score_"))
     weights = a.weights
@@ -107,11 +119,12 @@ def main() -> None:
         kid = min(1000, n)
         common = [str(real), str(fake), weights]
         if a.memory:
-            r = spawn(["diffbench", *common, "fid", str(kid), str(a.workers), str(a.batch)])
+            r = spawn(["diffbench", *common, "fid", str(kid), str(a.workers), str(a.batch), "0"])
             print(f"diffbench fid 2x{n}: {2 * n / r['seconds']:.1f} images/s, "
                   f"peak RSS {r['peak_rss_mib']:.0f} MiB")
             continue
-        rows = [spawn([k, *common, a.metrics, str(kid), str(a.workers), str(a.batch)])
+        tune = "1" if a.tune_peer else "0"
+        rows = [spawn([k, *common, a.metrics, str(kid), str(a.workers), str(a.batch), tune])
                 for k in ("diffbench", "torch-fidelity")]
         for r in rows:
             vals = ", ".join(f"{k}={v:.6g}" for k, v in sorted(r["values"].items()))

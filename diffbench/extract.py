@@ -1,14 +1,14 @@
 """Reading an image set once through an extractor and feeding every metric state.
 
-Loader workers decode and resize (the CPU-heavy part); the main process runs the network in
-batches and updates, per layer, mergeable Gaussian moments (FID/sFID: float64 sums, memory flat
-in N) and/or float32 feature banks (KID, precision/recall, IS). A bad image never becomes a
-traceback from a worker: the worker returns its error and the main process raises it as one line.
+Loader workers (or, on a small CPU, the main process) decode and resize; the main process runs
+the network in batches and updates, per layer, mergeable Gaussian moments (FID/sFID: float64
+sums, memory flat in N) and/or float32 feature banks (KID, precision/recall, IS). A bad image
+never becomes a traceback from a worker: the worker returns its error and the main process raises
+it as one line.
 """
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from diffbench.cpu import cpu_threads, default_workers
 from diffbench.errors import DiffbenchError, ImageError
 from diffbench.log import progress
 from diffbench.metrics.states import FeatureBank, GaussianMoments
@@ -70,17 +71,23 @@ def _collate(items):
     return torch.stack([x for x, _, _ in items]), [s for _, s, _ in items], []
 
 
-def default_workers() -> int:
-    """Loader workers: one per core beyond the one that runs the network, at most 8."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return max(1, min(8, (cores or 2) - 1))
-
-
 def extract(source, extractor, moments: tuple[str, ...] = (), banks: tuple[str, ...] = (),
             batch_size: int = 50, workers: int | None = None, desc: str = "features",
             indices: list[int] | None = None) -> FeatureSet:
     """One pass over `source` (or the `indices` subset of it) through `extractor`."""
-    workers = default_workers() if workers is None else workers
+    device = getattr(extractor, "device", torch.device("cpu"))
+    chosen = workers is None
+    workers = default_workers(device) if chosen else workers
+    threads = torch.get_num_threads()
+    if chosen and torch.device(device).type == "cpu" and workers:
+        torch.set_num_threads(min(threads, cpu_threads(workers)))
+    try:
+        return _extract(source, extractor, moments, banks, batch_size, workers, desc, indices)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _extract(source, extractor, moments, banks, batch_size, workers, desc, indices) -> FeatureSet:
     data = _Prepared(source, extractor.preprocessor())
     if indices is not None:
         data = torch.utils.data.Subset(data, indices)

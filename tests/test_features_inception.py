@@ -152,3 +152,39 @@ def test_extractor_protocol_and_cached_weights_hash(exact, tmp_path):
     assert file_sha256(path) == hashlib.sha256(b"abc").hexdigest()
     path.write_bytes(b"abcd")  # new size and mtime: computed again, not served from the cache
     assert file_sha256(path) == hashlib.sha256(b"abcd").hexdigest()
+
+
+def test_cpu_micro_batches_change_no_value(inception_weights):
+    # The CPU runs the network 8 images at a time (cache blocking); a 19-image batch run whole
+    # and run in slices 8 + 8 + 3 gives the same bits.
+    from diffbench.features.inception import CPU_MICRO_BATCH
+
+    sliced = InceptionExtractor(inception_weights)
+    images = torch.stack([sliced.preprocess(im) for im in _smooth_images(19, (64, 64), seed=4)])
+    assert sliced.micro_batch == CPU_MICRO_BATCH == 8
+    whole = InceptionExtractor(inception_weights, micro_batch=0)
+    a, b = sliced.forward(images), whole.forward(images)
+    assert set(a) == set(b) == {"pool3", "logits_unbiased", "sfid"}
+    for k in a:
+        assert a[k].shape[0] == 19 and torch.equal(a[k], b[k]), k
+
+
+def test_cpu_prepacked_fused_convs_change_no_value(inception_weights):
+    # The CPU path runs conv + bias + ReLU as one oneDNN call on weights packed once (for the
+    # first batch's shape); batches of other sizes give the same bits as the plain path.
+    from diffbench.features.inception import load_inception
+
+    plain = load_inception(inception_weights).fold_batchnorm().to(memory_format=torch.channels_last)
+    fused = load_inception(inception_weights).fold_batchnorm().to(memory_format=torch.channels_last)
+    if not fused.prepack():
+        pytest.skip("this torch build has no oneDNN")
+    ext = InceptionExtractor(inception_weights)
+    images = torch.stack([ext.preprocess(im) for im in _smooth_images(7, (48, 48), seed=6)])
+    x = ((images - 128) / 128).contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        for n in (4, 1, 7):  # packed for 4, then used for 1 and 7
+            a, b = fused(x[:n]), plain(x[:n])
+            assert all(torch.equal(a[k], b[k]) for k in a), n
+    assert all(m._packed is not None for m in fused.modules() if getattr(m, "prepacked", False))
+    assert ext.net.Conv2d_1a_3x3.prepacked  # the CPU extractor uses it
+    assert not InceptionExtractor(inception_weights, exact=True).net.Conv2d_1a_3x3.prepacked

@@ -112,6 +112,16 @@ def test_kid_matches_torch_fidelity(kid_feats):
     assert ours[1] == pytest.approx(ref["kernel_inception_distance_std"], rel=1e-6)
 
 
+def test_kid_whole_kernel_path_equals_per_subset_kernels(kid_feats, monkeypatch):
+    # 300 + 400 rows, 20 subsets of 100: small enough for the whole-kernel path.
+    f1, f2 = kid_feats
+    whole = F.kid(f1, f2, subsets=20, subset_size=100, seed=5)
+    monkeypatch.setattr(F, "KID_GRAM_ENTRIES", 0)  # force one kernel per subset
+    per_subset = F.kid(f1, f2, subsets=20, subset_size=100, seed=5)
+    assert whole[0] == pytest.approx(per_subset[0], rel=1e-6)
+    assert whole[1] == pytest.approx(per_subset[1], rel=1e-6)
+
+
 def test_kid_float64_close_to_float32(kid_feats):
     f1, f2 = kid_feats
     m32, _ = F.kid(f1, f2, subsets=5, subset_size=200)

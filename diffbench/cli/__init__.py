@@ -12,6 +12,7 @@ import sys
 import click
 
 from diffbench import __version__
+from diffbench.cpu import keep_freed_memory
 from diffbench.errors import DiffbenchError
 from diffbench.log import configure_logging
 
@@ -48,6 +49,7 @@ def main(quiet: bool, verbose: bool) -> None:
       diffbench metrics
     """
     configure_logging(verbose=verbose, quiet=quiet)
+    keep_freed_memory()  # reuse freed activations instead of faulting them in again (cpu.py)
 
 
 # One command module per line (diffbench/cli/<name>.py, each exporting COMMANDS).

@@ -62,7 +62,8 @@ def summary(outcome) -> str:
 @click.option("--batch-size", default=16, show_default=True, type=click.IntRange(min=1),
               help="Images per generation batch (per process).")
 @click.option("--score-batch-size", default=50, show_default=True, type=click.IntRange(min=1))
-@click.option("--workers", type=int, default=None, help="Loader workers (default: cores - 1).")
+@click.option("--workers", type=int, default=None,
+              help="Loader workers (default: chosen per pass and device; README, 'Speed on a CPU').")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:1, …")
 @click.option("--dtype", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32",
               show_default=True)

@@ -43,7 +43,8 @@ def _table(metrics: dict) -> str:
 @click.option("--metrics", default="fid", show_default=True, help="Comma list: fid,kid,isc,sfid,prc.")
 @click.option("--weights", multiple=True, metavar="NAME=PATH", help="Use a local weights file.")
 @click.option("--batch-size", default=50, show_default=True)
-@click.option("--workers", type=int, default=None, help="Loader workers (default: cores - 1).")
+@click.option("--workers", type=int, default=None,
+              help="Loader workers (default: CPU 0 on ≤2 cores else 1; GPU cores - 1, ≤8).")
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--bootstrap", default=0, show_default=True,
               help="Resamples for 95% confidence intervals of FID/sFID/IS (0: none).")

@@ -17,15 +17,35 @@ from torch import nn
 
 
 class BasicConv2d(nn.Module):
-    """Conv (no bias) + BatchNorm(eps=1e-3) + ReLU; `bn` becomes Identity once folded."""
+    """Conv (no bias) + BatchNorm(eps=1e-3) + ReLU; `bn` becomes Identity once folded.
+
+    Once folded and `prepack`ed, the CPU runs conv + bias + ReLU as one oneDNN call on weights
+    reordered once into oneDNN's blocked layout (the plain path reorders them at every call and
+    runs the ReLU as a separate pass over the output). Same primitive, same bits (tested).
+    """
 
     def __init__(self, cin: int, cout: int, **kwargs):
         super().__init__()
         self.conv = nn.Conv2d(cin, cout, bias=False, **kwargs)
         self.bn: nn.Module = nn.BatchNorm2d(cout, eps=0.001)
+        self.prepacked = False
+        self._packed: torch.Tensor | None = None  # oneDNN weight, made at the first CPU call
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.prepacked and x.device.type == "cpu":
+            return self._fused(x)
         return F.relu(self.bn(self.conv(x)), inplace=True)
+
+    def _fused(self, x: torch.Tensor) -> torch.Tensor:
+        c = self.conv
+        if self._packed is None:
+            # Reordered for this input's shape; oneDNN's result does not depend on the batch
+            # size it was packed for (tested), so one packing serves every batch.
+            self._packed = torch._C._nn.mkldnn_reorder_conv2d_weight(
+                c.weight.detach().to_mkldnn(), c.padding, c.stride, c.dilation, c.groups,
+                tuple(x.shape))
+        return torch.ops.mkldnn._convolution_pointwise(
+            x, self._packed, c.bias, c.padding, c.stride, c.dilation, c.groups, "relu", [], "")
 
     def fold(self) -> None:
         """Fold the (eval-mode) BatchNorm into the convolution."""
@@ -38,6 +58,7 @@ class BasicConv2d(nn.Module):
         conv.weight.data = self.conv.weight.data * scale.view(-1, 1, 1, 1)
         conv.bias.data = bn.bias - bn.running_mean * scale
         self.conv, self.bn = conv, nn.Identity()
+        self._packed = None
 
 
 def _avg(x: torch.Tensor) -> torch.Tensor:
@@ -177,8 +198,29 @@ class InceptionNet(nn.Module):
                 module.fold()
         return self
 
-    def forward(self, x: torch.Tensor, sfid: bool = True) -> dict[str, torch.Tensor]:
-        """x: normalised N×3×299×299 → pool3, logits_unbiased and (optionally) sfid."""
+    def prepack(self, enable: bool = True) -> bool:
+        """Run every (folded) conv + ReLU as one oneDNN call on prepacked weights on the CPU.
+
+        Call after `fold_batchnorm` and after moving the weights; a no-op returning False where
+        this torch has no oneDNN (or with enable=False, which restores the plain path). Other
+        devices keep the plain path.
+        """
+        ok = (enable and torch.backends.mkldnn.is_available()
+              and hasattr(torch.ops.mkldnn, "_convolution_pointwise")
+              and hasattr(torch._C._nn, "mkldnn_reorder_conv2d_weight"))
+        convs = [m for m in self.modules() if isinstance(m, BasicConv2d)]
+        ok = ok and all(isinstance(m.bn, nn.Identity) and m.conv.bias is not None for m in convs)
+        for m in convs:
+            m.prepacked, m._packed = ok, None
+        return ok
+
+    def logits_unbiased(self, pool3: torch.Tensor) -> torch.Tensor:
+        """pool3 (N×2048) → the 1008 logits without the classifier's bias."""
+        return pool3 @ self.fc.weight.T
+
+    def forward(self, x: torch.Tensor, sfid: bool = True,
+                logits: bool = True) -> dict[str, torch.Tensor]:
+        """x: normalised N×3×299×299 → pool3, logits_unbiased (optionally) and sfid (optionally)."""
         for name in ("Conv2d_1a_3x3", "Conv2d_2a_3x3", "Conv2d_2b_3x3", "MaxPool_1",
                      "Conv2d_3b_1x1", "Conv2d_4a_3x3", "MaxPool_2", "Mixed_5b", "Mixed_5c",
                      "Mixed_5d", "Mixed_6a", "Mixed_6b", "Mixed_6c"):
@@ -188,7 +230,9 @@ class InceptionNet(nn.Module):
         for name in ("Mixed_6e", "Mixed_7a", "Mixed_7b", "Mixed_7c"):
             x = getattr(self, name)(x)
         pool3 = torch.flatten(self.AvgPool(x), 1)
-        out = {"pool3": pool3, "logits_unbiased": pool3 @ self.fc.weight.T}
+        out = {"pool3": pool3}
+        if logits:
+            out["logits_unbiased"] = self.logits_unbiased(pool3)
         if sfid:
             # TF's mixed_6/conv:0 (NHWC) sliced [..., :7] and flattened: 17·17·7 = 2023 values.
             out["sfid"] = tap[0][:, :7].permute(0, 2, 3, 1).reshape(x.shape[0], -1)

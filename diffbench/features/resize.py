@@ -59,16 +59,25 @@ def tf1_bilinear_image(image: np.ndarray, size: tuple[int, int] = (299, 299)) ->
     """`tf1_bilinear` of one H×W×C image in NumPy → float32 C×H'×W' (bit-identical, one core).
 
     Per-image work in loader workers: torch's thread pool costs more than the arithmetic here.
+    The same float operations as `tf1_bilinear`, done in place on gathered copies (`np.take` is
+    several times faster than fancy indexing on an inner axis): 0.65 vs 1.5 ms for 256² → 299².
     """
     x = np.ascontiguousarray(image.transpose(2, 0, 1), dtype=np.float32)
     if x.shape[1:] == tuple(size):
         return x
     y0, y1, ly = _axis_np(x.shape[1], size[0])
     x0, x1, lx = _axis_np(x.shape[2], size[1])
-    left = x[:, :, x0]
-    rows = left + (x[:, :, x1] - left) * lx
-    top = rows[:, y0]
-    return top + (rows[:, y1] - top) * ly[:, None]
+    left = np.take(x, x0, axis=2)
+    rows = np.take(x, x1, axis=2)
+    rows -= left
+    rows *= lx
+    rows += left  # left + (right - left) * lx
+    top = np.take(rows, y0, axis=1)
+    out = np.take(rows, y1, axis=1)
+    out -= top
+    out *= ly[:, None]
+    out += top  # top + (bottom - top) * ly
+    return out
 
 
 def clean_resize(image: np.ndarray, size: tuple[int, int] = (299, 299)) -> np.ndarray:
@@ -81,6 +90,8 @@ def clean_resize(image: np.ndarray, size: tuple[int, int] = (299, 299)) -> np.nd
     return np.clip(np.stack(channels, axis=-1), 0, 255)
 
 
-def normalise(x: torch.Tensor) -> torch.Tensor:
-    """[0, 255] → the Inception input range, (x - 128) / 128."""
-    return (x - 128) / 128
+def normalise(x: torch.Tensor,
+              memory_format: torch.memory_format = torch.contiguous_format) -> torch.Tensor:
+    """[0, 255] → the Inception input range, (x - 128) / 128, in `memory_format` (one new tensor)."""
+    out = torch.empty_like(x, memory_format=memory_format)
+    return torch.sub(x, 128, out=out).div_(128)

@@ -149,7 +149,7 @@ def _collate(rows):
 def embed_images(paths: list[str], extractors: list[Any], ctx: EvalContext,
                  desc: str = "alignment") -> list[np.ndarray]:
     """float32 embeddings of `paths` by each extractor (its first layer), one read per image."""
-    from diffbench.extract import default_workers
+    from diffbench.cpu import default_workers
 
     preps = list(dict.fromkeys(e.preprocessor() for e in extractors))
     which = [preps.index(e.preprocessor()) for e in extractors]

@@ -208,7 +208,7 @@ def _lpips_values(net, gt: torch.Tensor, pred: torch.Tensor, device: str) -> tor
 
 def _score(rows, plans: list[Plan], ctx: EvalContext, nets: dict[str, Any]) -> np.ndarray:
     """Per-pair values (len(rows) × len(plans), float64) of this process's rows."""
-    from diffbench.extract import default_workers
+    from diffbench.cpu import default_workers
 
     preps = list(dict.fromkeys(p.prep for p in plans))
     workers = default_workers() if ctx.workers is None else ctx.workers
