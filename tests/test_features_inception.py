@@ -188,3 +188,17 @@ def test_cpu_prepacked_fused_convs_change_no_value(inception_weights):
     assert all(m._packed is not None for m in fused.modules() if getattr(m, "prepacked", False))
     assert ext.net.Conv2d_1a_3x3.prepacked  # the CPU extractor uses it
     assert not InceptionExtractor(inception_weights, exact=True).net.Conv2d_1a_3x3.prepacked
+
+
+def test_prepack_falls_back_to_the_plain_path_where_onednn_refuses(inception_weights, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise RuntimeError("no oneDNN reorder here")
+
+    ext = InceptionExtractor(inception_weights)
+    images = torch.stack([ext.preprocess(im) for im in _smooth_images(3, (40, 40), seed=8)])
+    expected = ext.forward(images)
+    monkeypatch.setattr(torch._C._nn, "mkldnn_reorder_conv2d_weight", refuse)
+    fresh = InceptionExtractor(inception_weights)
+    got = fresh.forward(images)
+    assert not fresh.net.Conv2d_1a_3x3.prepacked  # fell back, for good
+    assert all(torch.equal(got[k], expected[k]) for k in expected)

@@ -40,10 +40,20 @@ class BasicConv2d(nn.Module):
         c = self.conv
         if self._packed is None:
             # Reordered for this input's shape; oneDNN's result does not depend on the batch
-            # size it was packed for (tested), so one packing serves every batch.
-            self._packed = torch._C._nn.mkldnn_reorder_conv2d_weight(
-                c.weight.detach().to_mkldnn(), c.padding, c.stride, c.dilation, c.groups,
-                tuple(x.shape))
+            # size it was packed for (tested), so one packing serves every batch. A build or
+            # CPU whose oneDNN lacks this path falls back to the plain one for good.
+            try:
+                self._packed = torch._C._nn.mkldnn_reorder_conv2d_weight(
+                    c.weight.detach().to_mkldnn(), c.padding, c.stride, c.dilation, c.groups,
+                    tuple(x.shape))
+                return self._call_packed(x)
+            except (RuntimeError, NotImplementedError):
+                self.prepacked, self._packed = False, None
+                return self.forward(x)
+        return self._call_packed(x)
+
+    def _call_packed(self, x: torch.Tensor) -> torch.Tensor:
+        c = self.conv
         return torch.ops.mkldnn._convolution_pointwise(
             x, self._packed, c.bias, c.padding, c.stride, c.dilation, c.groups, "relu", [], "")
 
