@@ -17,8 +17,15 @@ from diffbench.report.collect import collect
 from diffbench.report.gallery import Gallery, Run, task_gallery
 from diffbench.report.html import About, ParetoFigure, page
 from diffbench.report.plots import plot_fronts
-from diffbench.report.table import (heading, model_name, numbered, place, short_labels,
-                                    sweep_text, tidy)
+from diffbench.report.table import (
+    heading,
+    model_name,
+    numbered,
+    place,
+    short_labels,
+    sweep_text,
+    tidy,
+)
 from diffbench.report.writers import markdown, md_text, write_csv
 
 

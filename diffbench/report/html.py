@@ -133,7 +133,7 @@ def gallery_html(g: Gallery) -> str:
 def about_html(about: About) -> str:
     """The header: version and time, and a table of the weights each protocol's rows used."""
     rows = "".join(f"<tr><td><code>{e(p)}</code></td><td>{e(name)}</td><td><code>{e(sha)}"
-                   f'</code></td><td class="{e(status.replace(" ", "-"))}">{e(status)}</td></tr>'
+                   f'</code></td><td class="w-{e(status.replace(" ", "-"))}">{e(status)}</td></tr>'
                    for p, name, sha, status in about.weights)
     table = ('<table class="weights"><caption>Feature extractor weights per protocol (measured '
              'rows)</caption><thead><tr><th scope="col">protocol</th><th scope="col">weights'

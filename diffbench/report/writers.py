@@ -92,12 +92,14 @@ def csv_cell(value: Any) -> Any:
 
 
 def write_csv(frame: pd.DataFrame, path: Path) -> Path:
-    """The tidy CSV, text cells neutralised for spreadsheets."""
+    """The tidy CSV (RFC 4180), text cells neutralised for spreadsheets."""
     safe = frame.copy()
     for col in safe.columns:
         if safe[col].dtype == object or pd.api.types.is_string_dtype(safe[col]):
             safe[col] = safe[col].map(csv_cell)
-    safe.to_csv(path, index=False)
+    # CRLF rows: the csv module then quotes any cell holding a lone CR or LF, which a "\n"
+    # terminator would leave bare (a CR in a name would otherwise split the row).
+    safe.to_csv(path, index=False, lineterminator="\r\n")
     return path
 
 
@@ -111,7 +113,7 @@ def md_text(text: str) -> str:
 
 
 def _md_table(cols: list[Column], rows: list[dict[str, Any]], reason: bool = False) -> list[str]:
-    extra = " | why not comparable |" if reason else ""
+    extra = " why not comparable |" if reason else ""
     out = ["| model | " + " | ".join(c.header for c in cols) + " | n | origin |" + extra,
            "|---" + "|--:" * len(cols) + "|--:|---|" + ("---|" if reason else "")]
     for row in rows:
