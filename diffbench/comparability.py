@@ -8,10 +8,12 @@ says otherwise:
   fine-tuned or unknown weights, or weights whose checksum nobody published, are not comparable;
 - it is not a ``--limit`` smoke run;
 - it scored as many images as its suite task asks (``counts.scored == counts.planned``), and no
-  ``--set`` override changed what the task measures (image counts, dataset, reference, metrics,
-  protocol); sampler settings and seeds may change (they pick the model's configuration);
+  ``--set`` override changed what the task measures (image counts, dataset, reference,
+  condition); sampler settings and seeds may change (they pick the model's configuration), and
+  so may the protocol and metrics (judged by the next rule);
 - its protocol settings equal the named protocol's (the one published rows are filed under), so
-  a suite's metric ``args`` or ``diffbench score --kid-subset-size`` make it another protocol;
+  a suite's metric ``args`` or ``diffbench score --kid-subset-size`` make it another protocol,
+  and every metric was computed under that protocol (not a metric's own ``protocol:``);
 - no metric carries a warning in its details (FID from fewer images than feature dimensions).
 
 Records of ``diffbench score`` (kind ``score``) and oracle records have no suite task that asks
@@ -30,8 +32,11 @@ from typing import Any
 
 from diffbench.errors import DiffbenchError
 
-# What a `--set` override may change under `tasks.<task>.` and keep the record comparable.
-HARMLESS_OVERRIDES = ("generation.sampler", "generation.seed", "description")
+# What a `--set` override may change under `tasks.<task>.` and keep the record comparable: the
+# model's sampler settings and seed, and the protocol or metrics (another named protocol files the
+# record under that protocol; changed settings and per-metric protocols are judged on their own).
+HARMLESS_OVERRIDES = ("generation.sampler", "generation.seed", "description", "protocol",
+                      "metrics")
 
 
 @dataclass(frozen=True)
@@ -207,7 +212,13 @@ def _protocol_reasons(record: dict[str, Any]) -> list[str]:
         actual.pop(ignored, None)
         expected.pop(ignored, None)
     diff = _difference(actual, expected)
-    return [f"protocol '{name}' changed: {diff}"] if diff else []
+    reasons = [f"protocol '{name}' changed: {diff}"] if diff else []
+    for metric, entry in (record.get("metrics") or {}).items():
+        other = entry.get("protocol") if isinstance(entry, dict) else None
+        if other and other != name:  # a metric's own `protocol:` in the suite
+            reasons.append(f"{metric}: computed under protocol '{other}', not the record's "
+                           f"'{name}'")
+    return reasons
 
 
 def _warning_reasons(record: dict[str, Any]) -> list[str]:

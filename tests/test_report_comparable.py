@@ -64,6 +64,8 @@ def _edit(fn):
     (_edit(lambda r: r["protocol"].update(name="my-protocol")),
      "protocol 'my-protocol' is not known"),
     (_edit(lambda r: r["protocol"].update(settings={})), "does not carry its settings"),
+    (_edit(lambda r: r["metrics"]["fid"].update(protocol="clean-fid")),
+     "fid: computed under protocol 'clean-fid', not the record's 'adm'"),
     (_edit(lambda r: r["metrics"]["fid"].update(details={"warning": "fewer images (50) than "
                                                          "feature dimensions (2048)"})),
      "fid: fewer images (50) than feature dimensions (2048)"),
@@ -85,8 +87,9 @@ def test_each_rule_gives_its_reason(rec, why):
 def test_what_keeps_a_record_comparable():
     sweep = _with(suite={"name": "imagenet256", "version": 1, "overrides": {
         "tasks.repa-sde-cfg.generation.sampler.cfg_scale": 4.0,
-        "tasks.repa-sde-cfg.generation.seed": 3, "tasks.other.metrics.fid.args": {"x": 1}}})
-    assert comparability(sweep).comparable  # sampler, seed, another task's override
+        "tasks.repa-sde-cfg.generation.seed": 3, "tasks.other.reference.stats": "x",
+        "tasks.repa-sde-cfg.protocol": "adm", "tasks.repa-sde-cfg.metrics.isc": {}}})
+    assert comparability(sweep).comparable  # sampler, seed, protocol, metrics, another task's
     lpips = _with(extractors={"lpips-squeeze": LPIPS_SQUEEZE})
     assert comparability(lpips).comparable
     # `diffbench score` records: no suite task asks for a count, the rest is judged.
@@ -152,7 +155,7 @@ def test_report_keeps_random_weights_and_smoke_runs_apart(tmp_path):
         "file (random, fine-tuned or another file)"]
     warned = smoke.stderr.splitlines()
     assert any("smoke run (--limit)" in w for w in warned)
-    assert any("scored 20 images where the task asks 70" in w for w in warned) is False
+    assert not any("where the task asks" in w for w in warned)  # --limit plans 20: smoke rule
     assert any("fid: fewer images (20) than feature dimensions (64)" in w for w in warned)
 
     pub = tmp_path / "published.yaml"
