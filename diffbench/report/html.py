@@ -1,7 +1,9 @@
 """The self-contained HTML report: leaderboards, Pareto plots and sample galleries on one page.
 
 Inline CSS and JS, images as data URIs: no CDN, no external file, works offline. Everything that
-came from a user or a dataset (model names, arguments, prompts, citations, paths) is escaped.
+came from a user or a dataset (model names, arguments, prompts, citations, paths) is escaped. The
+header states the diffbench version, the time and the weights per protocol; rows not comparable
+to published numbers get a table of their own, unsorted, with the reason.
 """
 
 from __future__ import annotations
