@@ -13,12 +13,14 @@ Exit codes: 0 pass, 1 regression, 2 usage error, 3 not comparable.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from diffbench.comparability import comparability
 from diffbench.display import METRICS as METRIC_DISPLAY
 from diffbench.errors import ConfigError
 
@@ -142,8 +144,11 @@ def _check_metrics(path: Path, task: str, metrics: Any) -> None:
     if not isinstance(metrics, dict) or not metrics:
         raise ConfigError(f"{path}: tasks.{task}: baseline has no metrics")
     for name, spec in metrics.items():
-        if not isinstance(spec, dict) or not isinstance(spec.get("value"), (int, float)):
-            raise ConfigError(f"{path}: tasks.{task}.metrics.{name}: needs a numeric 'value'")
+        value = spec.get("value") if isinstance(spec, dict) else None
+        if not isinstance(value, (int, float)) or isinstance(value, bool) \
+                or not math.isfinite(value):
+            raise ConfigError(f"{path}: tasks.{task}.metrics.{name}: needs a finite numeric "
+                              "'value'")
         tol = spec.get("tolerance", {})
         if not isinstance(tol, dict) or set(tol) - {"abs", "rel"} or any(
                 not isinstance(v, (int, float)) or v < 0 for v in tol.values()):
@@ -219,6 +224,9 @@ def _judge(task: str, name: str, spec: dict[str, Any], current: dict[str, Any] |
     if current is None:
         return row
     value = float(current["value"])
+    if not math.isfinite(value):  # records are read with this check; a dict passed in is not
+        return Row(task, name, base, value, None, row.tolerance, "not comparable",
+                   f"current value is {value}")
     if spec.get("extractor") and current.get("extractor") != spec["extractor"]:
         return Row(task, name, base, value, None, row.tolerance, "not comparable",
                    "extractor fingerprint differs")
@@ -253,6 +261,9 @@ def gate(records: list[dict[str, Any]] | dict[str, Any], baseline: dict[str, Any
                  for name, m in spec["metrics"].items()]
     notes = [f"{task}: not in the baseline, not gated" for task in current
              if task not in baseline["tasks"]]
+    # Informative only: a baseline may itself be made with fine-tuned weights or fewer images.
+    notes += [f"{task}: not comparable to published numbers: {v.reason}"
+              for task, v in ((t, comparability(r)) for t, r in current.items()) if v.reasons]
     return Verdict(rows, problems, notes)
 
 

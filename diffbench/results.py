@@ -130,12 +130,29 @@ def new_record(*, kind: str, protocol: str, metrics: dict[str, dict[str, Any]],
     return record
 
 
-def _check_finite(record: dict[str, Any], where: str) -> None:
-    for name, metric in record.get("metrics", {}).items():
-        value = metric.get("value") if isinstance(metric, dict) else None
-        if isinstance(value, float) and not math.isfinite(value):
-            raise ResultsError(f"{where}: metric '{name}' is {value}; a results record holds "
-                               "finite numbers only")
+def non_finite(value: Any, where: str = "") -> tuple[str, float] | None:
+    """(dotted path, value) of the first NaN or infinite number in `value`, or None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return where or "(top level)", value
+    if isinstance(value, dict):
+        items: Any = value.items()
+    elif isinstance(value, list):
+        items = enumerate(value)
+    else:
+        return None
+    for key, item in items:
+        found = non_finite(item, f"{where}.{key}" if where else str(key))
+        if found:
+            return found
+    return None
+
+
+def _check_finite(record: Any, where: str) -> None:
+    bad = non_finite(record)
+    if bad:
+        raise ResultsError(f"{where}: {bad[0]} is {bad[1]}; a results record holds finite "
+                           "numbers only (a metric that cannot be computed must fail, not record "
+                           "NaN)")
 
 
 def write(record: dict[str, Any], path: str | Path) -> Path:
@@ -145,7 +162,8 @@ def write(record: dict[str, Any], path: str | Path) -> Path:
     validate(record, str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(record, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+    text = json.dumps(record, indent=2, sort_keys=False, allow_nan=False)
+    tmp.write_text(text + "\n", encoding="utf-8")
     tmp.replace(path)
     return path
 
@@ -159,5 +177,8 @@ def read(path: str | Path) -> dict[str, Any]:
         record = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ResultsError(f"{path}: not JSON ({exc}); was the run killed while writing?") from exc
+    # Python's json reads the bare tokens NaN/Infinity (and 1e999 as inf): refuse them all,
+    # or a NaN metric would compare as neither worse nor better and pass a gate.
+    _check_finite(record, str(path))
     validate(record, str(path))
     return record

@@ -150,18 +150,29 @@ def sha256_of(path: Path) -> str:
     return cache[key]
 
 
+def digest_is_official(s: WeightSpec, digest: str) -> bool | None:
+    """Is `digest` the sha256 of the file `s` describes? Full digest when known, else the
+    published prefix; None when neither is known (nothing to compare with)."""
+    if s.sha256:
+        return digest == s.sha256
+    if s.sha256_prefix:
+        return digest.startswith(s.sha256_prefix)
+    return None
+
+
 def check(s: WeightSpec, path: Path) -> None:
     """Raise WeightsError when `path` is not the file `s` describes."""
     actual = sha256_of(path)
-    if s.sha256 and actual != s.sha256:
-        raise WeightsError(f"{path}: sha256 {actual} does not match {s.name} ({s.sha256}); "
-                           f"the file is corrupt or another file; fetch or import it again")
-    if not s.sha256 and s.sha256_prefix and not actual.startswith(s.sha256_prefix):
-        raise WeightsError(f"{path}: sha256 {actual[:16]}… does not start with {s.name}'s "
-                           f"published prefix {s.sha256_prefix}; fetch or import it again")
-    if not s.sha256 and not s.sha256_prefix:
+    official = digest_is_official(s, actual)
+    if official is None:
         logger.info("%s: no published checksum for %s; its sha256 %s is recorded with the "
                     "results", path, s.name, actual)
+    elif not official and s.sha256:
+        raise WeightsError(f"{path}: sha256 {actual} does not match {s.name} ({s.sha256}); "
+                           f"the file is corrupt or another file; fetch or import it again")
+    elif not official:
+        raise WeightsError(f"{path}: sha256 {actual[:16]}… does not start with {s.name}'s "
+                           f"published prefix {s.sha256_prefix}; fetch or import it again")
 
 
 def is_official(name: str, path: Path) -> bool:

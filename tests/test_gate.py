@@ -200,3 +200,31 @@ def test_markdown_table_columns():
     text = markdown(verdict)
     assert text.splitlines()[0] == "| metric | baseline | current | Δ | tolerance | status |"
     assert "+2" in text and "±5%" in text
+
+
+@pytest.mark.parametrize("token", ["NaN", "Infinity", "-Infinity"])
+def test_a_non_finite_value_never_passes(files, token):
+    """Python's json reads NaN; a NaN FID compares as neither worse nor better."""
+    base_path, _ = files
+    path = write(make_record(), base_path.parent / "nan.json")
+    path.write_text(path.read_text().replace('"value": 10.0', f'"value": {token}'))
+    res = CliRunner().invoke(main, ["gate", str(path), "--baseline", str(base_path)])
+    assert res.exit_code == 2, res.output
+    assert res.stdout == "" and res.stderr.count("\n") == 1
+    assert res.stderr.startswith("diffbench: error: ") and "metrics.fid.value is" in res.stderr
+    # A record handed to the library directly is judged not comparable, never "improved".
+    rec = make_record(fid=float(token.lower().replace("infinity", "inf")))
+    verdict = gate(rec, init_baseline([make_record()]))
+    assert verdict.exit_code == 3 and verdict.rows[0].status == "not comparable"
+
+
+def test_a_non_finite_baseline_is_a_usage_error(tmp_path):
+    path = write_baseline(init_baseline([make_record()]), tmp_path / "b.yaml")
+    path.write_text(path.read_text().replace("value: 10.0", "value: .nan"))
+    with pytest.raises(ConfigError, match="tasks.digits.metrics.fid: needs a finite numeric"):
+        load_baseline(path)
+
+
+def test_the_gate_notes_records_not_comparable_to_published_numbers():
+    verdict = gate(make_record(smoke=True), init_baseline([make_record()]))
+    assert any("not comparable to published numbers: smoke run" in n for n in verdict.notes)

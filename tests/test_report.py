@@ -29,14 +29,33 @@ DEMO = {"suite": {"name": "demo", "version": 1}, "protocol": "demo-digits"}
 XSS = "<script>alert(1)</script>"
 
 
-def record(model, fid, protocol="adm", task="repa-sde-cfg", suite="imagenet256", ci=None):
+def as_measured(protocol: str, n: int, sha256: str | None = None) -> dict:
+    """The fields a real run records that make it comparable: the protocol's settings, the
+    official extractor weights (sha256 from the registry, or the shipped demo classifier's) and
+    as many scored images as the task asks. `sha256` replaces the weights (random ones)."""
+    from diffbench.features.digits import DEFAULT_WEIGHTS, file_sha256
+    from diffbench.protocols import get_protocol
+    from diffbench.weights import WEIGHTS
+
+    proto = get_protocol(protocol)
+    if proto.extractor == "digits":
+        name, digest = "digits-classifier", file_sha256(DEFAULT_WEIGHTS)
+    else:
+        name, digest = "inception-2015-12-05", WEIGHTS["inception-2015-12-05"].sha256
+    fingerprint = {"extractor": name, "weights_sha256": sha256 or digest, "layers": ["pool3"]}
+    return {"protocol": protocol, "protocol_settings": proto.settings(),
+            "extractors": {name: fingerprint}, "counts": {"planned": n, "scored": n, "real": n}}
+
+
+def record(model, fid, protocol="adm", task="repa-sde-cfg", suite="imagenet256", ci=None,
+           **fields):
     metrics = {"fid": {"value": fid, "higher_is_better": False},
                "precision": {"value": 0.7, "std": 0.01}}
     if ci:
         metrics["fid"]["ci"] = {"low": ci[0], "high": ci[1]}
-    return new_record(kind="run", protocol=protocol, metrics=metrics,
-                      counts={"fake": 50000}, suite={"name": suite, "version": 1}, task=task,
-                      model={"name": model, "args": {"cfg": 1.8}})
+    return new_record(kind="run", metrics=metrics, suite={"name": suite, "version": 1}, task=task,
+                      model={"name": model, "args": {"cfg": 1.8}},
+                      **{**as_measured(protocol, 50000), **fields})
 
 
 @functools.lru_cache(maxsize=1)
@@ -80,14 +99,14 @@ def demo_metrics(fid, isc, precision, recall, accuracy, ci=0.0):
 
 
 def demo_record(run: Path, model: str, task: str, metrics: dict, conditions: dict, seed: int,
-                sweep: dict | None = None) -> dict:
-    """One results record of the demo suite with its sample folder."""
+                sweep: dict | None = None, **fields) -> dict:
+    """One results record of the demo suite with its sample folder (comparable unless `fields`
+    say otherwise)."""
     samples = run / "samples" / task
     write_samples(samples, conditions, seed)
-    return new_record(kind="run", metrics=metrics, counts={"fake": 200, "real": 200},
-                      task=task, model={"name": model}, sweep=sweep,
+    return new_record(kind="run", metrics=metrics, task=task, model={"name": model}, sweep=sweep,
                       inputs={"fake": {"kind": "samples", "path": str(samples), "n": 200}},
-                      **DEMO)
+                      suite=DEMO["suite"], **{**as_measured(DEMO["protocol"], 200), **fields})
 
 
 def demo_runs(root: Path) -> Path:
@@ -164,7 +183,8 @@ def test_demo_report_gallery_pareto_and_published(tmp_path):
                                                          (0.0, 1.0, 2.0, 3.0)}
     md = (out / "report.md").read_text()
     assert "Precision ×100 ↑" in md and "| 61.0 |" in md and "| 70.0 |" in md  # one scale
-    assert "Doe et al., Table 2 <b>" in md and "published (unverified): Blog post" in md
+    assert "Doe et al., Table 2 &lt;b&gt;" in md and "published (unverified): Blog post" in md
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in md and XSS not in md
     page = (out / "index.html").read_text()
     assert XSS not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "<img src=x" not in page and "Table 2 &lt;b&gt;" in page

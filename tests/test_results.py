@@ -54,11 +54,35 @@ def test_invalid_records_are_refused(tmp_path, mutate, where):
     assert not (tmp_path / "r.json").exists()
 
 
-def test_nan_is_refused(tmp_path):
-    rec = record()
-    rec["metrics"]["fid"]["value"] = float("nan")
-    with pytest.raises(ResultsError, match="finite"):
+@pytest.mark.parametrize("where, bad", [
+    ("metrics.fid.value", float("nan")), ("metrics.kid.std", float("inf")),
+    ("metrics.fid.ci.low", float("-inf")), ("timings.score", float("nan")),
+])
+def test_non_finite_numbers_are_refused_on_write(tmp_path, where, bad):
+    rec = record(timings={"score": 1.0})
+    rec["metrics"]["fid"]["ci"] = {"low": 12.0, "high": 13.0}
+    *parents, last = where.split(".")
+    target = rec
+    for key in parents:
+        target = target[key]
+    target[last] = bad
+    with pytest.raises(ResultsError, match=rf"{where} is {bad}; .*finite numbers only"):
         write(rec, tmp_path / "r.json")
+    assert not list(tmp_path.iterdir())  # nothing written, no temporary file left
+
+
+@pytest.mark.parametrize("token", ["NaN", "Infinity", "-Infinity", "1e999"])
+@pytest.mark.parametrize("field", ['"value": 12.5', '"std": 0.002', '"high": 13.0'])
+def test_non_finite_numbers_are_refused_on_read(tmp_path, token, field):
+    rec = record()
+    rec["metrics"]["kid"]["ci"] = {"low": 0.0, "high": 13.0}
+    path = write(rec, tmp_path / "r.json")
+    text = path.read_text()
+    assert text.count(field) == 1
+    path.write_text(text.replace(field, field.split(":")[0] + ": " + token))
+    with pytest.raises(ResultsError, match=r"r\.json: metrics\.(fid|kid)\.[a-z.]+ is -?(nan|inf); "
+                                           "a results record holds finite numbers only"):
+        read(path)
 
 
 def test_read_checks_schema_and_json(tmp_path):

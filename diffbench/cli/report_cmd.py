@@ -24,8 +24,11 @@ def report(results_files: tuple[Path, ...], out_dir: Path, published: bool,
     """Write report.csv, report.md, index.html and Pareto plots from results files.
 
     RESULTS_FILES are results JSON files or run folders. Rows of different protocols are never
-    put in one table. index.html is one self-contained page (leaderboards, Pareto plots of
-    sweeps, sample thumbnails) that works offline.
+    put in one table; rows not comparable to published numbers (unofficial weights, --limit
+    runs, fewer images than the task asks, changed protocol settings, biased FID) are listed
+    apart with the reason (CSV: `comparable`, `reason`). index.html is one self-contained page
+    (version, time, weights per protocol, leaderboards, Pareto plots of sweeps, sample
+    thumbnails) that works offline.
 
     \b
     Example:

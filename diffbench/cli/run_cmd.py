@@ -9,6 +9,7 @@ import click
 
 from diffbench import dist
 from diffbench.cli.common import parse_model_args
+from diffbench.comparability import comparability
 from diffbench.config import parse_pairs
 from diffbench.display import display
 from diffbench.run import RunOptions, default_run_dir, parse_sweep, run_suite
@@ -33,8 +34,6 @@ def summary(outcome) -> str:
     rec = outcome.record
     state = "up to date, not rescored" if outcome.reused else f"-> {outcome.path}"
     lines = [f"{outcome.point.name} [{rec['protocol']['name']}] {state}"]
-    if rec.get("smoke"):
-        lines.append("  smoke run (--limit): not comparable to full runs")
     for name, entry in rec["metrics"].items():
         lines.append(f"  {name:<10} {_value(name, entry)}")
     rep = outcome.generation
@@ -102,6 +101,10 @@ def run_cmd(suite, model, model_args, tasks, out, data, overrides, weights, swee
     if dist.is_main():
         for o in outcomes:
             click.echo(summary(o))
+            if o.record is not None:
+                for reason in comparability(o.record).reasons:
+                    click.echo(f"diffbench: warning: {o.point.name}: not comparable to published "
+                               f"numbers: {reason}", err=True)
         click.echo(f"run directory: {default_run_dir(loaded, opts)}")
 
 

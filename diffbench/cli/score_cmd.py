@@ -10,6 +10,7 @@ import click
 
 from diffbench import results
 from diffbench import stats as stats_lib
+from diffbench.comparability import comparability
 from diffbench.config import parse_pairs
 from diffbench.data import open_images
 from diffbench.extract import extract
@@ -79,6 +80,8 @@ def score_cmd(real, fake, protocol_name, metrics, weights, batch_size, workers, 
         extractors=out["extractors"], timings=out["timings"],
         environment=results.environment(device=device, dtype="fp32"))
     click.echo(_table(out["metrics"]))
+    for reason in comparability(record).reasons:
+        click.echo(f"diffbench: warning: not comparable to published numbers: {reason}", err=True)
     if json_out:
         results.write(record, json_out)
         click.echo(f"wrote {json_out}")

@@ -5,18 +5,28 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from diffbench import results
+from diffbench import __version__, results
+from diffbench.comparability import weights_used
 from diffbench.display import label as metric_label
 from diffbench.published import PublishedFile, all_published, load_published
 from diffbench.report.collect import collect
 from diffbench.report.gallery import Gallery, Run, task_gallery
-from diffbench.report.html import ParetoFigure, page
+from diffbench.report.html import About, ParetoFigure, page
 from diffbench.report.plots import plot_fronts
-from diffbench.report.table import model_name, numbered, short_labels, sweep_text, tidy
-from diffbench.report.writers import markdown, write_csv
+from diffbench.report.table import (
+    heading,
+    model_name,
+    numbered,
+    place,
+    short_labels,
+    sweep_text,
+    tidy,
+)
+from diffbench.report.writers import markdown, md_text, write_csv
 
 
 @dataclass(frozen=True)
@@ -37,8 +47,8 @@ def pareto_figures(records: list[dict[str, Any]], out_dir: Path) -> list[ParetoF
         pareto = rec.get("pareto")
         if not isinstance(pareto, dict) or not pareto.get("points"):
             continue
-        key = ((rec.get("suite") or {}).get("name", "(score)"), rec["protocol"]["name"],
-               rec.get("task") or "(score)", pareto["x"], pareto["y"], pareto["param"])
+        suite, task = place(rec)
+        key = (suite, rec["protocol"]["name"], task, pareto["x"], pareto["y"], pareto["param"])
         # Every record of one sweep carries the same front: keep one per model and arguments.
         groups.setdefault(key, {})[model_name(rec)] = pareto
     figures = []
@@ -47,7 +57,7 @@ def pareto_figures(records: list[dict[str, Any]], out_dir: Path) -> list[ParetoF
         labelled = dict(zip(short_labels(list(fronts)), fronts.values(), strict=True))
         slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{suite}-{task}-{param}")[:80]
         png, svg = (out_dir / "pareto" / f"{i:02d}-{slug}.{ext}" for ext in ("png", "svg"))
-        title = f"{suite} · {task}: {metric_label(y)} vs {metric_label(x)} over {param}"
+        title = f"{heading(suite, task)}: {metric_label(y)} vs {metric_label(x)} over {param}"
         plot_fronts(labelled, png, svg, title)
         figures.append(ParetoFigure(suite, task, protocol, title, png, svg))
     return figures
@@ -79,7 +89,7 @@ def galleries(pairs: list[tuple[Path, dict[str, Any]]]) -> dict[tuple[str, str],
     for file, rec in pairs:
         folder = _sample_folder(rec, file)
         if folder is not None:
-            key = ((rec.get("suite") or {}).get("name", "(score)"), rec.get("task") or "(score)")
+            key = place(rec)
             found.setdefault(key, {}).setdefault(folder.resolve(), {"rec": rec, "folder": folder})
     out = {}
     for key, runs in found.items():
@@ -101,6 +111,26 @@ def published_files(shipped: bool, extra: Iterable[Path] = ()) -> list[Published
     return files
 
 
+def about(records: list[dict[str, Any]]) -> About:
+    """Version, time and the weights (name, sha256 prefix, verdict) per protocol of a report."""
+    weights = {(rec["protocol"]["name"], u.weights, u.sha256[:12] if u.sha256 else "not recorded",
+                u.status) for rec in records for u in weights_used(rec)}
+    versions = sorted({str(rec.get("diffbench_version")) for rec in records})
+    return About(__version__, datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
+                 tuple(versions), tuple(sorted(weights)))
+
+
+def markdown_head(title: str, info: About) -> str:
+    """The Markdown report's title, version line and weights per protocol."""
+    lines = [f"# {md_text(title)}\n", f"{md_text(info.line())}\n"]
+    if info.weights:
+        lines += ["| protocol | weights | sha256 | status |", "|---|---|---|---|"]
+        lines += [f"| {md_text(p)} | {md_text(n)} | {md_text(sha)} | {status} |"
+                  for p, n, sha, status in info.weights]
+        lines.append("")
+    return "\n".join(lines) + "\n"
+
+
 def build_report(paths: list[Path], out_dir: Path, published: bool = True,
                  title: str = "diffbench report",
                  extra_published: Iterable[Path] = ()) -> ReportFiles:
@@ -108,12 +138,13 @@ def build_report(paths: list[Path], out_dir: Path, published: bool = True,
     pairs = [(p, results.read(p)) for p in collect(paths)]
     records = [rec for _, rec in pairs]
     frame = tidy(records, published_files(published, extra_published))
+    info = about(records)
     out_dir.mkdir(parents=True, exist_ok=True)
     csv = write_csv(frame, out_dir / "report.csv")
     md = out_dir / "report.md"
-    md.write_text(f"# {title}\n\n" + markdown(frame), encoding="utf-8")
+    md.write_text(markdown_head(title, info) + markdown(frame), encoding="utf-8")
     figures = pareto_figures(records, out_dir)
     html_file = out_dir / "index.html"
-    html_file.write_text(page(frame, figures, galleries(pairs), title), encoding="utf-8")
+    html_file.write_text(page(frame, figures, galleries(pairs), info, title), encoding="utf-8")
     plots = [p for f in figures for p in (f.png, f.svg)]
     return ReportFiles(csv, md, html_file, len(frame), plots)

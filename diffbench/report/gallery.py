@@ -4,8 +4,9 @@ A run's sample folder (``inputs.fake.path`` of its results record) holds ``<key>
 ``manifest.jsonl`` (key, seed, condition, …). A gallery row is one sample key: its caption comes
 from the condition (class, prompt, or try-on file names), then the result of every run. Try-on
 rows show person | garment | results | ground truth (the person image, in paired mode). Missing or
-unreadable files are skipped with a note, never an error. Thumbnails are downscaled (≤ 96 px) and
-bounded in number so the page stays small.
+unreadable files are skipped with a note, never an error; notes and captions name files by their
+base names, never by local absolute paths. Thumbnails are downscaled (≤ 96 px) and bounded in
+number so the page stays small.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from PIL import Image
 from diffbench.data.base import KEY_PATTERN
 from diffbench.data.samples import read_manifest
 from diffbench.errors import DataError
+from diffbench.report.table import hide_paths
 
 THUMB = 96
 MAX_ROWS = 6
@@ -81,7 +83,7 @@ def caption(condition: Any) -> str:
     elif "person" in condition and "garment" in condition:
         text = f"{Path(str(condition['person'])).name} + {Path(str(condition['garment'])).name}"
     else:
-        text = json.dumps(condition, sort_keys=True, default=str)
+        text = json.dumps(hide_paths(condition), sort_keys=True, default=str)
     return text if len(text) <= CAPTION_CHARS else text[:CAPTION_CHARS - 1] + "…"
 
 
@@ -89,12 +91,12 @@ def _samples(run: Run, notes: list[str]) -> dict[str, tuple[dict[str, Any], Path
     """key → (manifest record, image path); a folder without manifest gives its image files."""
     if not run.folder.is_dir():
         what = "is not a folder of images" if run.folder.exists() else "not found"
-        notes.append(f"{run.label}: samples {run.folder} {what}; no thumbnails")
+        notes.append(f"{run.label}: samples {run.folder.name} {what}; no thumbnails")
         return {}
     try:
         records = read_manifest(run.folder / "manifest.jsonl")
     except DataError as exc:
-        notes.append(f"{run.label}: {exc}")
+        notes.append(f"{run.label}: {hide_paths(str(exc))}")
         records = []
     # Keys name files in the folder: only plain stems, never paths.
     out = {str(r["key"]): (r, run.folder / f"{r['key']}.png") for r in records
@@ -158,7 +160,7 @@ def task_gallery(runs: list[Run], max_rows: int = MAX_ROWS, max_runs: int = MAX_
         if paired:
             paths.append(Path(str(cond.get("person", ""))))
         cells = [thumbnail(p, size) if p is not None else None for p in paths]
-        missing += [str(p) for p, c in zip(paths, cells, strict=True) if p is not None and c is None]
+        missing += [p.name for p, c in zip(paths, cells, strict=True) if p is not None and c is None]
         gallery.rows.append((key, caption(cond), cells))
     if missing:
         gallery.notes.append(f"{len(missing)} image(s) missing or unreadable, e.g. {missing[0]}")

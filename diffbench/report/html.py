@@ -1,7 +1,9 @@
 """The self-contained HTML report: leaderboards, Pareto plots and sample galleries on one page.
 
 Inline CSS and JS, images as data URIs: no CDN, no external file, works offline. Everything that
-came from a user or a dataset (model names, arguments, prompts, citations, paths) is escaped.
+came from a user or a dataset (model names, arguments, prompts, citations, paths) is escaped. The
+header states the diffbench version, the time and the weights per protocol; rows not comparable
+to published numbers get a table of their own, unsorted, with the reason.
 """
 
 from __future__ import annotations
@@ -16,8 +18,8 @@ from pathlib import Path
 import pandas as pd
 
 from diffbench.report.gallery import Gallery
-from diffbench.report.table import args_text, groups, wide
-from diffbench.report.writers import Column, cell_text, columns, num, row_label
+from diffbench.report.table import args_text, groups, heading, wide
+from diffbench.report.writers import Column, cell_text, columns, num, ranked_and_apart, row_label
 
 e = html.escape
 
@@ -32,6 +34,23 @@ class ParetoFigure:
     title: str
     png: Path
     svg: Path
+
+
+@dataclass(frozen=True)
+class About:
+    """What a report states about itself: diffbench version, when, the weights per protocol."""
+
+    version: str
+    generated: str  # ISO 8601, UTC
+    record_versions: tuple[str, ...]  # diffbench versions that wrote the results records
+    # (protocol, weights name, sha256 prefix, official | not official | unverified)
+    weights: tuple[tuple[str, str, str, str], ...]
+
+    def line(self) -> str:
+        """`diffbench 0.1.0 · generated … UTC · records from diffbench 0.1.0` (plain text)."""
+        made = ", ".join(self.record_versions) or "?"
+        return (f"diffbench {self.version} · generated {self.generated} · results recorded by "
+                f"diffbench {made}")
 
 
 def _th(col: Column) -> str:
@@ -54,25 +73,40 @@ def _model_cell(row: dict) -> str:
     return out
 
 
+def _row(row: dict, cols: list[Column], reason: bool) -> str:
+    cells = []
+    for c in cols:
+        cell = row.get(c.metric) or {}
+        value = cell.get("value")
+        data = repr(float(value)) if num(value) else ""
+        cells.append(f'<td data-value="{data}">{e(cell_text(c, cell))}</td>')
+    n = str(int(row["n"])) if num(row["n"]) else ""
+    why = f'<td class="reason">{e(row.get("reason") or "")}</td>' if reason else ""
+    return (f'<tr class="{e(row["origin"])}"><td>{_model_cell(row)}</td>{"".join(cells)}'
+            f'<td data-value="{n}">{n}</td><td>{e(row["origin"])}</td>{why}</tr>')
+
+
 def leaderboard(part: pd.DataFrame) -> str:
-    """One sortable table (one suite, protocol and task)."""
+    """One sortable table (one suite, protocol and task) of published and comparable rows, then
+    the rows that are not comparable in a table of their own, unsorted, with the reason."""
     metrics, rows = wide(part)
     cols = columns(part, metrics)
-    body = []
-    for row in rows:
-        cells = []
-        for c in cols:
-            cell = row.get(c.metric) or {}
-            value = cell.get("value")
-            data = repr(float(value)) if num(value) else ""
-            cells.append(f'<td data-value="{data}">{e(cell_text(c, cell))}</td>')
-        n = str(int(row["n"])) if num(row["n"]) else ""
-        body.append(f'<tr class="{e(row["origin"])}"><td>{_model_cell(row)}</td>{"".join(cells)}'
-                    f'<td data-value="{n}">{n}</td><td>{e(row["origin"])}</td></tr>')
-    head = "".join(_th(c) for c in cols)
-    return (f'<table class="board"><thead><tr><th data-sort="text" scope="col">model</th>{head}'
-            f'<th data-sort="num" scope="col">n</th><th data-sort="text" scope="col">origin</th>'
-            f'</tr></thead><tbody>{"".join(body)}</tbody></table>')
+    ranked, apart = ranked_and_apart(rows)
+    out = ""
+    if ranked:
+        head = "".join(_th(c) for c in cols)
+        out += (f'<table class="board"><thead><tr><th data-sort="text" scope="col">model</th>'
+                f'{head}<th data-sort="num" scope="col">n</th><th data-sort="text" '
+                f'scope="col">origin</th></tr></thead><tbody>'
+                f'{"".join(_row(r, cols, False) for r in ranked)}</tbody></table>')
+    if apart:
+        head = "".join(f'<th scope="col">{e(c.header)}</th>' for c in cols)
+        out += ('<p class="apart-note">Not comparable to published numbers; not ranked with '
+                'them:</p><table class="apart"><thead><tr><th scope="col">model</th>'
+                f'{head}<th scope="col">n</th><th scope="col">origin</th><th scope="col">why '
+                f'not comparable</th></tr></thead><tbody>'
+                f'{"".join(_row(r, cols, True) for r in apart)}</tbody></table>')
+    return out
 
 
 def _figure(fig: ParetoFigure) -> str:
@@ -98,9 +132,21 @@ def gallery_html(g: Gallery) -> str:
     return f'<div class="gallery-wrap">{table}{notes}</div>'
 
 
+def about_html(about: About) -> str:
+    """The header: version and time, and a table of the weights each protocol's rows used."""
+    rows = "".join(f"<tr><td><code>{e(p)}</code></td><td>{e(name)}</td><td><code>{e(sha)}"
+                   f'</code></td><td class="w-{e(status.replace(" ", "-"))}">{e(status)}</td></tr>'
+                   for p, name, sha, status in about.weights)
+    table = ('<table class="weights"><caption>Feature extractor weights per protocol (measured '
+             'rows)</caption><thead><tr><th scope="col">protocol</th><th scope="col">weights'
+             '</th><th scope="col">sha256</th><th scope="col">status</th></tr></thead>'
+             f"<tbody>{rows}</tbody></table>") if rows else ""
+    return f'<p class="about">{e(about.line())}</p>{table}'
+
+
 def _task_section(suite: str, task: str, tables: list[tuple[str, pd.DataFrame]],
                   figures: list[ParetoFigure], gallery: Gallery | None, anchor: str) -> str:
-    parts = [f'<section id="{e(anchor)}"><h2>{e(suite)} · {e(task)}</h2>']
+    parts = [f'<section id="{e(anchor)}"><h2>{e(heading(suite, task))}</h2>']
     for protocol, part in tables:
         parts.append(f'<h3>protocol <code>{e(protocol)}</code></h3>{leaderboard(part)}')
     if figures:
@@ -111,7 +157,8 @@ def _task_section(suite: str, task: str, tables: list[tuple[str, pd.DataFrame]],
 
 
 def page(frame: pd.DataFrame, figures: list[ParetoFigure],
-         galleries: dict[tuple[str, str], Gallery], title: str = "diffbench report") -> str:
+         galleries: dict[tuple[str, str], Gallery], about: About,
+         title: str = "diffbench report") -> str:
     """The whole page: one section per (suite, task), each with its per-protocol leaderboards."""
     assets = resources.files("diffbench.report")
     css = assets.joinpath("report.css").read_text("utf-8")
@@ -123,16 +170,19 @@ def page(frame: pd.DataFrame, figures: list[ParetoFigure],
     nav, sections = [], []
     for i, (suite, task) in enumerate(keys):
         anchor = f"t{i}"
-        nav.append(f'<li><a href="#{anchor}">{e(suite)} · {e(task)}</a></li>')
+        nav.append(f'<li><a href="#{anchor}">{e(heading(suite, task))}</a></li>')
         sections.append(_task_section(suite, task, tables.get((suite, task), []),
                                       [f for f in figures if (f.suite, f.task) == (suite, task)],
                                       galleries.get((suite, task)), anchor))
     return (f'<!doctype html><html lang="en"><head><meta charset="utf-8">'
             f'<meta name="viewport" content="width=device-width, initial-scale=1">'
             f"<title>{e(title)}</title><style>{css}</style></head><body>"
-            f"<h1>{e(title)}</h1>"
+            f"<h1>{e(title)}</h1>{about_html(about)}"
             f'<p class="legend">↑ higher is better, ↓ lower is better; ×1000 in a header: values '
             f"shown multiplied. Values ± half the confidence interval (or ± std). Published rows "
-            f"carry their citation. Tables never mix protocols. Click a column header to sort "
-            f'(best first).</p><nav><ul>{"".join(nav)}</ul></nav>{"".join(sections)}'
+            f"carry their citation. Tables never mix protocols. Rows not comparable to published "
+            f"numbers (unofficial weights, smoke runs, fewer images than the task asks, changed "
+            f"protocol settings, biased estimates) are listed apart with the reason, never ranked "
+            f"with them. Click a column header to sort (best first).</p>"
+            f'<nav><ul>{"".join(nav)}</ul></nav>{"".join(sections)}'
             f"<script>{js}</script></body></html>")

@@ -4,32 +4,80 @@ Values are raw everywhere (a published number printed as KID×1000 is divided ba
 ``scale`` column is the display scale of the row's report column, one per (suite, protocol, task,
 metric), so a measured and a published number in one column are shown alike. Rows of different
 protocols are kept apart by the writers: a table is always one (suite, protocol, task).
+``comparable`` and ``reason`` carry each measured record's verdict (`diffbench.comparability`);
+the writers rank only comparable rows beside published ones. Local paths from a record are
+shown as base names.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from collections.abc import Iterable
+from pathlib import PurePath
 from typing import Any
 
 import pandas as pd
 
+from diffbench.comparability import comparability
 from diffbench.display import METRICS as DISPLAY
 from diffbench.display import display
 from diffbench.published import PublishedFile
 
 COLUMNS = ["suite", "suite_version", "task", "protocol", "model", "model_args", "sweep", "metric",
            "higher_is_better", "value", "std", "ci_low", "ci_high", "n", "scale", "fingerprint",
-           "run_id", "origin", "source", "url", "unverified"]
+           "run_id", "origin", "source", "url", "unverified", "comparable", "reason"]
 GROUP = ["suite", "protocol", "task"]
+SCORE_SUITE = "(score)"  # the suite column of `diffbench score` records: they have no suite
+
+
+# An absolute or home-relative path inside any text: `/a/b/c.pt`, `~/repo`, `C:\\x\\y`; not URLs.
+_PATH = re.compile(r"(?<![\w.~:/\\<-])(?:~|[A-Za-z]:)?[/\\](?:[^\s/\\\"'<>;,()]+[/\\])*"
+                   r"([^\s/\\\"'<>;,()]+)")
+
+
+def hide_paths(value: Any) -> Any:
+    """`value` with every absolute local path (in any string, at any depth) replaced by its base
+    name: reports are shared, and the machine's folders say nothing about a number."""
+    if isinstance(value, str):
+        return _PATH.sub(r"\1", value)
+    if isinstance(value, dict):
+        return {k: hide_paths(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [hide_paths(v) for v in value]
+    return value
 
 
 def model_name(record: dict[str, Any]) -> tuple[str, str]:
-    """(model name, its arguments as compact JSON or '') of a results record."""
+    """(model name, its arguments as compact JSON or '', local paths as base names)."""
     model = record.get("model") or {}
-    args = json.dumps(model.get("args"), sort_keys=True) if model.get("args") else ""
+    args = json.dumps(hide_paths(model.get("args")), sort_keys=True) if model.get("args") else ""
     return model.get("name") or record.get("run_id", "?"), args
+
+
+def set_name(describe: Any) -> str:
+    """The short name of an image set or statistics file of a `diffbench score` record."""
+    if not isinstance(describe, dict):
+        return "?"
+    path = describe.get("path")
+    return PurePath(str(path).replace("\\", "/")).name if path else str(describe.get("kind") or "?")
+
+
+def place(record: dict[str, Any]) -> tuple[str, str]:
+    """(suite, task) a record is filed under; a score record: its two sets, `ref vs samples`."""
+    suite = record.get("suite") or {}
+    if suite.get("name"):
+        return suite["name"], record.get("task") or "(score)"
+    inputs = record.get("inputs") or {}
+    if record.get("task"):
+        return SCORE_SUITE, record["task"]
+    return SCORE_SUITE, f"{set_name(inputs.get('real'))} vs {set_name(inputs.get('fake'))}"
+
+
+def heading(suite: str, task: str) -> str:
+    """A table's title: `suite · task`, or just the two sets for score records."""
+    return task if suite == SCORE_SUITE else f"{suite} · {task}"
 
 
 def short_labels(models: list[tuple[str, str]], limit: int = 48) -> list[str]:
@@ -76,23 +124,25 @@ def direction(metric: str, entry: dict[str, Any] | None = None) -> bool | None:
 
 
 def record_rows(record: dict[str, Any]) -> list[dict[str, Any]]:
-    """Tidy rows of one results record."""
-    suite = record.get("suite") or {}
+    """Tidy rows of one results record, each with the record's comparability verdict."""
+    suite_name, task = place(record)
     name, args = model_name(record)
     counts = record.get("counts") or {}
     n = counts.get("scored") or counts.get("fake") or counts.get("generated")
+    verdict = comparability(record)
     rows = []
     for metric, m in record["metrics"].items():
         ci = m.get("ci") or {}
         rows.append({
-            "suite": suite.get("name", "(score)"), "suite_version": suite.get("version"),
-            "task": record.get("task") or "(score)", "protocol": record["protocol"]["name"],
+            "suite": suite_name, "suite_version": (record.get("suite") or {}).get("version"),
+            "task": task, "protocol": record["protocol"]["name"],
             "model": name, "model_args": args, "sweep": sweep_text(record), "metric": metric,
             "value": m["value"], "std": m.get("std"), "ci_low": ci.get("low"),
             "ci_high": ci.get("high"), "n": n, "scale": m.get("scale"),
             "fingerprint": m.get("extractor"), "run_id": record["run_id"],
             "origin": "smoke" if record.get("smoke") else "measured", "source": "", "url": "",
-            "unverified": False, "higher_is_better": direction(metric, m)})
+            "unverified": False, "higher_is_better": direction(metric, m),
+            "comparable": verdict.comparable, "reason": hide_paths(verdict.reason)})
     return rows
 
 
@@ -109,7 +159,8 @@ def published_rows(files: Iterable[PublishedFile]) -> list[dict[str, Any]]:
                     "ci_low": None, "ci_high": None, "n": None,
                     "scale": pub.scales.get(metric), "fingerprint": None, "run_id": e.key,
                     "origin": "published", "source": e.source, "url": e.url or "",
-                    "unverified": e.unverified, "higher_is_better": direction(metric)})
+                    "unverified": e.unverified, "higher_is_better": direction(metric),
+                    "comparable": True, "reason": ""})
     return rows
 
 
@@ -158,6 +209,6 @@ def wide(part: pd.DataFrame) -> tuple[list[str], list[dict[str, Any]]]:
         key = (r["model"], r["model_args"], r["sweep"], r["run_id"])
         row = rows.setdefault(key, {k: r[k] for k in ("model", "model_args", "sweep", "origin",
                                                       "source", "url", "unverified", "n",
-                                                      "run_id")})
+                                                      "run_id", "comparable", "reason")})
         row[r["metric"]] = r
     return metrics, list(rows.values())

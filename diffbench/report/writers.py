@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 
 from diffbench.display import arrow, decimals_at, label, scale_suffix
-from diffbench.report.table import args_text, groups, wide
+from diffbench.report.table import args_text, groups, heading, wide
 
 
 @dataclass(frozen=True)
@@ -73,30 +73,72 @@ def origin_text(row: dict[str, Any]) -> str:
     return text + (f": {row['source']}" if row["source"] else "")
 
 
+def ranked_and_apart(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Rows that may stand beside published numbers (published and comparable measured ones),
+    and the measured rows that may not."""
+    ranked = [r for r in rows if r.get("comparable", True)]
+    return ranked, [r for r in rows if not r.get("comparable", True)]
+
+
+# Spreadsheets run a cell starting with these as a formula (OWASP "CSV injection").
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: Any) -> Any:
+    """A text cell made inert for spreadsheets (a leading `'`); numbers pass unchanged."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
 def write_csv(frame: pd.DataFrame, path: Path) -> Path:
-    """The tidy CSV."""
-    frame.to_csv(path, index=False)
+    """The tidy CSV (RFC 4180), text cells neutralised for spreadsheets."""
+    safe = frame.copy()
+    for col in safe.columns:
+        if safe[col].dtype == object or pd.api.types.is_string_dtype(safe[col]):
+            safe[col] = safe[col].map(csv_cell)
+    # CRLF rows: the csv module then quotes any cell holding a lone CR or LF, which a "\n"
+    # terminator would leave bare (a CR in a name would otherwise split the row).
+    safe.to_csv(path, index=False, lineterminator="\r\n")
     return path
 
 
-def _md(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+_MD_ESCAPES = str.maketrans({"\\": "\\\\", "|": "\\|", "`": "\\`", "[": "\\[", "]": "\\]",
+                             "&": "&amp;", "<": "&lt;", ">": "&gt;", "\n": " ", "\r": " "})
+
+
+def md_text(text: str) -> str:
+    """Text safe in a Markdown table cell or heading: no table break, no HTML, no link."""
+    return str(text).translate(_MD_ESCAPES)
+
+
+def _md_table(cols: list[Column], rows: list[dict[str, Any]], reason: bool = False) -> list[str]:
+    extra = " why not comparable |" if reason else ""
+    out = ["| model | " + " | ".join(c.header for c in cols) + " | n | origin |" + extra,
+           "|---" + "|--:" * len(cols) + "|--:|---|" + ("---|" if reason else "")]
+    for row in rows:
+        n = str(int(row["n"])) if num(row["n"]) else ""
+        cells = " | ".join(cell_text(c, row.get(c.metric)) for c in cols)
+        args = args_text(row["model_args"])
+        model = row_label(row) + (f" ({args})" if args else "")
+        why = f" {md_text(row.get('reason') or '')} |" if reason else ""
+        out.append(f"| {md_text(model)} | {cells} | {n} | {md_text(origin_text(row))} |{why}")
+    return out
 
 
 def markdown(frame: pd.DataFrame) -> str:
-    """One Markdown table per (suite, protocol, task)."""
+    """One Markdown table per (suite, protocol, task); rows that are not comparable to
+    published numbers follow in a table of their own, with the reason."""
     out = []
     for (suite, protocol, task), part in groups(frame):
         metrics, rows = wide(part)
         cols = columns(part, metrics)
-        out.append(f"### {_md(suite)} · {_md(task)} · protocol `{_md(protocol)}`\n")
-        out.append("| model | " + " | ".join(c.header for c in cols) + " | n | origin |")
-        out.append("|---" + "|--:" * len(cols) + "|--:|---|")
-        for row in rows:
-            n = str(int(row["n"])) if num(row["n"]) else ""
-            cells = " | ".join(cell_text(c, row.get(c.metric)) for c in cols)
-            args = args_text(row["model_args"])
-            model = row_label(row) + (f" ({args})" if args else "")
-            out.append(f"| {_md(model)} | {cells} | {n} | {_md(origin_text(row))} |")
-        out.append("")
+        ranked, apart = ranked_and_apart(rows)
+        code = f"`{protocol}`" if "`" not in protocol else md_text(protocol)
+        out.append(f"### {md_text(heading(suite, task))} · protocol {code}\n")
+        if ranked:
+            out += _md_table(cols, ranked) + [""]
+        if apart:
+            out.append("Not comparable to published numbers (not ranked with them):\n")
+            out += _md_table(cols, apart, reason=True) + [""]
     return "\n".join(out)

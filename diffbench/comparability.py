@@ -1,0 +1,242 @@
+"""Can a measured number stand beside a published one? A verdict with reasons, from the record.
+
+A results record is *comparable* to the published numbers of its protocol when nothing in it
+says otherwise:
+
+- every extractor's weights are the protocol's official file: the sha256 recorded in the
+  extractor's fingerprint equals the weights registry's sha256 (or its published prefix). Random,
+  fine-tuned or unknown weights, or weights whose checksum nobody published, are not comparable;
+- it is not a ``--limit`` smoke run;
+- it scored as many images as its suite task asks (``counts.scored == counts.planned``), and no
+  ``--set`` override changed what the task measures (image counts, dataset, reference,
+  condition); sampler settings and seeds may change (they pick the model's configuration), and
+  so may the protocol and metrics (judged by the next rule);
+- its protocol settings equal the named protocol's (the one published rows are filed under), so
+  a suite's metric ``args`` or ``diffbench score --kid-subset-size`` make it another protocol,
+  and every metric was computed under that protocol (not a metric's own ``protocol:``);
+- no metric carries a warning in its details (FID from fewer images than feature dimensions).
+
+Records of ``diffbench score`` (kind ``score``) and oracle records have no suite task that asks
+for a count: their counts are not judged, every other rule applies.
+
+Library code: the report, the gate and the CLI read the verdict; nothing here prints.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+from diffbench.errors import DiffbenchError
+
+# What a `--set` override may change under `tasks.<task>.` and keep the record comparable: the
+# model's sampler settings and seed, and the protocol or metrics (another named protocol files the
+# record under that protocol; changed settings and per-metric protocols are judged on their own).
+HARMLESS_OVERRIDES = ("generation.sampler", "generation.seed", "description", "protocol",
+                      "metrics")
+
+
+@dataclass(frozen=True)
+class WeightsUse:
+    """One weights file an extractor used: its registry name, recorded sha256, and verdict."""
+
+    extractor: str
+    weights: str
+    sha256: str | None
+    official: bool | None  # None: no checksum is known to compare with
+
+    @property
+    def status(self) -> str:
+        """official | not official | unverified."""
+        return {True: "official", False: "not official", None: "unverified"}[self.official]
+
+    def text(self) -> str:
+        """`inception-2015-12-05 sha256 6726825d0af5… (official)`."""
+        digest = f"{self.sha256[:12]}…" if self.sha256 else "not recorded"
+        return f"{self.weights} sha256 {digest} ({self.status})"
+
+
+@dataclass(frozen=True)
+class Comparability:
+    """The verdict: why a record may not be ranked beside published numbers (empty: it may)."""
+
+    reasons: tuple[str, ...]
+    weights: tuple[WeightsUse, ...]
+
+    @property
+    def comparable(self) -> bool:
+        """True when no reason stands against the record."""
+        return not self.reasons
+
+    @property
+    def reason(self) -> str:
+        """The reasons as one line."""
+        return "; ".join(self.reasons)
+
+
+Judge = Callable[[str], "bool | None"]
+
+
+def _digits_official() -> Judge:
+    from diffbench.features.digits import DEFAULT_WEIGHTS, file_sha256
+
+    try:
+        shipped = file_sha256(DEFAULT_WEIGHTS)
+    except OSError:
+        return lambda digest: None
+    return lambda digest: digest == shipped
+
+
+def expected_weights(extractor: str) -> list[tuple[str, str, Judge]]:
+    """(fingerprint field, weights name, judge of a digest) per weights file of an extractor."""
+    from diffbench import weights as w
+
+    if extractor == "digits-classifier":  # the offline demo's classifier ships with diffbench
+        return [("weights_sha256", "digits-classifier (shipped)", _digits_official())]
+    if extractor.startswith("lpips-"):
+        from diffbench.metrics.lpips import BACKBONE_WEIGHTS, LINEAR_SHA256
+
+        net = extractor.removeprefix("lpips-")
+        if net in BACKBONE_WEIGHTS and BACKBONE_WEIGHTS[net] in w.WEIGHTS:
+            backbone = w.WEIGHTS[BACKBONE_WEIGHTS[net]]
+            return [("backbone_sha256", backbone.name, partial(w.digest_is_official, backbone)),
+                    ("linear_sha256", f"lpips-lin-{net} v0.1",
+                     lambda digest: digest == LINEAR_SHA256[net])]
+    if extractor in w.WEIGHTS:
+        return [("weights_sha256", extractor, partial(w.digest_is_official, w.WEIGHTS[extractor]))]
+    return []
+
+
+def weights_used(record: dict[str, Any]) -> list[WeightsUse]:
+    """The weights behind a record's extractors, each judged against the registry."""
+    out = []
+    for name, fingerprint in sorted((record.get("extractors") or {}).items()):
+        fingerprint = fingerprint if isinstance(fingerprint, dict) else {}
+        extractor = str(fingerprint.get("extractor") or name)
+        expected = expected_weights(extractor)
+        if not expected:
+            digest = fingerprint.get("weights_sha256")
+            out.append(WeightsUse(extractor, extractor, digest if isinstance(digest, str)
+                                  else None, None))
+        for field, weights, judge in expected:
+            digest = fingerprint.get(field)
+            ok = judge(digest) if isinstance(digest, str) else False
+            out.append(WeightsUse(extractor, weights, digest if isinstance(digest, str) else None,
+                                  ok))
+    return out
+
+
+def _weights_reasons(record: dict[str, Any], used: list[WeightsUse]) -> list[str]:
+    reasons = []
+    for u in used:
+        if u.official is False and u.sha256 is None:
+            reasons.append(f"{u.extractor}: no sha256 of {u.weights} recorded")
+        elif u.official is False:
+            reasons.append(f"{u.extractor}: weights sha256 {u.sha256[:12]}… are not the "
+                           f"official {u.weights} file (random, fine-tuned or another file)")
+        elif u.official is None and not expected_weights(u.extractor):
+            reasons.append(f"{u.extractor}: not in diffbench's weights registry; its weights "
+                           "cannot be checked")
+        elif u.official is None:
+            reasons.append(f"{u.extractor}: no checksum of {u.weights} is published; the weights "
+                           "cannot be confirmed official")
+    linked = [m for m, e in record.get("metrics", {}).items() if isinstance(e, dict)
+              and e.get("extractor")]
+    if linked and not used:
+        reasons.append(f"{linked[0]}: computed on an extractor whose fingerprint is not "
+                       "recorded; its weights cannot be checked")
+    return reasons
+
+
+def _counts_reasons(record: dict[str, Any]) -> list[str]:
+    if record.get("kind") != "run":
+        return []  # `diffbench score` and oracle records: no suite task asks for a count
+    counts = record.get("counts") or {}
+    planned = counts.get("planned")
+    scored = counts.get("scored", counts.get("fake"))
+    if not isinstance(planned, int):
+        return ["the record does not say how many images its task asks (counts.planned)"]
+    if scored != planned:
+        return [f"scored {scored} images where the task asks {planned}"]
+    return []
+
+
+def _override_reasons(record: dict[str, Any]) -> list[str]:
+    overrides = (record.get("suite") or {}).get("overrides") or {}
+    task = record.get("task")
+    reasons = []
+    for key, value in overrides.items():
+        if key == "description" or (key.startswith("tasks.") and task
+                                    and not key.startswith(f"tasks.{task}.")
+                                    and key != f"tasks.{task}"):
+            continue  # another task's or a comment's override
+        rest = key.removeprefix(f"tasks.{task}.") if task else key
+        if not any(rest == h or rest.startswith(h + ".") for h in HARMLESS_OVERRIDES):
+            reasons.append(f"suite overridden: --set {key}={json.dumps(value, default=str)}")
+    return reasons
+
+
+def _plain(value: Any) -> Any:
+    return json.loads(json.dumps(value, sort_keys=True, default=str))
+
+
+def _difference(actual: Any, expected: Any, where: str = "") -> str | None:
+    if isinstance(actual, dict) and isinstance(expected, dict):
+        for key in sorted(set(actual) | set(expected)):
+            found = _difference(actual.get(key), expected.get(key), f"{where}{key}.")
+            if found:
+                return found
+        return None
+    if actual != expected:
+        return f"{where.rstrip('.')} is {json.dumps(actual)}, the protocol's is {json.dumps(expected)}"
+    return None
+
+
+def _protocol_reasons(record: dict[str, Any]) -> list[str]:
+    from diffbench.protocols import get_protocol
+
+    protocol = record.get("protocol") or {}
+    name = protocol.get("name")
+    try:
+        expected = _plain(get_protocol(name).settings())
+    except DiffbenchError:
+        return [f"protocol '{name}' is not known to this diffbench; its settings cannot be "
+                "checked"]
+    actual = _plain(protocol.get("settings") or {})
+    if not actual:
+        return [f"protocol '{name}': the record does not carry its settings"]
+    for ignored in ("notes",):  # prose, not a setting
+        actual.pop(ignored, None)
+        expected.pop(ignored, None)
+    diff = _difference(actual, expected)
+    reasons = [f"protocol '{name}' changed: {diff}"] if diff else []
+    for metric, entry in (record.get("metrics") or {}).items():
+        other = entry.get("protocol") if isinstance(entry, dict) else None
+        if other and other != name:  # a metric's own `protocol:` in the suite
+            reasons.append(f"{metric}: computed under protocol '{other}', not the record's "
+                           f"'{name}'")
+    return reasons
+
+
+def _warning_reasons(record: dict[str, Any]) -> list[str]:
+    out = []
+    for name, entry in (record.get("metrics") or {}).items():
+        details = entry.get("details") if isinstance(entry, dict) else None
+        if isinstance(details, dict) and details.get("warning"):
+            out.append(f"{name}: {details['warning']}")
+    return out
+
+
+def comparability(record: dict[str, Any]) -> Comparability:
+    """The verdict of one results record (see the module docstring for the rules)."""
+    used = weights_used(record)
+    reasons = ["smoke run (--limit): only part of the task"] if record.get("smoke") else []
+    reasons += _weights_reasons(record, used)
+    reasons += _counts_reasons(record)
+    reasons += _override_reasons(record)
+    reasons += _protocol_reasons(record)
+    reasons += _warning_reasons(record)
+    return Comparability(tuple(dict.fromkeys(reasons)), tuple(used))
