@@ -76,9 +76,9 @@ def settings_fingerprint(loaded, task_name: str, task, sweep: dict[str, Any], mo
     generation["sampler"] = {**generation["sampler"], **sweep}
     dataset = task.dataset.model_dump() if task.dataset is not None else None
     suite = {"name": loaded.suite.name, "version": loaded.suite.version}
-    return {**_content({"suite": suite, "task": task_name, "condition": task.condition,
-                        "dataset": dataset, "generation": generation}, files=False),
-            "model": {"name": model, "args": _content(model_args), "dtype": dtype}}
+    return {"model": {"name": model, "args": _content(model_args), "dtype": dtype},
+            **_content({"suite": suite, "task": task_name, "condition": task.condition,
+                        "dataset": dataset, "generation": generation}, files=False)}
 
 
 def adapter_fingerprint(adapter) -> dict[str, Any]:
@@ -88,7 +88,8 @@ def adapter_fingerprint(adapter) -> dict[str, Any]:
 
 
 def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(value, dict) and value:
+    """Leaves by dotted path (an empty mapping has none: {} and absent are the same)."""
+    if isinstance(value, dict):
         out: dict[str, Any] = {}
         for k, v in value.items():
             out.update(_flat(v, f"{prefix}.{k}" if prefix else str(k)))
@@ -105,7 +106,7 @@ def differences(stored: dict[str, Any], now: dict[str, Any]) -> list[str]:
     out = []
     for part, value in now.items():
         old, new = _flat(stored.get(part), part), _flat(value, part)
-        for path in sorted(set(old) | set(new)):
+        for path in sorted(set(old) | set(new), key=lambda p: (p.count("."), p)):
             if part == "adapter" and (path not in old or path not in new):
                 continue
             if old.get(path) != new.get(path):
