@@ -2,7 +2,8 @@
 
 Layout of a task's sample folder: `<key>.png`, one `manifest.rank{p}.jsonl` per part (rank or
 shard; appended and fsynced per batch), `plan.json` (the planned keys) and `manifest.jsonl`, the
-merged view written by `merge_manifests`. A run killed at any moment and restarted with the same
+merged view written by `merge_manifests`. Files are written under temporary names unique to the
+writer (part, PID, random) and renamed. A run killed at any moment and restarted with the same
 command loses nothing and duplicates nothing.
 """
 
@@ -137,11 +138,11 @@ def _check_settings(rec: dict[str, Any], req: Request, out_dir: Path) -> None:
                             "holds other settings: use another --out, or --fresh to discard it")
 
 
-def read_parts(out_dir: Path, own: Path | None = None) -> dict[str, list[dict[str, Any]]]:
-    """Every record of every part manifest, by key, in file order (`own` is repaired)."""
+def read_parts(out_dir: Path) -> dict[str, list[dict[str, Any]]]:
+    """Every record of every part manifest, by key, in file order (unfinished lines skipped)."""
     by_key: dict[str, list[dict[str, Any]]] = {}
     for path in sorted(out_dir.glob("manifest.rank*.jsonl")):
-        for rec in read_manifest(path, repair=path == own):
+        for rec in read_manifest(path):
             by_key.setdefault(rec["key"], []).append(rec)
     return by_key
 

@@ -24,6 +24,7 @@ from datetime import datetime
 from pathlib import Path
 
 from diffbench.errors import DiffbenchError
+from diffbench.log import logger
 
 LOCK_NAME = ".diffbench.lock"
 
@@ -65,6 +66,10 @@ def _try(fd: int, mode: int) -> bool:
         return True
     except BlockingIOError:
         return False
+    except OSError as exc:  # e.g. ENOLCK on a network filesystem without lock support
+        logger.warning("the run directory cannot be locked (%s): nothing stops a second run "
+                       "from writing into it at the same time", exc.strerror or exc)
+        return True
 
 
 def _write_holder(fd: int) -> None:

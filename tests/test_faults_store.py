@@ -191,6 +191,24 @@ def test_shards_share_the_run_dir_and_a_plain_run_waits(tmp_path, reference):
     _same_store(out / "samples" / "cls", reference)
 
 
+@pytest.mark.slow
+def test_torchrun_ranks_share_the_lock_and_all_refuse_a_busy_dir(tmp_path, reference):
+    suite = write_suite(tmp_path)
+    out = tmp_path / "tr"
+    run = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
+           "--master-port", "29541", "-m", "diffbench", *_gen_args(suite, out)]
+    with lock_run_dir(out):  # another run holds the directory: both ranks stop, none hangs
+        res = subprocess.run(run, env=ENV, capture_output=True, text=True, timeout=300)
+    assert res.returncode != 0
+    assert res.stderr.count(f"is in use by PID {os.getpid()}") >= 2, res.stderr[-2000:]
+    assert not (out / "samples").exists()
+    res = subprocess.run(run, env=ENV, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]  # rank 0 holds the lock, rank 1 writes too
+    assert sorted(p.name for p in (out / "samples/cls").glob("manifest.rank*.jsonl")) == \
+        ["manifest.rank0.jsonl", "manifest.rank1.jsonl"]
+    _same_store(out / "samples" / "cls", reference)
+
+
 # -- a store belongs to one model and one set of settings -------------------------------------
 
 
