@@ -255,6 +255,31 @@ def test_other_sampler_settings_are_refused_and_fresh_discards(tmp_path):
     assert res.exit_code == 2 and "--fresh with --shard" in res.output
 
 
+def test_claiming_a_store_is_race_free(tmp_path):
+    """Shards starting together: one fingerprint wins, equal ones pass, another one is refused."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from diffbench.store import StoreMismatch, claim_store
+
+    toy = {"model": {"name": "toy", "args": {}, "dtype": "fp32"}}
+    dit = {"model": {"name": "dit", "args": {}, "dtype": "fp32"}}
+    for name, fps in (("same", [toy] * 8), ("mixed", [toy, dit] * 4)):
+        store = tmp_path / name
+
+        def claim(fp, store=store):
+            try:
+                claim_store(store, fp)
+                return "ok"
+            except StoreMismatch:
+                return "refused"
+
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(claim, fps))
+        winner = json.loads((store / "store.json").read_text())["fingerprint"]
+        assert answers == ["ok" if fp == winner else "refused" for fp in fps]
+        assert sorted(p.name for p in store.iterdir()) == ["store.json"]
+
+
 def test_run_into_another_models_store_is_refused(tmp_path):
     """`run --model A --out M` then `run --model B --out M` no longer reports A's FID as B's."""
     from tests.test_run import DEMO_LIKE, write
