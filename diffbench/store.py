@@ -155,14 +155,18 @@ def check_store(sample_dir: Path, fingerprint: dict[str, Any]) -> None:
 
 def claim_store(sample_dir: Path, fingerprint: dict[str, Any]) -> None:
     """Record `fingerprint` in a new store, or check it against the store's (race-free)."""
-    check_store(sample_dir, fingerprint)
+    check_store(sample_dir, fingerprint)  # a store without store.json is refused here
     path = sample_dir / STORE_FILE
-    if path.is_file():
-        return
-    sample_dir.mkdir(parents=True, exist_ok=True)
-    doc = {"format": STORE_FORMAT, "diffbench_version": __version__,
-           "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-           "fingerprint": fingerprint}
+    if not path.is_file():
+        _create(path, {"format": STORE_FORMAT, "diffbench_version": __version__,
+                       "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                       "fingerprint": fingerprint})
+    check_store(sample_dir, fingerprint)  # whoever created it, it must be ours
+
+
+def _create(path: Path, doc: dict[str, Any]) -> None:
+    """Write `path` unless it exists; of writers starting together exactly one wins."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_name(path, "store")
     try:
         with open(tmp, "w", encoding="utf-8") as fh:
@@ -170,14 +174,13 @@ def claim_store(sample_dir: Path, fingerprint: dict[str, Any]) -> None:
             fh.flush()
             os.fsync(fh.fileno())
         try:
-            os.link(tmp, path)  # create-if-absent: of shards starting together, one wins
+            os.link(tmp, path)  # atomic create-if-absent, with the whole content at once
         except FileExistsError:
             pass
         except OSError:
             os.replace(tmp, path)  # no hard links here: shards of one run write equal content
     finally:
         tmp.unlink(missing_ok=True)
-    check_store(sample_dir, fingerprint)
 
 
 def discard_store(sample_dir: Path) -> None:

@@ -263,8 +263,9 @@ def test_claiming_a_store_is_race_free(tmp_path):
 
     toy = {"model": {"name": "toy", "args": {}, "dtype": "fp32"}}
     dit = {"model": {"name": "dit", "args": {}, "dtype": "fp32"}}
-    for name, fps in (("same", [toy] * 8), ("mixed", [toy, dit] * 4)):
-        store = tmp_path / name
+    cases = [("same", [toy] * 8), ("mixed", [toy, dit] * 4), ("mixed", [dit, toy] * 4)]
+    for i, (name, fps) in enumerate(cases * 5):  # repeated: a race shows up only sometimes
+        store = tmp_path / f"{name}{i}"
 
         def claim(fp, store=store):
             try:
