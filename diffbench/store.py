@@ -129,8 +129,7 @@ def _holds_work(sample_dir: Path) -> bool:
 
 
 def _fix(sample_dir: Path) -> str:
-    return (f"use another --out, or --fresh to discard its {_images(sample_dir)} images "
-            f"(diffbench run|generate ... --fresh)")
+    return f"use another --out, or --fresh to discard its {_images(sample_dir)} images"
 
 
 def check_store(sample_dir: Path, fingerprint: dict[str, Any]) -> None:
