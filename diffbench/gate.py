@@ -199,8 +199,19 @@ def _comparability(record: dict[str, Any], spec: dict[str, Any],
     for key, expected in (spec.get("counts") or {}).items():
         actual = record["counts"].get(key)
         if actual != expected:
-            problems.append(f"sample count '{key}' differs: baseline {expected}, current {actual}")
+            problems.append(f"sample count '{key}' differs: baseline {expected}, current {actual}"
+                            + _old_count_hint(record, key))
     return problems
+
+
+def _old_count_hint(record: dict[str, Any], key: str) -> str:
+    """Records of diffbench <= 0.1.0 counted as 'generated' only the last invocation's images."""
+    generation = record.get("generation") or {}
+    if key != "generated" or "generated" not in generation or "made_now" in generation:
+        return ""
+    return (" (an older diffbench wrote this record: its 'generated' counts only the images its "
+            "last invocation made, not the images in the store; rerun the same `diffbench run` "
+            "command with --rescore to rewrite it)")
 
 
 def _allowed(tol: dict[str, float], base: float) -> float:

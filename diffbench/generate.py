@@ -2,7 +2,8 @@
 
 Layout of a task's sample folder: `<key>.png`, one `manifest.rank{p}.jsonl` per part (rank or
 shard; appended and fsynced per batch), `plan.json` (the planned keys) and `manifest.jsonl`, the
-merged view written by `merge_manifests`. A run killed at any moment and restarted with the same
+merged view written by `merge_manifests`. Files are written under temporary names unique to the
+writer (part, PID, random) and renamed. A run killed at any moment and restarted with the same
 command loses nothing and duplicates nothing.
 """
 
@@ -12,8 +13,8 @@ import hashlib
 import io
 import json
 import os
+import secrets
 import time
-import zipfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -25,19 +26,21 @@ from PIL import Image
 from diffbench.adapters.base import Adapter, Request
 from diffbench.data.samples import read_manifest
 from diffbench.errors import DataError, ImageError
+from diffbench.faults import maybe_fail
+from diffbench.log import logger
 from diffbench.log import progress as progress_bar
 
 PNG_COMPRESS_LEVEL = 1  # measured: fastest level that still compresses; bytes are deterministic
-_TMP_MARK = ".tmp"
+TMP_MARK = ".tmp"  # temporary names: .<name>.tmp.<tag>.<pid>-<random>
 
 
 @dataclass
 class GenerationReport:
-    """What one call of `generate` did."""
+    """What one call of `generate` did: `made_now` images made by this call, `skipped` found."""
 
     planned: int
     skipped: int
-    generated: int
+    made_now: int
     seconds: float
     images_per_s: float
     part: int = 0
@@ -60,14 +63,31 @@ def png_bytes(image: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def atomic_write(path: Path, data: bytes, tag: str = "") -> None:
+def temp_name(path: Path, tag: str = "w") -> Path:
+    """A temporary name beside `path`, unique per process and call (tag: the writer's part)."""
+    return path.with_name(f".{path.name}{TMP_MARK}.{tag}.{os.getpid()}-{secrets.token_hex(4)}")
+
+
+def remove_temps(folder: Path, tag: str = "*") -> None:
+    """Delete leftover temporary files of writer `tag` (all writers by default) in `folder`."""
+    for tmp in folder.glob(f".*{TMP_MARK}.{tag}.*"):
+        tmp.unlink(missing_ok=True)
+
+
+def atomic_write(path: Path, data: bytes, tag: str = "w", fault: str | None = None) -> None:
     """Write bytes to a temporary name in the same folder, fsync, then rename over `path`."""
-    tmp = path.with_name(f".{path.name}{_TMP_MARK}{tag}")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    tmp = temp_name(path, tag)
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if fault:
+            maybe_fail(fault)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _record(req: Request, sha: str) -> dict[str, Any]:
@@ -81,8 +101,13 @@ def _record(req: Request, sha: str) -> dict[str, Any]:
 def _append(path: Path, records: list[dict[str, Any]]) -> None:
     if not records:
         return
+    data = b"".join(json.dumps(r, sort_keys=True).encode() + b"\n" for r in records)
+    cut = data.index(b"\n") // 2  # two writes, so a test can kill the process mid-line
     with open(path, "ab") as fh:
-        fh.write(b"".join(json.dumps(r, sort_keys=True).encode() + b"\n" for r in records))
+        fh.write(data[:cut])
+        fh.flush()
+        maybe_fail("manifest-line")
+        fh.write(data[cut:])
         fh.flush()
         os.fsync(fh.fileno())
 
@@ -91,7 +116,7 @@ def _write_plan(out_dir: Path, keys: list[str], part: int) -> None:
     data = json.dumps({"keys": keys}, separators=(",", ":")).encode()
     plan = out_dir / "plan.json"
     if not plan.exists() or plan.read_bytes() != data:
-        atomic_write(plan, data, tag=str(part))
+        atomic_write(plan, data, tag=f"p{part}")
 
 
 def _my_share(requests: Sequence[Request], part: int, parts: int) -> list[Request]:
@@ -99,19 +124,54 @@ def _my_share(requests: Sequence[Request], part: int, parts: int) -> list[Reques
     return [r for i, r in enumerate(ordered) if i % parts == part]
 
 
+def _normal(value: Any) -> Any:
+    return json.loads(json.dumps(value, sort_keys=True))
+
+
+def _check_settings(rec: dict[str, Any], req: Request, out_dir: Path) -> None:
+    """A recorded key must have been made from the same request (seed, condition, sampler)."""
+    want = _record(req, rec["sha256"])
+    for field in ("seed", "condition", "sampler", "item"):
+        if _normal(rec.get(field)) != _normal(want.get(field)):
+            raise DataError(f"{out_dir}: image {req.key} was made with {field} "
+                            f"{rec.get(field)!r}, this run asks {want.get(field)!r}; the store "
+                            "holds other settings: use another --out, or --fresh to discard it")
+
+
+def read_parts(out_dir: Path) -> dict[str, list[dict[str, Any]]]:
+    """Every record of every part manifest, by key, in file order (unfinished lines skipped)."""
+    by_key: dict[str, list[dict[str, Any]]] = {}
+    for path in sorted(out_dir.glob("manifest.rank*.jsonl")):
+        for rec in read_manifest(path):
+            by_key.setdefault(rec["key"], []).append(rec)
+    return by_key
+
+
 def _resume_state(out_dir: Path, mine: list[Request], manifest: Path,
                   part: int) -> tuple[list[Request], int]:
-    """Remove own temp files, repair the manifest, re-create missing lines; return (todo, repaired)."""
-    for tmp in out_dir.glob(f".*{_TMP_MARK}{part}"):
-        tmp.unlink()
-    recorded = {r["key"] for r in read_manifest(manifest, repair=True)}
+    """Remove own temp files, repair the manifest, re-create missing lines; return (todo, repaired).
+
+    A PNG recorded by no manifest is adopted (the process died between its rename and its
+    line). A PNG that matches none of its key's records is made again.
+    """
+    remove_temps(out_dir, f"p{part}")
+    own = {r["key"] for r in read_manifest(manifest, repair=True)}
+    recorded = read_parts(out_dir)
     todo, fixes = [], []
     for req in mine:
+        for rec in recorded.get(req.key, ()):
+            _check_settings(rec, req, out_dir)
         png = out_dir / f"{req.key}.png"
         if not png.exists():
             todo.append(req)
-        elif req.key not in recorded:
-            fixes.append(_record(req, hashlib.sha256(png.read_bytes()).hexdigest()))
+        elif req.key not in own:
+            sha = hashlib.sha256(png.read_bytes()).hexdigest()
+            shas = {r["sha256"] for r in recorded.get(req.key, ())}
+            if shas and sha not in shas:
+                logger.warning("%s: differs from its manifest records; made again", png)
+                todo.append(req)
+            elif not shas:
+                fixes.append(_record(req, sha))
     _append(manifest, fixes)
     return todo, len(fixes)
 
@@ -143,11 +203,11 @@ def generate(adapter: Adapter, requests: Sequence[Request], out_dir: str | Path,
         records = []
         for req, img in zip(batch, images, strict=True):
             data = png_bytes(np.asarray(img))
-            atomic_write(out_dir / f"{req.key}.png", data, tag=str(part))
+            atomic_write(out_dir / f"{req.key}.png", data, tag=f"p{part}", fault="png-rename")
             records.append(_record(req, hashlib.sha256(data).hexdigest()))
         _append(manifest, records)
     seconds = time.perf_counter() - start
-    return GenerationReport(planned=len(mine), skipped=len(mine) - len(todo), generated=len(todo),
+    return GenerationReport(planned=len(mine), skipped=len(mine) - len(todo), made_now=len(todo),
                             seconds=seconds, images_per_s=len(todo) / seconds if seconds else 0.0,
                             part=part, parts=parts, smoke=limit is not None, repaired=repaired)
 
@@ -155,25 +215,26 @@ def generate(adapter: Adapter, requests: Sequence[Request], out_dir: str | Path,
 def merge_manifests(out_dir: str | Path) -> list[dict[str, Any]]:
     """Merge `manifest.rank*.jsonl` into `manifest.jsonl` (sorted, one line per key) and check it.
 
-    Raises DataError when a key of `plan.json` has no PNG or no line, when one key has two
-    different hashes, or when a PNG's bytes do not match its recorded sha256.
+    A key recorded several times (its PNG was deleted and made again) takes the record that
+    matches its PNG, the last one when several do. Raises DataError when a key of `plan.json`
+    has no PNG or no line, or when a PNG matches none of its key's records.
     """
     out_dir = Path(out_dir)
-    merged: dict[str, dict[str, Any]] = {}
-    for path in sorted(out_dir.glob("manifest.rank*.jsonl")):
-        for rec in read_manifest(path):
-            old = merged.setdefault(rec["key"], rec)
-            if old["sha256"] != rec["sha256"]:
-                raise DataError(f"{out_dir}: key {rec['key']} recorded twice with different "
-                                "images; delete that PNG and rerun generate")
+    by_key = read_parts(out_dir)
     plan_path = out_dir / "plan.json"
-    planned = json.loads(plan_path.read_text())["keys"] if plan_path.exists() else sorted(merged)
-    missing = [k for k in planned if k not in merged or not (out_dir / f"{k}.png").exists()]
+    planned = json.loads(plan_path.read_text())["keys"] if plan_path.exists() else sorted(by_key)
+    missing = [k for k in planned if k not in by_key or not (out_dir / f"{k}.png").exists()]
     if missing:
         raise DataError(f"{out_dir}: {len(missing)} of {len(planned)} planned images missing "
                         f"(first: {', '.join(missing[:5])}); rerun generate (all shards/ranks)")
-    bad = [k for k in planned if hashlib.sha256((out_dir / f"{k}.png").read_bytes()).hexdigest()
-           != merged[k]["sha256"]]
+    merged, bad = {}, []
+    for key in sorted(planned):
+        sha = hashlib.sha256((out_dir / f"{key}.png").read_bytes()).hexdigest()
+        match = [r for r in by_key[key] if r["sha256"] == sha]
+        if match:
+            merged[key] = match[-1]
+        else:
+            bad.append(key)
     if bad:
         raise DataError(f"{out_dir}: {len(bad)} PNGs differ from their manifest sha256 "
                         f"(first: {', '.join(bad[:5])}); delete them and rerun generate")
@@ -181,47 +242,3 @@ def merge_manifests(out_dir: str | Path) -> list[dict[str, Any]]:
     data = b"".join(json.dumps(r, sort_keys=True).encode() + b"\n" for r in records)
     atomic_write(out_dir / "manifest.jsonl", data, tag="merge")
     return records
-
-
-def export_npz(sample_dir: str | Path, out: str | Path) -> tuple[int, tuple[int, int]]:
-    """Write the PNGs of a sample folder, sorted by key, as an ADM-format npz (`arr_0`, N×H×W×3).
-
-    Streams one image at a time into the (uncompressed) zip member, so memory stays at one image
-    whatever N; the file is N·H·W·3 bytes. Returns (N, (H, W)).
-    """
-    sample_dir, out = Path(sample_dir), Path(out)
-    files = sorted((p for p in sample_dir.glob("*.png") if not p.name.startswith(".")),
-                   key=lambda p: p.stem)
-    if not files:
-        raise DataError(f"{sample_dir}: no PNG files to export; run diffbench generate first")
-    first = _read_rgb(files[0])
-    shape = first.shape
-    tmp = out.with_name(f".{out.name}{_TMP_MARK}")
-    try:
-        _write_npz(tmp, files, shape)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    os.replace(tmp, out)
-    return len(files), (shape[0], shape[1])
-
-
-def _read_rgb(path: Path) -> np.ndarray:
-    try:
-        with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"), dtype=np.uint8)
-    except OSError as exc:
-        raise ImageError(f"{path}: cannot read PNG ({exc}); delete it and rerun generate") from exc
-
-
-def _write_npz(tmp: Path, files: list[Path], shape: tuple[int, ...]) -> None:
-    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
-        with zf.open("arr_0.npy", "w", force_zip64=True) as fh:
-            header = {"descr": "|u1", "fortran_order": False, "shape": (len(files), *shape)}
-            np.lib.format.write_array_header_1_0(fh, header)
-            for path in files:
-                img = _read_rgb(path)
-                if img.shape != shape:
-                    raise ImageError(f"{path}: size {img.shape[:2]} differs from {shape[:2]} of "
-                                     f"{files[0].name}; the npz format needs one image size")
-                fh.write(img.tobytes())

@@ -3,10 +3,12 @@
 Layout of a run directory::
 
     RUN/
+      .diffbench.lock               held by the run writing here (diffbench.lock)
       results.json                  one record per task: results/<task>.json
       results/<task>.json
       samples/<task>/<key>.png      generated images
       samples/<task>/manifest.jsonl key, seed, condition, sampler args, sha256 per image
+      samples/<task>/store.json     the model and settings that made them (diffbench.store)
 
 Every record is checked against ``diffbench/schemas/results.schema.json`` when written and read.
 """

@@ -8,9 +8,10 @@ For each selected task (and each point of a ``--sweep``), in order:
 3. score with `diffbench.scoring.evaluate_task` (every metric family once; sharded by rank);
 4. write ``RUN/results/<point>.json`` (rank 0), a self-describing record.
 
-Every check that can fail (suite, data locations, adapter vs task) runs before the first image.
-Rerunning the same command generates only missing images and rescores only points whose images
-changed (``rescore=True`` forces it).
+Every check that can fail (suite, data locations, adapter vs task, the sample stores' generation
+fingerprints: `diffbench.store`) runs before the first image; the run holds the run directory's
+lock (`diffbench.lock`) from then on. Rerunning the same command generates only missing images
+and rescores only points whose images changed (``rescore=True`` forces it).
 """
 
 from __future__ import annotations
@@ -27,12 +28,15 @@ from diffbench import dist, results
 from diffbench.config import resolve_data
 from diffbench.data.base import is_task_dataset, open_dataset
 from diffbench.data.samples import SampleSet
-from diffbench.errors import ConfigError
+from diffbench.errors import ConfigError, DiffbenchError
+from diffbench.faults import maybe_fail
 from diffbench.generate import GenerationReport, generate, merge_manifests
+from diffbench.lock import RunLock, lock_run_dir
 from diffbench.protocols import apply_metric_args, get_protocol
 from diffbench.registry import ADAPTERS
 from diffbench.requests import request_sampler, task_requests
 from diffbench.scoring import EvalContext, TaskInputs, evaluate_task
+from diffbench.store import adapter_fingerprint, check_store, prepare_store, settings_fingerprint
 from diffbench.suite import LoadedSuite, TaskSpec
 
 
@@ -56,6 +60,7 @@ class RunOptions:
     sweep: dict[str, list[Any]] = field(default_factory=dict)
     cache: bool = True
     rescore: bool = False
+    fresh: bool = False
     generate_only: bool = False
     shard: tuple[int, int] | None = None
     tf32: bool = False
@@ -123,6 +128,12 @@ def select_tasks(loaded: LoadedSuite, names: tuple[str, ...]) -> dict[str, TaskS
     return {n: tasks[n] for n in (names or tasks)}
 
 
+def sweep_values(opts: RunOptions) -> list[dict[str, Any]]:
+    """Every combination of the --sweep values ([{}] without a sweep)."""
+    return [dict(zip(opts.sweep, combo, strict=True))
+            for combo in itertools.product(*opts.sweep.values())] or [{}]
+
+
 def plan(loaded: LoadedSuite, opts: RunOptions, adapter) -> list[Point]:
     """Every point to run, with its requests, checked before any image is generated."""
     points: list[Point] = []
@@ -138,8 +149,7 @@ def plan(loaded: LoadedSuite, opts: RunOptions, adapter) -> list[Point]:
         if adapter is None:
             raise ConfigError(f"{loaded.path}: task {name} generates images; pass --model "
                               "(see `diffbench models`)")
-        values = [dict(zip(opts.sweep, combo, strict=True))
-                  for combo in itertools.product(*opts.sweep.values())] or [{}]
+        values = sweep_values(opts)
         for sweep in values:
             adapter.check_task(task.condition, {**request_sampler(task), **sweep},
                                f"{loaded.path}: task {name}")
@@ -197,6 +207,7 @@ def run_point(point: Point, loaded: LoadedSuite, run_dir: Path, adapter, opts: R
     metric_args = {m: dict(spec.args) for m, spec in point.task.metrics.items()}
     protocol = get_protocol(point.task.protocol)
     fingerprint = _run_fingerprint(loaded, point, opts, samples)
+    maybe_fail("before-score")
     if not opts.rescore and out_path.is_file():
         old = results.read(out_path)
         if old.get("notes") and f"fingerprint:{fingerprint}" in old["notes"]:
@@ -232,8 +243,58 @@ def default_run_dir(loaded: LoadedSuite, opts: RunOptions) -> Path:
     return opts.out or Path("runs") / loaded.suite.name / (opts.model or "scores")
 
 
+def _settings(loaded: LoadedSuite, opts: RunOptions, task_name: str, task: TaskSpec,
+              sweep: dict[str, Any]) -> dict[str, Any]:
+    return settings_fingerprint(loaded, task_name, task, sweep, opts.model, opts.model_args,
+                                opts.dtype)
+
+
+def check_stores(loaded: LoadedSuite, opts: RunOptions, run_dir: Path) -> None:
+    """Refuse stores of another model or other settings, before the model is even loaded."""
+    if opts.fresh or not opts.model:
+        return
+    for name, task in select_tasks(loaded, opts.tasks).items():
+        if task.kind == "generate":
+            for sweep in sweep_values(opts):
+                check_store(results.RunLayout(run_dir).samples(point_name(name, sweep)),
+                            _settings(loaded, opts, name, task, sweep))
+
+
+def open_run(loaded: LoadedSuite, opts: RunOptions, run_dir: Path, points: list[Point],
+             adapter) -> RunLock | None:
+    """Lock the run directory and prepare each point's store (rank 0); every rank gets the answer.
+
+    Returns the lock (rank 0) for the caller to release; raises on every rank when rank 0 failed.
+    """
+    lock, error = None, None
+    if dist.is_main():
+        try:
+            lock = lock_run_dir(run_dir, opts.shard)
+            described = {"adapter": adapter_fingerprint(adapter)} if adapter is not None else {}
+            for p in points:
+                if p.task.kind == "generate":
+                    prepare_store(results.RunLayout(run_dir).samples(p.name),
+                                  {**_settings(loaded, opts, p.task_name, p.task, p.sweep),
+                                   **described}, opts.fresh, exclusive=opts.shard is None)
+        except DiffbenchError as exc:
+            error = exc
+            if lock is not None:
+                lock.release()
+    answers = dist.gather_objects(None if error is None else str(error))  # also a barrier
+    if error is not None:
+        raise error
+    if answers[0] is not None:
+        raise DiffbenchError(answers[0])
+    return lock
+
+
 def run_suite(loaded: LoadedSuite, opts: RunOptions) -> list[Outcome]:
     """Run the selected tasks of a suite; returns one outcome per point (records on rank 0)."""
+    if opts.fresh and opts.shard is not None:
+        raise ConfigError("--fresh with --shard would discard the other shards' images; delete "
+                          "RUN/samples/<task> once before starting the shards instead")
+    run_dir = default_run_dir(loaded, opts)
+    check_stores(loaded, opts, run_dir)
     needs_model = any(t.kind == "generate" for t in select_tasks(loaded, opts.tasks).values())
     adapter = None
     if needs_model and opts.model:
@@ -250,12 +311,16 @@ def run_suite(loaded: LoadedSuite, opts: RunOptions) -> list[Outcome]:
     ctx = EvalContext(device=opts.device, batch_size=opts.score_batch_size, workers=opts.workers,
                       bootstrap=opts.bootstrap, cache=opts.cache, weights=dict(opts.weights),
                       data=dict(opts.data), rank=dist.rank(), world_size=dist.world_size())
-    run_dir = default_run_dir(loaded, opts)
-    outcomes = [run_point(p, loaded, run_dir, adapter, opts, ctx) for p in points]
-    if not opts.generate_only and opts.shard is None:
-        from diffbench.run_record import add_pareto, write_oracles
+    lock = open_run(loaded, opts, run_dir, points, adapter)
+    try:
+        outcomes = [run_point(p, loaded, run_dir, adapter, opts, ctx) for p in points]
+        if not opts.generate_only and opts.shard is None:
+            from diffbench.run_record import add_pareto, write_oracles
 
-        if opts.sweep:
-            add_pareto(outcomes, run_dir)
-        write_oracles(outcomes, loaded, run_dir, opts, ctx)
+            if opts.sweep:
+                add_pareto(outcomes, run_dir)
+            write_oracles(outcomes, loaded, run_dir, opts, ctx)
+    finally:
+        if lock is not None:
+            lock.release()
     return outcomes

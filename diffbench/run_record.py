@@ -48,14 +48,15 @@ def _jsonable(value: Any) -> Any:
 
 
 def _generation_block(point, report, adapter) -> dict[str, Any] | None:
+    """What this invocation did: keys planned, images found (skipped) and made now, per rank."""
     if report is None:
         return None
     parts = dist.gather_objects(report.to_dict())
     block = {"planned": sum(p["planned"] for p in parts),
              "skipped": sum(p["skipped"] for p in parts),
-             "generated": sum(p["generated"] for p in parts),
+             "made_now": sum(p["made_now"] for p in parts),
              "seconds": max(p["seconds"] for p in parts), "ranks": len(parts)}
-    block["images_per_s"] = round(block["generated"] / block["seconds"], 3) if block[
+    block["images_per_s"] = round(block["made_now"] / block["seconds"], 3) if block[
         "seconds"] else 0.0
     stats = getattr(adapter, "sampler_stats", None)
     if callable(stats) and point.requests:
@@ -65,11 +66,16 @@ def _generation_block(point, report, adapter) -> dict[str, Any] | None:
 
 def build_record(loaded, point, opts, ctx, adapter, samples, scored, protocol: Protocol,
                  report, timings: dict[str, float], fingerprint: str) -> dict[str, Any]:
-    """The results record of one point (validated when written)."""
+    """The results record of one point (validated when written).
+
+    ``counts.generated`` is the number of generated images in the store that were scored,
+    whatever number of invocations made them (a resumed run counts as an uninterrupted one);
+    ``generation.made_now`` is what the last invocation made.
+    """
     task = point.task
     generation = _generation_block(point, report, adapter)
     counts: dict[str, int | None] = {"planned": len(point.requests) or len(samples),
-                                     "generated": generation["generated"] if generation else None,
+                                     "generated": len(samples) if generation else None,
                                      **scored.counts}
     sampler = {**request_sampler(task), **point.sweep} if task.kind == "generate" else {}
     dataset = None

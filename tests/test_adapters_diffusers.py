@@ -222,7 +222,7 @@ def test_registry_and_generate(models, tmp_path):
     adapter = ADAPTERS.get("sd-lora")(base=str(models.sd), lora=str(models.lora_sd))
     reqs = _reqs(3)
     rep = generate(adapter, reqs, tmp_path / "s", batch_size=2, progress=False)
-    assert rep.generated == 3 and len(merge_manifests(tmp_path / "s")) == 3
+    assert rep.made_now == 3 and len(merge_manifests(tmp_path / "s")) == 3
     from PIL import Image
 
     first = np.asarray(Image.open(tmp_path / "s" / "k0.png"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -16,7 +17,8 @@ from diffbench.adapters.toy import ToyAdapter
 from diffbench.cli import main
 from diffbench.data.samples import read_manifest
 from diffbench.errors import ConfigError, DataError
-from diffbench.generate import export_npz, generate, merge_manifests
+from diffbench.export import export_npz
+from diffbench.generate import generate, merge_manifests
 from diffbench.requests import task_requests
 from diffbench.suite import TaskSpec
 
@@ -89,7 +91,7 @@ def test_batch_size_does_not_change_images(tmp_path):
     reqs = task_requests(class_task())
     r1 = generate(ToyAdapter(), reqs, tmp_path / "b1", batch_size=1, progress=False)
     r7 = generate(ToyAdapter(), reqs, tmp_path / "b7", batch_size=7, progress=False)
-    assert r1.generated == r7.generated == 15
+    assert r1.made_now == r7.made_now == 15
     assert png_set(tmp_path / "b1") == png_set(tmp_path / "b7")
     assert len(set(png_set(tmp_path / "b1").values())) == 15
 
@@ -102,7 +104,7 @@ def test_resume_after_deleting_pngs(tmp_path):
     for name in list(before)[::3]:
         (out / name).unlink()
     rep = generate(ToyAdapter(), reqs, out, batch_size=4, progress=False)
-    assert rep.generated == 5 and rep.skipped == 10
+    assert rep.made_now == 5 and rep.skipped == 10
     assert png_set(out) == before
     records = merge_manifests(out)
     assert sorted(r["key"] for r in records) == sorted(r.key for r in reqs)
@@ -118,10 +120,10 @@ def test_repair_truncated_line_missing_line_and_temp_files(tmp_path):
     lines = manifest.read_bytes().splitlines(keepends=True)
     # last line cut in half, one line lost entirely, a leftover temp file
     manifest.write_bytes(b"".join(lines[:5]) + b"".join(lines[6:7]) + lines[7][:20])
-    (out / ".c0004_002.png.tmp0").write_bytes(b"junk")
+    (out / ".c0004_002.png.tmp.p0.4242-0a1b2c3d").write_bytes(b"junk")  # a dead writer's
     assert len(read_manifest(manifest)) == 6
     rep = generate(ToyAdapter(), reqs, out, batch_size=4, limit=8, progress=False)
-    assert rep.generated == 0 and rep.repaired == 2 and rep.smoke
+    assert rep.made_now == 0 and rep.repaired == 2 and rep.smoke
     assert not list(out.glob(".*tmp*"))
     assert len(read_manifest(manifest)) == 8
     assert len(merge_manifests(out)) == 8
@@ -220,6 +222,7 @@ def test_export_npz_roundtrip(tmp_path):
     reqs = task_requests(class_task())
     out = tmp_path / "run"
     generate(ToyAdapter(size=24), reqs, out, batch_size=5, progress=False)
+    merge_manifests(out)
     res = CliRunner().invoke(main, ["export-npz", str(out), "-o", str(tmp_path / "s.npz")])
     assert res.exit_code == 0, res.output
     with np.load(tmp_path / "s.npz", allow_pickle=False) as data:
@@ -229,13 +232,16 @@ def test_export_npz_roundtrip(tmp_path):
         assert np.array_equal(arr[i], np.asarray(Image.open(out / f"{req.key}.png")))
 
 
-def test_export_npz_refuses_mixed_sizes_and_empty(tmp_path):
+def test_export_npz_refuses_mixed_sizes_and_a_folder_without_manifest(tmp_path):
     folder = tmp_path / "mixed"
     folder.mkdir()
-    with pytest.raises(DataError, match="no PNG"):
-        export_npz(folder, tmp_path / "x.npz")
     Image.new("RGB", (8, 8)).save(folder / "a.png")
+    with pytest.raises(DataError, match="no manifest.jsonl"):
+        export_npz(folder, tmp_path / "x.npz")
     Image.new("RGB", (9, 8)).save(folder / "b.png")
+    lines = [json.dumps({"key": k, "sha256": hashlib.sha256((folder / f"{k}.png").read_bytes())
+                         .hexdigest()}) for k in ("a", "b")]
+    (folder / "manifest.jsonl").write_text("\n".join(lines) + "\n")
     with pytest.raises(DataError, match="differs"):
         export_npz(folder, tmp_path / "x.npz")
     assert not list(tmp_path.glob("*.npz")) and not list(tmp_path.glob(".x.npz*"))

@@ -38,7 +38,9 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path):
     proc.wait()
     partial = len(list(sample_dir.glob("*.png")))
     assert 5 <= partial < 15, "the kill should land mid-run"
-    subprocess.run(_cmd(suite, killed), check=True, env=ENV, capture_output=True)
+    # the same command (delay is a model argument, part of the store's fingerprint)
+    subprocess.run(_cmd(suite, killed, "--model-arg", "delay=0.15"), check=True, env=ENV,
+                   capture_output=True)
     assert png_set(sample_dir) == png_set(ref / "samples/cls")
     assert (sample_dir / "manifest.jsonl").read_bytes() == \
         (ref / "samples/cls/manifest.jsonl").read_bytes()

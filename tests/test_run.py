@@ -55,7 +55,7 @@ def test_run_generates_scores_and_records(tmp_path):
     assert record["counts"] == {"planned": 60, "generated": 60, "real": 360, "scored": 60}
     assert record["model"]["name"] == "toy" and record["model"]["args"]["size"] == 32
     assert "digits-classifier" in record["extractors"]
-    assert record["generation"]["generated"] == 60 and not record.get("smoke")
+    assert record["generation"]["made_now"] == 60 and not record.get("smoke")
     samples = SampleSet(tmp_path / "r" / "samples" / "digits")
     assert len(samples) == 60 and samples.condition(samples.keys[0])["class"] in range(10)
 

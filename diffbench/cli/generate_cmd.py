@@ -10,7 +10,8 @@ from diffbench import dist
 from diffbench.cli.common import parse_model_args
 from diffbench.config import parse_pairs
 from diffbench.errors import ConfigError
-from diffbench.generate import export_npz, merge_manifests
+from diffbench.export import export_npz
+from diffbench.generate import merge_manifests
 from diffbench.run import RunOptions, default_run_dir, parse_sweep, run_suite
 from diffbench.suite import load_suite
 
@@ -36,10 +37,13 @@ from diffbench.suite import load_suite
 @click.option("--data", multiple=True, metavar="NAME=PATH", help="Where a dataset lives.")
 @click.option("--sweep", multiple=True, metavar="NAME=v1,v2,...",
               help="Generate each task once per value of a sampler argument.")
+@click.option("--fresh", is_flag=True,
+              help="Discard the tasks' stored images first (a store made by another model or "
+                   "other settings is otherwise refused).")
 def generate_cmd(suite: Path, model: str, model_args: tuple[str, ...], tasks: tuple[str, ...],
                  out: Path | None, batch_size: int, device: str, dtype: str, tf32: bool,
                  limit: int | None, shard: str | None, overrides: tuple[str, ...],
-                 data: tuple[str, ...], sweep: tuple[str, ...]) -> None:
+                 data: tuple[str, ...], sweep: tuple[str, ...], fresh: bool) -> None:
     """Generate the images of a suite's tasks into RUN_DIR/samples/<task>/ (resumable).
 
     \b
@@ -52,13 +56,14 @@ def generate_cmd(suite: Path, model: str, model_args: tuple[str, ...], tasks: tu
     opts = RunOptions(model=model, model_args=parse_model_args(model_args), out=out, tasks=tasks,
                       device=device, dtype=dtype, tf32=tf32, batch_size=batch_size, limit=limit,
                       data=parse_pairs(data, "--data"), sweep=parse_sweep(sweep),
-                      generate_only=True, shard=dist.parse_shard(shard) if shard else None)
+                      generate_only=True, shard=dist.parse_shard(shard) if shard else None,
+                      fresh=fresh)
     for o in run_suite(loaded, opts):
         rep = o.generation
         smoke = " (smoke: --limit)" if rep.smoke else ""
         sample_dir = default_run_dir(loaded, opts) / "samples" / o.point.name
         click.echo(f"{o.point.name}: part {rep.part}/{rep.parts}: planned {rep.planned}, skipped "
-                   f"{rep.skipped}, generated {rep.generated} in {rep.seconds:.1f} s "
+                   f"{rep.skipped}, generated {rep.made_now} in {rep.seconds:.1f} s "
                    f"({rep.images_per_s:.1f} images/s){smoke} -> {sample_dir}")
     if shard is not None:
         click.echo(f"shard {shard}: done; when all shards are, run: diffbench merge "
@@ -93,17 +98,25 @@ def merge_cmd(run_dirs: tuple[Path, ...]) -> None:
 @click.command("export-npz")
 @click.argument("sample_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path))
-def export_npz_cmd(sample_dir: Path, output: Path) -> None:
-    """Write a task's PNGs (sorted by key) as an ADM-evaluator npz: arr_0 uint8 N×H×W×3.
+@click.option("--allow-partial", is_flag=True,
+              help="Export the good images of an incomplete store instead of refusing it.")
+def export_npz_cmd(sample_dir: Path, output: Path, allow_partial: bool) -> None:
+    """Write a task's stored images as an ADM-evaluator npz: arr_0 uint8 N×H×W×3.
 
-    Streams one image at a time (memory: one image); the file is N·H·W·3 bytes.
+    Exports the keys of the store's manifest.jsonl, in its order, each only when its PNG matches
+    the recorded sha256; other files in the folder are never exported. An incomplete store is
+    refused unless --allow-partial. Streams one image at a time; the file is N·H·W·3 bytes.
 
     \b
     Example:
       diffbench export-npz runs/toy/samples/repa-sde-cfg -o samples.npz
     """
-    n, (h, w) = export_npz(sample_dir, output)
-    click.echo(f"{output}: arr_0 {n}x{h}x{w}x3 uint8")
+    done = export_npz(sample_dir, output, allow_partial=allow_partial)
+    (h, w), partial = done.size, ""
+    if done.left_out:
+        partial = (f" (partial: {done.n} of {done.planned} planned images; left out "
+                   f"{len(done.left_out)}, first: {done.left_out[0]})")
+    click.echo(f"{output}: arr_0 {done.n}x{h}x{w}x3 uint8{partial}")
 
 
 COMMANDS = [generate_cmd, merge_cmd, export_npz_cmd]

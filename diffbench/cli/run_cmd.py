@@ -38,8 +38,8 @@ def summary(outcome) -> str:
         lines.append(f"  {name:<10} {_value(name, entry)}")
     rep = outcome.generation
     if rep is not None:
-        rate = f" ({rep.images_per_s:.1f} images/s)" if rep.generated else ""
-        lines.append(f"  images: planned {rep.planned}, generated {rep.generated}, already there "
+        rate = f" ({rep.images_per_s:.1f} images/s)" if rep.made_now else ""
+        lines.append(f"  images: planned {rep.planned}, generated {rep.made_now}, already there "
                      f"{rep.skipped}{rate}")
     return "\n".join(lines)
 
@@ -73,13 +73,17 @@ def summary(outcome) -> str:
               help="Resamples for 95% confidence intervals (0: none).")
 @click.option("--no-cache", is_flag=True, help="Do not read or write cached reference features.")
 @click.option("--rescore", is_flag=True, help="Score again even if the images did not change.")
+@click.option("--fresh", is_flag=True,
+              help="Discard the tasks' stored images first (a store made by another model or "
+                   "other settings is otherwise refused).")
 def run_cmd(suite, model, model_args, tasks, out, data, overrides, weights, sweep, batch_size,
             score_batch_size, workers, device, dtype, tf32, limit, bootstrap, no_cache,
-            rescore) -> None:
+            rescore, fresh) -> None:
     """Generate the images of a suite's tasks, score them and write results/<task>.json.
 
     Rerunning the same command resumes: existing images are kept, missing ones generated,
-    unchanged points not rescored.
+    unchanged points not rescored. A store made by another model or with other settings is
+    refused (use another --out, or --fresh); one run at a time writes into a run directory.
 
     \b
     Examples:
@@ -96,7 +100,7 @@ def run_cmd(suite, model, model_args, tasks, out, data, overrides, weights, swee
                       score_batch_size=score_batch_size, workers=workers, limit=limit,
                       bootstrap=bootstrap, weights=parse_pairs(weights, "--weights"),
                       data=parse_pairs(data, "--data"), sweep=parse_sweep(sweep),
-                      cache=not no_cache, rescore=rescore)
+                      cache=not no_cache, rescore=rescore, fresh=fresh)
     outcomes = run_suite(loaded, opts)
     if dist.is_main():
         for o in outcomes:
