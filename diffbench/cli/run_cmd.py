@@ -8,9 +8,10 @@ from pathlib import Path
 import click
 
 from diffbench import dist
-from diffbench.cli.common import parse_model_args
+from diffbench.cli.common import max_pixels_option, parse_model_args, writes_under
 from diffbench.config import parse_pairs
 from diffbench.display import display
+from diffbench.preflight import check_device
 from diffbench.run import RunOptions, default_run_dir, parse_sweep, run_suite
 from diffbench.suite import load_suite
 
@@ -74,6 +75,7 @@ def summary(outcome) -> str:
               help="Resamples for 95% confidence intervals (0: none).")
 @click.option("--no-cache", is_flag=True, help="Do not read or write cached reference features.")
 @click.option("--rescore", is_flag=True, help="Score again even if the images did not change.")
+@max_pixels_option
 def run_cmd(suite, model, model_args, tasks, out, data, overrides, weights, sweep, batch_size,
             score_batch_size, workers, device, dtype, tf32, limit, bootstrap, no_cache,
             rescore) -> None:
@@ -91,6 +93,7 @@ def run_cmd(suite, model, model_args, tasks, out, data, overrides, weights, swee
       torchrun --nproc-per-node 8 -m diffbench run suites/imagenet256.yaml --model sit-repa ...
       diffbench run suites/dreambooth.yaml --model dco --sweep rg_scale=0,1,2,3
     """
+    check_device(device)
     loaded = load_suite(suite, list(overrides))
     opts = RunOptions(model=model, model_args=parse_model_args(model_args), out=out, tasks=tasks,
                       device=device, dtype=dtype, tf32=tf32, batch_size=batch_size,
@@ -98,7 +101,8 @@ def run_cmd(suite, model, model_args, tasks, out, data, overrides, weights, swee
                       bootstrap=bootstrap, weights=parse_pairs(weights, "--weights"),
                       data=parse_pairs(data, "--data"), sweep=parse_sweep(sweep),
                       cache=not no_cache, rescore=rescore)
-    outcomes = run_suite(loaded, opts)
+    with writes_under(default_run_dir(loaded, opts)):
+        outcomes = run_suite(loaded, opts)
     if dist.is_main():
         for o in outcomes:
             click.echo(summary(o))
