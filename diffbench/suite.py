@@ -208,6 +208,8 @@ def _format_errors(path: Path, exc: ValidationError) -> list[str]:
             msg = f"unknown key; allowed here: {', '.join(_allowed_keys(err['loc']))}"
         elif err["type"] == "missing":
             msg = "required key is missing"
+        elif err["type"] == "value_error":
+            msg = msg.removeprefix("Value error, ")
         lines.append(f"{path}: {loc}: {msg}")
     return lines
 
