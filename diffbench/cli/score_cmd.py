@@ -19,7 +19,7 @@ from diffbench.preflight import check_device, check_output_file
 from diffbench.protocols import get_protocol
 from diffbench.scorer import parse_metrics, score
 
-_PATH = click.Path(path_type=Path)
+_PATH = click.Path(path_type=Path, readable=False)  # our own one-line errors say how to fix
 
 
 def _extractor(protocol, weights: tuple[str, ...], device: str):
