@@ -218,8 +218,24 @@ def count_problems(point: Any, reference_of: Callable[[Any], Any]) -> list[str]:
     n_real, rows = _size(real)
     problems = []
     for name, protocol in metrics:
-        problems += _metric_counts(point, name, protocol, n_real, n_fake, rows)
+        fix = f"--set tasks.{point.task_name}.metrics.{name}.args"
+        problems += _metric_counts(f"task {point.name}: {name}", {
+            "subset_size": f"{fix}.subset_size=", "splits": f"{fix}.splits="}, name, protocol,
+            n_real, n_fake, rows)
     return problems
+
+
+def check_score(protocol: Any, metrics: list[str], real: Any, fake: Any) -> None:
+    """`diffbench score`: the sample counts of both sides against what the metrics need."""
+    n_real, rows = _size(real)
+    n_fake, _ = _size(fake)
+    problems = []
+    for name in metrics:
+        problems += _metric_counts(name, {"subset_size": "--kid-subset-size "}, name, protocol,
+                                   n_real, n_fake, rows)
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise ConfigError(problems[0] + more)
 
 
 def _size(source: Any) -> tuple[int | None, set[str] | None]:
@@ -241,14 +257,13 @@ def _size(source: Any) -> tuple[int | None, set[str] | None]:
         return None, None
 
 
-def _metric_counts(point: Any, metric: str, protocol: Any, n_real: int | None,
-                   n_fake: int | None, rows: set[str] | None) -> list[str]:
-    where = f"task {point.name}: {metric}"
-    fix = f"--set tasks.{point.task_name}.metrics.{metric}.args"
+def _metric_counts(where: str, fixes: dict[str, str], metric: str, protocol: Any,
+                   n_real: int | None, n_fake: int | None, rows: set[str] | None) -> list[str]:
+    """Problems of one metric given the images per side (`fixes`: how to set a setting)."""
     if n_real is None or n_fake is None:
         return []
     low = min(n_real, n_fake)
-    counts = f"the plan has {n_real} reference and {n_fake} generated images"
+    counts = f"there are {n_real} reference and {n_fake} generated images"
     layer = protocol.layers.get(metric)
     if rows is not None and metric in ("kid", "prc") and layer not in rows:
         return [f"{where} needs the reference's {layer} features, but its statistics file holds "
@@ -264,8 +279,9 @@ def _metric_counts(point: Any, metric: str, protocol: Any, n_real: int | None,
     elif metric == "kid":
         size = protocol.kid["subset_size"]
         if protocol.kid["variant"] != "clean-fid" and low < size:
+            hint = _hint(fixes, "subset_size", max(low, 2), "use more images")
             return [f"{where}: subset size {size} needs at least {size} images per side, but "
-                    f"{counts}; lower it ({fix}.subset_size={max(low, 2)}) or score more images"]
+                    f"{counts}; {hint}"]
         if low < 2:
             return [f"{where} needs at least 2 images per side; {counts}"]
     elif metric == "prc":
@@ -275,6 +291,13 @@ def _metric_counts(point: Any, metric: str, protocol: Any, n_real: int | None,
     elif metric == "isc" and "split_size" not in protocol.isc:
         splits = protocol.isc["splits"]
         if n_fake < splits:
+            hint = _hint(fixes, "splits", max(n_fake, 1), "generate more images")
             return [f"{where}: {splits} splits need at least {splits} generated images, but "
-                    f"{counts}; lower it ({fix}.splits={max(n_fake, 1)}) or generate more"]
+                    f"{counts}; {hint}"]
     return []
+
+
+def _hint(fixes: dict[str, str], setting: str, value: int, otherwise: str) -> str:
+    if setting in fixes:
+        return f"lower it ({fixes[setting]}{value}) or {otherwise}"
+    return otherwise

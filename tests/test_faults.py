@@ -9,31 +9,39 @@ byte budget is spent (after writing part of the file, as a real disk does).
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import shutil
 import signal
-import struct
 import subprocess
 import sys
 import textwrap
 import time
-import zlib
 from pathlib import Path
 
-import numpy as np
 import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-import diffbench
 from diffbench import fsutil, results
 from diffbench import stats as stats_lib
 from diffbench.cli import main
+from tests._faults import (
+    ROOT,
+    Disk,
+    cli_process,
+    cli_run,
+    garbage,
+    no_checksum,
+    one_error,
+    png_header_only,
+    shift_mu,
+    temp_files,
+    truncate,
+    warnings_of,
+    zero,
+)
 from tests.conftest import write_images
-
-ROOT = Path(diffbench.__file__).resolve().parent.parent
 
 SUITE = """
 name: faults
@@ -65,21 +73,6 @@ def score(real, fake, *extra):
                   "--metrics", "fid,prc", "--workers", "0", *extra)
 
 
-def one_error(res, *needles: str, code: int = 2) -> str:
-    out = res.output if hasattr(res, "output") else res.stdout + res.stderr
-    assert (res.exit_code if hasattr(res, "exit_code") else res.returncode) == code, out
-    assert "Traceback" not in out
-    lines = [x for x in out.splitlines() if x.startswith("diffbench: error:")]
-    assert len(lines) == 1, out
-    for needle in needles:
-        assert needle in lines[0], lines[0]
-    return lines[0]
-
-
-def temp_files(*roots: Path) -> list[Path]:
-    return [p for r in roots if r.exists() for p in r.rglob("*") if ".tmp" in p.name]
-
-
 def values(record: dict) -> dict[str, float]:
     return {k: v["value"] for k, v in record["metrics"].items()}
 
@@ -88,57 +81,7 @@ def cache_dir() -> Path:
     return stats_lib.cache_dir()
 
 
-def cli_process(args, env=None, **kw) -> subprocess.Popen:
-    """`python -m diffbench ARGS` in a real subprocess (this checkout first on the path)."""
-    full = {**os.environ, "PYTHONPATH": str(ROOT), "DIFFBENCH_NO_PROGRESS": "1", **(env or {})}
-    return subprocess.Popen([sys.executable, "-m", "diffbench", *map(str, args)], env=full,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
-
-
-def cli_run(args, env=None, timeout=600) -> subprocess.CompletedProcess:
-    proc = cli_process(args, env)
-    out, err = proc.communicate(timeout=timeout)
-    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
-
-
 # ---------------------------------------------------------------- a disk that fills up
-
-
-class _Disk:
-    """A byte budget shared by every file opened for writing through `open`."""
-
-    def __init__(self, budget: int):
-        self.left = budget
-        self.real_open = open
-
-    def open(self, file, mode="r", *args, **kwargs):
-        fh = self.real_open(file, mode, *args, **kwargs)
-        return _FillingFile(fh, self) if any(c in mode for c in "wax+") else fh
-
-
-class _FillingFile:
-    """A file whose writes fail with ENOSPC once the disk's budget is spent (after a partial write)."""
-
-    def __init__(self, fh, disk: _Disk):
-        self._fh, self._disk = fh, disk
-
-    def write(self, data) -> int:
-        data = bytes(data)
-        if len(data) > self._disk.left:
-            self._fh.write(data[:max(self._disk.left, 0)])
-            self._disk.left = 0
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        self._disk.left -= len(data)
-        return self._fh.write(data)
-
-    def __getattr__(self, name):
-        return getattr(self._fh, name)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self._fh.close()
 
 
 def test_full_disk_while_writing_results(sides, tmp_path, monkeypatch):
@@ -147,7 +90,7 @@ def test_full_disk_while_writing_results(sides, tmp_path, monkeypatch):
     assert base.exit_code == 0, base.output
     out = tmp_path / "res" / "r.json"
     with monkeypatch.context() as patch:
-        patch.setattr(fsutil, "open", _Disk(300).open, raising=False)
+        patch.setattr(fsutil, "open", Disk(300).open, raising=False)
         line = one_error(score(real, fake, "--no-cache", "--json", out),
                          f"{out}: no space left on device", "rerun the same command")
     assert not out.exists() and not temp_files(tmp_path), line
@@ -161,7 +104,7 @@ def test_full_disk_while_writing_the_cache(sides, tmp_path, monkeypatch):
     base = score(real, fake, "--no-cache", "--json", tmp_path / "clean.json")
     assert str(cache_dir()).startswith(os.environ["DIFFBENCH_HOME"])  # the test's own home
     with monkeypatch.context() as patch:
-        patch.setattr(fsutil, "open", _Disk(1000).open, raising=False)
+        patch.setattr(fsutil, "open", Disk(1000).open, raising=False)
         one_error(score(real, fake, "--json", tmp_path / "a.json"), str(cache_dir()),
                   "no space left on device", "DIFFBENCH_HOME", "--no-cache")
     assert not temp_files(cache_dir()) and not list(cache_dir().glob("*.npz"))
@@ -181,7 +124,7 @@ def test_full_disk_while_writing_pngs(tmp_path, monkeypatch):
     assert clean.exit_code == 0, clean.output
     run_dir = tmp_path / "full"
     with monkeypatch.context() as patch:
-        patch.setattr(gen, "open", _Disk(20_000).open, raising=False)  # about 20 PNGs
+        patch.setattr(gen, "open", Disk(20_000).open, raising=False)  # about 20 PNGs
         one_error(invoke(*args, "--out", run_dir), str(run_dir), "no space left on device",
                   "rerun the same command")
     res = invoke(*args, "--out", run_dir)
@@ -283,18 +226,6 @@ def test_permission_denied_on_real_and_fake(sides, tmp_path):
 # ---------------------------------------------------------------- decompression bombs
 
 
-def png_header_only(path: Path, width: int, height: int) -> Path:
-    """A PNG whose header claims width × height (its pixel data is a 1×1 image's): a bomb's header."""
-    Image.new("RGB", (1, 1)).save(path)
-    data = bytearray(path.read_bytes())
-    ihdr = 8 + 8  # signature, then length and type of the IHDR chunk
-    data[ihdr:ihdr + 8] = struct.pack(">II", width, height)
-    crc = zlib.crc32(bytes(data[12:ihdr + 13]))
-    data[ihdr + 13:ihdr + 17] = struct.pack(">I", crc)
-    path.write_bytes(bytes(data))
-    return path
-
-
 def test_decompression_bomb_is_one_line_and_the_limit_is_an_option(sides, tmp_path,
                                                                    monkeypatch):
     real, fake = sides
@@ -322,40 +253,7 @@ def test_decompression_bomb_is_one_line_and_the_limit_is_an_option(sides, tmp_pa
 # ---------------------------------------------------------------- the statistics cache
 
 
-def _truncate(p: Path) -> None:
-    p.write_bytes(p.read_bytes()[: p.stat().st_size // 2])
-
-
-def _zero(p: Path) -> None:
-    p.write_bytes(b"")
-
-
-def _garbage(p: Path) -> None:
-    p.write_bytes(os.urandom(4096))
-
-
-def _shift_mu(p: Path) -> None:
-    """mu + 1, saved back with the header unchanged: what made FID 37 → 98 silently."""
-    with np.load(p, allow_pickle=False) as data:
-        arrays = {k: data[k] for k in data.files}
-    key = next(k for k in arrays if k.startswith("mu"))
-    arrays[key] = arrays[key] + 1.0
-    with open(p, "wb") as fh:
-        np.savez(fh, **arrays)
-
-
-def _no_checksum(p: Path) -> None:
-    """An entry of an older diffbench (no checksum in its header)."""
-    with np.load(p, allow_pickle=False) as data:
-        arrays = {k: data[k] for k in data.files}
-    header = json.loads(bytes(arrays["header"]).decode())
-    header.pop("sha256")
-    arrays["header"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
-    with open(p, "wb") as fh:
-        np.savez(fh, **arrays)
-
-
-@pytest.mark.parametrize("spoil", [_truncate, _zero, _garbage, _shift_mu, _no_checksum])
+@pytest.mark.parametrize("spoil", [truncate, zero, garbage, shift_mu, no_checksum])
 def test_a_damaged_cache_entry_is_discarded_and_recomputed(sides, tmp_path, spoil):
     real, fake = sides
     assert score(real, fake, "--json", tmp_path / "first.json").exit_code == 0
@@ -373,9 +271,7 @@ def test_damaged_cache_entry_warning(sides, tmp_path):
     real, fake = sides
     assert score(real, fake).exit_code == 0
     (entry,) = cache_dir().glob("*.npz")
-    _shift_mu(entry)
-    from tests.test_preflight import warnings_of
-
+    shift_mu(entry)
     with warnings_of("diffbench") as seen:
         assert score(real, fake).exit_code == 0
     assert any(str(entry) in w and "checksum mismatch" in w and "recomputing" in w
@@ -389,10 +285,10 @@ def test_an_altered_user_statistics_file_is_an_error(sides, tmp_path):
                   "--workers", "0").exit_code == 0
     assert invoke("score", "--real", stats, "--fake", fake, "--protocol", "demo-digits",
                   "--workers", "0").exit_code == 0
-    _shift_mu(stats)
+    shift_mu(stats)
     one_error(invoke("score", "--real", stats, "--fake", fake, "--protocol", "demo-digits",
                      "--workers", "0"), f"{stats}: checksum mismatch", "stats compute")
-    _zero(stats)
+    zero(stats)
     one_error(invoke("stats", "show", stats), "the file is empty")
 
 

@@ -4,9 +4,7 @@ before the first image is generated or read."""
 
 from __future__ import annotations
 
-import logging
 import textwrap
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -19,6 +17,7 @@ from diffbench.errors import DataError
 from diffbench.metrics.args import Arg, check_args
 from diffbench.protocols import apply_metric_args, get_protocol
 from diffbench.registry import METRICS, PROTOCOLS
+from tests._faults import one_error, warnings_of
 
 SUITE = """
 name: pre
@@ -44,16 +43,6 @@ def suite(tmp_path: Path, metrics: str = "{fid: {}}", protocol: str = "demo-digi
 
 def invoke(*args) -> object:
     return CliRunner().invoke(main, [str(a) for a in args])
-
-
-def one_error(res, *needles: str, code: int = 2) -> str:
-    assert res.exit_code == code, res.output
-    assert "Traceback" not in res.output
-    lines = [x for x in res.output.splitlines() if x.startswith("diffbench: error:")]
-    assert len(lines) == 1, res.output
-    for needle in needles:
-        assert needle in lines[0], lines[0]
-    return lines[0]
 
 
 def files_under(root: Path) -> set[Path]:
@@ -201,24 +190,6 @@ def test_fid_bias_warning_comes_first(tmp_path):
         "metrics"]["fid"]["details"]["warning"]
 
 
-@contextmanager
-def warnings_of(name: str):
-    """The messages of the warnings logged to logger `name` (the CLI's handler prints them)."""
-    seen: list[str] = []
-
-    class Keep(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            if record.levelno >= logging.WARNING:
-                seen.append(record.getMessage())
-
-    handler = Keep()
-    logging.getLogger(name).addHandler(handler)
-    try:
-        yield seen
-    finally:
-        logging.getLogger(name).removeHandler(handler)
-
-
 def test_feature_dims_match_the_extractors():
     from diffbench.features import build_extractor
     from diffbench.preflight import FEATURE_DIMS
@@ -355,3 +326,14 @@ def test_reader_path_arguments_stay_inside_the_dataset(tmp_path):
     with pytest.raises(DataError, match="without '..'"):
         VitonHD(root, pairs_file="../secret.txt")
     assert len(VitonHD(root, pairs_file="test_pairs.txt").pairs) == 5
+
+
+def test_score_checks_counts_before_extracting(tmp_path):
+    from tests.conftest import write_images
+
+    real, fake = write_images(tmp_path / "real", 30, 0), write_images(tmp_path / "fake", 30, 1)
+    (fake / "9999.png").write_bytes(b"not an image: extraction would stop here")
+    base = ["score", "--real", real, "--fake", fake, "--protocol", "demo-digits", "--workers", "0"]
+    one_error(invoke(*base, "--metrics", "kid"), "kid: subset size 100 needs at least 100",
+              "30 reference and 31 generated", "--kid-subset-size 30")
+    one_error(invoke(*base, "--metrics", "fid"), "9999.png")  # counts are fine: it extracts

@@ -15,7 +15,7 @@ from diffbench.config import parse_pairs
 from diffbench.data import open_images
 from diffbench.extract import extract
 from diffbench.features import build_extractor
-from diffbench.preflight import check_device, check_output_file
+from diffbench.preflight import check_device, check_output_file, check_score
 from diffbench.protocols import get_protocol
 from diffbench.scorer import parse_metrics, score
 
@@ -78,6 +78,8 @@ def score_cmd(real, fake, protocol_name, metrics, weights, batch_size, workers, 
     if prc_features:
         protocol = dataclasses.replace(protocol, prc={**protocol.prc, "features": prc_features})
     names = parse_metrics(metrics)
+    protocol.check_metrics(names)
+    check_score(protocol, names, real, fake)  # counts before any feature is extracted
     out = score(real, fake, protocol, names, parse_pairs(weights, "--weights"), device,
                 batch_size, workers, bootstrap, cache=not no_cache)
     record = results.new_record(
