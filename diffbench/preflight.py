@@ -180,9 +180,16 @@ def check_run(points: list[Any], opts: Any, run_dir: Path,
     check_run_dir(Path(run_dir), [p.name for p in points])
     if opts.generate_only or opts.shard is not None:
         return
+    opened: dict[str, Any] = {}  # one reference per task, whatever the number of sweep points
+
+    def reference(task_name: str, task: Any) -> Any:
+        if task_name not in opened:
+            opened[task_name] = reference_of(task)
+        return opened[task_name]
+
     problems = []
     for p in points:
-        problems += count_problems(p, reference_of)
+        problems += count_problems(p, lambda task, name=p.task_name: reference(name, task))
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         raise ConfigError(problems[0] + more)
