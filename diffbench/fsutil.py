@@ -35,6 +35,7 @@ _FIXES = {
     errno.EACCES: "permission denied; make it accessible (chmod/chown) or use another path",
     errno.EPERM: "operation not permitted; make it accessible (chmod/chown) or use another path",
     errno.EROFS: "read-only file system; use a writable path",
+    errno.EFBIG: "file too large for this file system; write it elsewhere",
     errno.EISDIR: "is a folder; give a file name",
     errno.ENOTDIR: "a part of this path is a file, not a folder; remove it or use another path",
     errno.ENAMETOOLONG: "file name too long; use a shorter path",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,15 +28,18 @@ def parse_model_args(items: tuple[str, ...]) -> dict[str, Any]:
     return args
 
 
+_WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS)
+
+
 @contextmanager
 def writes_under(folder: Path) -> Iterator[None]:
-    """Name `folder` in an OS error that names no file (a write that filled the disk)."""
+    """Name `folder` in a write error that names no file (``write()`` that filled the disk)."""
     from diffbench.fsutil import describe_os_error
 
     try:
         yield
     except OSError as exc:
-        if exc.filename is not None:
+        if exc.filename is not None or exc.errno not in _WRITE_ERRNOS:
             raise
         raise StorageError(describe_os_error(exc, f"{folder} (while writing there)")) from exc
 
