@@ -36,6 +36,11 @@ class MetricInputError(DiffbenchError):
     """Inputs cannot give a meaningful metric (too few samples, NaN features, …)."""
 
 
+class StorageError(DiffbenchError):
+    """The operating system refused a read or write (full disk, permissions, a file where a
+    folder should be); the message names the path and the fix."""
+
+
 class ResultsError(DiffbenchError):
     """A results file is missing, unreadable or does not follow the schema."""
 

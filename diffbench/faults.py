@@ -7,7 +7,8 @@ outside tests), a call costs one dictionary lookup.
 
 Points: ``png-rename`` (a PNG written to its temporary name, not yet renamed), ``manifest-line``
 (half of a manifest line written and flushed), ``before-score`` (the store merged, scoring not
-started).
+started), ``results-write`` and ``stats-write`` (a file written to its temporary name by
+`diffbench.fsutil.atomic_write`, not yet renamed).
 """
 
 from __future__ import annotations

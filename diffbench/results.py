@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import platform
 import subprocess
 import sys
@@ -33,6 +32,7 @@ import jsonschema
 
 from diffbench import __version__
 from diffbench.errors import ResultsError
+from diffbench.fsutil import atomic_write
 
 PACKAGES = ("torch", "torchvision", "numpy", "scipy", "pillow", "torch-fidelity", "clean-fid",
             "open_clip_torch", "lpips", "scikit-image", "diffusers")
@@ -157,17 +157,20 @@ def _check_finite(record: Any, where: str) -> None:
                            "NaN)")
 
 
+def dumps(record: dict[str, Any], where: str = "results") -> str:
+    """A validated record as JSON text (what `write` stores)."""
+    _check_finite(record, where)
+    validate(record, where)
+    return json.dumps(record, indent=2, sort_keys=False, allow_nan=False) + "\n"
+
+
 def write(record: dict[str, Any], path: str | Path) -> Path:
-    """Validate and write a record atomically (temporary file, then rename)."""
+    """Validate and write a record atomically (temporary file, fsync, rename; see fsutil)."""
     path = Path(path)
-    _check_finite(record, str(path))
-    validate(record, str(path))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    text = json.dumps(record, indent=2, sort_keys=False, allow_nan=False)
-    tmp.write_text(text + "\n", encoding="utf-8")
-    tmp.replace(path)
-    return path
+    data = dumps(record, str(path)).encode("utf-8")
+    if path.is_dir():
+        raise ResultsError(f"{path}: is a folder; give a file name for the results record")
+    return atomic_write(path, data, fault="results-write")
 
 
 def read(path: str | Path) -> dict[str, Any]:

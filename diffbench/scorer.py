@@ -19,7 +19,7 @@ import numpy as np
 from diffbench import stats as stats_lib
 from diffbench.data import open_images
 from diffbench.data.npz import NpzSource
-from diffbench.errors import ConfigError, MetricInputError
+from diffbench.errors import ConfigError, DataError, MetricInputError, StorageError
 from diffbench.extract import FeatureSet, extract
 from diffbench.log import logger
 from diffbench.metrics.distribution import compute_all
@@ -147,18 +147,39 @@ def _extract_cached(source, extractor, moments, banks, batch_size, workers, cach
         describe["content_sha256"] = source.content_hash()
         key = stats_lib.cache_path(describe["content_sha256"], extractor.fingerprint_hash(),
                                    (*moments, *(f"rows-{b}" for b in banks)))
-        if key.is_file():
-            st = stats_lib.load(key)
+        st = _read_cache(key)
+        if st is not None:
             if set(moments) <= set(st.gaussians) and set(banks) <= set(st.banks):
                 return Side(st.n, st.gaussians, st.banks, {**describe, "cache": str(key)})
             logger.warning("%s: cached statistics lack some layers; recomputing", key)
     fs = (extract_fn or extract)(source, extractor, moments, banks, batch_size, workers,
                                  desc=describe.get("path") or "images")
     if key is not None and write_cache:
-        stats_lib.save(key, fs.moments, fs.banks, extractor.fingerprint(), "cache", describe,
-                       fs.n)
+        try:
+            stats_lib.save(key, fs.moments, fs.banks, extractor.fingerprint(), "cache", describe,
+                           fs.n)
+        except StorageError as exc:
+            raise StorageError(f"{exc} (the statistics cache: set DIFFBENCH_HOME to another "
+                               "folder, or pass --no-cache)") from exc
     describe["sizes"] = fs.sizes
     return _from_features(fs, describe)
+
+
+def _read_cache(key: Path) -> stats_lib.Stats | None:
+    """A cache entry, or None when absent; a damaged or altered entry is removed (and recomputed)."""
+    from diffbench.fsutil import remove_orphans
+
+    remove_orphans(key.parent)  # temporary files of killed writers
+    if not key.is_file():
+        return None
+    try:
+        return stats_lib.load(key, require_checksum=True)
+    except stats_lib.CorruptStatsError as exc:
+        logger.warning("%s: damaged cache entry (%s); removed, recomputing", key, exc.reason)
+    except DataError as exc:
+        logger.warning("discarding an unusable cache entry, recomputing: %s", exc)
+    key.unlink(missing_ok=True)
+    return None
 
 
 def bootstrap_rows(metrics: list[str], protocol: Protocol, bootstrap: int) -> tuple[str, ...]:

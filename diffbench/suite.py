@@ -17,8 +17,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from diffbench.errors import ConfigError, RegistryError
+from diffbench.names import RULE, SAFE_NAME, is_safe
 
-_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
+_NAME_PATTERN = SAFE_NAME.pattern
 
 
 class _Strict(BaseModel):
@@ -90,6 +91,10 @@ class Suite(_Strict):
     def _some_tasks(cls, value: dict[str, TaskSpec]) -> dict[str, TaskSpec]:
         if not value:
             raise ValueError("a suite needs at least one task")
+        bad = [name for name in value if not is_safe(name)]
+        if bad:  # task names become folder and file names inside the run directory
+            raise ValueError(f"task name {bad[0]!r} is not usable as a file name (allowed: "
+                             f"{RULE})")
         return value
 
 
@@ -203,6 +208,8 @@ def _format_errors(path: Path, exc: ValidationError) -> list[str]:
             msg = f"unknown key; allowed here: {', '.join(_allowed_keys(err['loc']))}"
         elif err["type"] == "missing":
             msg = "required key is missing"
+        elif err["type"] == "value_error":
+            msg = msg.removeprefix("Value error, ")
         lines.append(f"{path}: {loc}: {msg}")
     return lines
 
@@ -244,7 +251,8 @@ class SuiteInvalid(ConfigError):
 
 
 def load_suite(path: str | Path, overrides: list[str] | None = None) -> LoadedSuite:
-    """Load a suite with its includes and overrides, validate it, and check registry names."""
+    """Load a suite with its includes and overrides, validate it, and check registry names,
+    metric arguments and protocol–metric compatibility (`diffbench.preflight`)."""
     path = Path(path)
     data, files = _resolve_includes(path, ())
     data, applied = apply_overrides(data, overrides or [])
@@ -252,7 +260,9 @@ def load_suite(path: str | Path, overrides: list[str] | None = None) -> LoadedSu
         suite = Suite.model_validate(data)
     except ValidationError as exc:
         raise SuiteInvalid(_format_errors(path, exc)) from exc
-    problems = _registry_problems(path, suite)
+    from diffbench.preflight import suite_problems as task_problems
+
+    problems = _registry_problems(path, suite) + task_problems(path, suite)
     if problems:
         raise SuiteInvalid(problems)
     return LoadedSuite(suite=suite, path=path.resolve(), files=files, overrides=applied,

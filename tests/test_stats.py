@@ -37,6 +37,71 @@ def test_roundtrip_and_header(tmp_path):
         assert set(data.files) == {"mu", "sigma", "feats_pool3", "header"}
 
 
+def _saved(tmp_path):
+    rows = np.random.RandomState(0).randn(30, 5)
+    return stats_lib.save(tmp_path / "s.npz", {"pool3": GaussianMoments(5).update(rows)},
+                          {"pool3": FeatureBank(5).update(rows)}, {"extractor": "x"}, "p",
+                          {}, 30)
+
+
+def _rewrite(path, change) -> None:
+    with np.load(path, allow_pickle=False) as data:
+        arrays = {k: data[k] for k in data.files}
+    change(arrays)
+    with open(path, "wb") as fh:
+        np.savez(fh, **arrays)
+
+
+def _header(arrays):
+    return json.loads(bytes(arrays["header"]).decode())
+
+
+def _set_header(arrays, header):
+    arrays["header"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
+
+
+def test_checksum_covers_arrays_and_header(tmp_path):
+    path = _saved(tmp_path)
+    header, names = stats_lib.peek(path)
+    assert len(header["sha256"]) == 64 and sorted(names) == ["feats_pool3", "mu", "sigma"]
+    assert stats_lib.load(path, require_checksum=True).n == 30
+    _rewrite(path, lambda a: a.update(mu=a["mu"] + 1))  # what silently moved FID 37 -> 98
+    with pytest.raises(stats_lib.CorruptStatsError, match="checksum mismatch"):
+        stats_lib.load(path)
+    path = _saved(tmp_path)
+    _rewrite(path, lambda a: _set_header(a, {**_header(a), "n": 31}))
+    with pytest.raises(stats_lib.CorruptStatsError, match="checksum mismatch"):
+        stats_lib.load(path)
+    path = _saved(tmp_path)
+    _rewrite(path, lambda a: a.update(feats_pool3=a["feats_pool3"][:10]))
+    with pytest.raises(stats_lib.CorruptStatsError, match="checksum mismatch"):
+        stats_lib.load(path)
+
+
+def test_file_without_checksum_loads_unless_required(tmp_path):
+    """Statistics files of older versions stay usable; the cache recomputes such entries."""
+    path = _saved(tmp_path)
+    _rewrite(path, lambda a: _set_header(a, {k: v for k, v in _header(a).items()
+                                             if k != "sha256"}))
+    assert stats_lib.load(path).n == 30
+    with pytest.raises(stats_lib.CorruptStatsError, match="no checksum"):
+        stats_lib.load(path, require_checksum=True)
+
+
+@pytest.mark.parametrize("content,needle", [(b"", "the file is empty"),
+                                            (b"garbage" * 100, "not an .npz archive")])
+def test_empty_and_garbage_files_are_one_line_errors(tmp_path, content, needle):
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(content)
+    with pytest.raises(stats_lib.CorruptStatsError, match=needle):
+        stats_lib.load(bad)
+
+
+def test_save_is_atomic_and_leaves_no_temporary_file(tmp_path):
+    path = _saved(tmp_path)
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]
+
+
 def test_not_a_stats_file(tmp_path):
     bad = tmp_path / "bad.npz"
     bad.write_bytes(b"not a zip")

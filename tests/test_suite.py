@@ -36,9 +36,12 @@ tasks:
 
 @pytest.fixture
 def names():
-    """A protocol and a metric that the registries hold (shipped ones once they exist)."""
+    """A protocol and a metric it defines, both from the registries (shipped ones)."""
+    from diffbench.protocols import get_protocol
+
     protocol = PROTOCOLS.names()[0] if PROTOCOLS.names() else None
-    metric = METRICS.names()[0] if METRICS.names() else None
+    defined = get_protocol(protocol).metrics if protocol else ()
+    metric = next((m for m in METRICS.names() if m in defined), None)
     if protocol is None or metric is None:
         pytest.fail("the registries must hold at least one protocol and one metric")
     return protocol, metric

@@ -1,7 +1,9 @@
 """The `diffbench` command line. Each sub-module holds the click commands of one area.
 
-Commands parse arguments, call the library and print. User errors (`DiffbenchError`) become one
-line on stderr and exit code 2 (3 for "not comparable"); there is no traceback for them.
+Commands parse arguments, call the library and print. User errors (`DiffbenchError`) and
+operating-system faults (`OSError`: a full disk, permissions) become one line on stderr and exit
+code 2 (3 for "not comparable"); there is no traceback for them. Ctrl-C (SIGINT) exits 130 with
+"interrupted; rerun the same command to resume". The gate exits 1 on a regression.
 """
 
 from __future__ import annotations
@@ -10,22 +12,33 @@ import importlib
 import sys
 
 import click
+from PIL import Image
 
 from diffbench import __version__
 from diffbench.cpu import keep_freed_memory
 from diffbench.errors import DiffbenchError
+from diffbench.fsutil import describe_os_error
 from diffbench.log import configure_logging
+
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 
 
 class _Group(click.Group):
-    """A click group that turns DiffbenchError into one line and its exit code."""
+    """A click group that turns user errors and OS faults into one line and an exit code."""
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
         except DiffbenchError as exc:
-            click.echo(f"diffbench: error: {_one_line(str(exc))}", err=True)
-            sys.exit(exc.exit_code)
+            _fail(str(exc), exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("diffbench: interrupted; rerun the same command to resume", err=True)
+            sys.exit(EXIT_INTERRUPTED)
+        except OSError as exc:  # the OS refused a read or write: the path and the fix
+            _fail(describe_os_error(exc), 2)
+        except Image.DecompressionBombError as exc:
+            _fail(f"{exc} (if the file is trusted, raise the limit with --max-pixels or "
+                  "DIFFBENCH_MAX_PIXELS)", 2)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(self.commands)
@@ -33,6 +46,11 @@ class _Group(click.Group):
 
 def _one_line(text: str) -> str:
     return " ".join(text.split())
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo(f"diffbench: error: {_one_line(message)}", err=True)
+    sys.exit(code)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

@@ -1,12 +1,17 @@
-"""Option parsing shared by several commands."""
+"""Option parsing and error handling shared by several commands."""
 
 from __future__ import annotations
 
+import errno
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
+import click
 import yaml
 
-from diffbench.errors import ConfigError
+from diffbench.errors import ConfigError, StorageError
 
 
 def parse_model_args(items: tuple[str, ...]) -> dict[str, Any]:
@@ -21,3 +26,35 @@ def parse_model_args(items: tuple[str, ...]) -> dict[str, Any]:
         except yaml.YAMLError:
             raise ConfigError(f"--model-arg '{item}': the value is not valid YAML") from None
     return args
+
+
+_WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS)
+
+
+@contextmanager
+def writes_under(folder: Path) -> Iterator[None]:
+    """Name `folder` in a write error that names no file (``write()`` that filled the disk)."""
+    from diffbench.fsutil import describe_os_error
+
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename is not None or exc.errno not in _WRITE_ERRNOS:
+            raise
+        raise StorageError(describe_os_error(exc, f"{folder} (while writing there)")) from exc
+
+
+def _set_max_pixels(ctx: click.Context, param: click.Parameter, value: int | None) -> int | None:
+    from diffbench.data.images import max_pixels, set_max_pixels
+
+    if value is not None:
+        set_max_pixels(value)
+    max_pixels()  # a bad DIFFBENCH_MAX_PIXELS is an error now, not in a loader worker
+    return value
+
+
+max_pixels_option = click.option(
+    "--max-pixels", type=click.IntRange(min=1), default=None, expose_value=False,
+    callback=_set_max_pixels, metavar="N",
+    help="Refuse images larger than N pixels (decompression bombs); default 178956970 "
+         "(PIL's limit) or $DIFFBENCH_MAX_PIXELS.")

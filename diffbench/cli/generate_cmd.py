@@ -7,11 +7,12 @@ from pathlib import Path
 import click
 
 from diffbench import dist
-from diffbench.cli.common import parse_model_args
+from diffbench.cli.common import parse_model_args, writes_under
 from diffbench.config import parse_pairs
 from diffbench.errors import ConfigError
 from diffbench.export import export_npz
 from diffbench.generate import merge_manifests
+from diffbench.preflight import check_device
 from diffbench.run import RunOptions, default_run_dir, parse_sweep, run_suite
 from diffbench.suite import load_suite
 
@@ -52,13 +53,16 @@ def generate_cmd(suite: Path, model: str, model_args: tuple[str, ...], tasks: tu
       torchrun --nproc-per-node 8 -m diffbench generate suites/imagenet256.yaml --model sit-repa
       diffbench generate suites/imagenet256.yaml --model toy --shard 0/4 --out runs/toy
     """
+    check_device(device)
     loaded = load_suite(suite, list(overrides))
     opts = RunOptions(model=model, model_args=parse_model_args(model_args), out=out, tasks=tasks,
                       device=device, dtype=dtype, tf32=tf32, batch_size=batch_size, limit=limit,
                       data=parse_pairs(data, "--data"), sweep=parse_sweep(sweep),
                       generate_only=True, shard=dist.parse_shard(shard) if shard else None,
                       fresh=fresh)
-    for o in run_suite(loaded, opts):
+    with writes_under(default_run_dir(loaded, opts)):
+        outcomes = run_suite(loaded, opts)
+    for o in outcomes:
         rep = o.generation
         smoke = " (smoke: --limit)" if rep.smoke else ""
         sample_dir = default_run_dir(loaded, opts) / "samples" / o.point.name

@@ -8,10 +8,11 @@ from pathlib import Path
 import click
 
 from diffbench import dist
-from diffbench.cli.common import parse_model_args
+from diffbench.cli.common import max_pixels_option, parse_model_args, writes_under
 from diffbench.comparability import comparability
 from diffbench.config import parse_pairs
 from diffbench.display import display
+from diffbench.preflight import check_device
 from diffbench.run import RunOptions, default_run_dir, parse_sweep, run_suite
 from diffbench.suite import load_suite
 
@@ -76,6 +77,7 @@ def summary(outcome) -> str:
 @click.option("--fresh", is_flag=True,
               help="Discard the tasks' stored images first (a store made by another model or "
                    "other settings is otherwise refused).")
+@max_pixels_option
 def run_cmd(suite, model, model_args, tasks, out, data, overrides, weights, sweep, batch_size,
             score_batch_size, workers, device, dtype, tf32, limit, bootstrap, no_cache,
             rescore, fresh) -> None:
@@ -94,6 +96,7 @@ def run_cmd(suite, model, model_args, tasks, out, data, overrides, weights, swee
       torchrun --nproc-per-node 8 -m diffbench run suites/imagenet256.yaml --model sit-repa ...
       diffbench run suites/dreambooth.yaml --model dco --sweep rg_scale=0,1,2,3
     """
+    check_device(device)
     loaded = load_suite(suite, list(overrides))
     opts = RunOptions(model=model, model_args=parse_model_args(model_args), out=out, tasks=tasks,
                       device=device, dtype=dtype, tf32=tf32, batch_size=batch_size,
@@ -101,7 +104,8 @@ def run_cmd(suite, model, model_args, tasks, out, data, overrides, weights, swee
                       bootstrap=bootstrap, weights=parse_pairs(weights, "--weights"),
                       data=parse_pairs(data, "--data"), sweep=parse_sweep(sweep),
                       cache=not no_cache, rescore=rescore, fresh=fresh)
-    outcomes = run_suite(loaded, opts)
+    with writes_under(default_run_dir(loaded, opts)):
+        outcomes = run_suite(loaded, opts)
     if dist.is_main():
         for o in outcomes:
             click.echo(summary(o))

@@ -10,15 +10,17 @@ import click
 
 from diffbench import results
 from diffbench import stats as stats_lib
+from diffbench.cli.common import max_pixels_option
 from diffbench.comparability import comparability
 from diffbench.config import parse_pairs
 from diffbench.data import open_images
 from diffbench.extract import extract
 from diffbench.features import build_extractor
+from diffbench.preflight import check_device, check_output_file, check_score
 from diffbench.protocols import get_protocol
 from diffbench.scorer import parse_metrics, score
 
-_PATH = click.Path(path_type=Path)
+_PATH = click.Path(path_type=Path, readable=False)  # our own one-line errors say how to fix
 
 
 def _extractor(protocol, weights: tuple[str, ...], device: str):
@@ -54,7 +56,9 @@ def _table(metrics: dict) -> str:
 @click.option("--prc-features", type=click.Choice(["pool3", "vgg16"]), default=None,
               help="Precision/recall features (default: the protocol's; torch-fidelity: vgg16).")
 @click.option("--no-cache", is_flag=True, help="Do not read or write cached reference features.")
-@click.option("--json", "json_out", type=_PATH, default=None, help="Write the results record here.")
+@click.option("--json", "json_out", type=_PATH, default=None,
+              help="Write the results record to this file ('-': to stdout, the table to stderr).")
+@max_pixels_option
 def score_cmd(real, fake, protocol_name, metrics, weights, batch_size, workers, device, bootstrap,
               kid_subset_size, kid_subsets, prc_features, no_cache, json_out) -> None:
     """Score generated images against reference images under a named protocol.
@@ -65,6 +69,9 @@ def score_cmd(real, fake, protocol_name, metrics, weights, batch_size, workers, 
       diffbench score --real VIRTUAL_imagenet256_labeled.npz --fake samples.npz \\
           --protocol adm --metrics fid,sfid,isc,prc --json results.json
     """
+    check_device(device)
+    if json_out is not None:
+        check_output_file(json_out, "--json")
     protocol = get_protocol(protocol_name)
     kid = {**protocol.kid, **({"subset_size": kid_subset_size} if kid_subset_size else {}),
            **({"subsets": kid_subsets} if kid_subsets else {})}
@@ -72,6 +79,8 @@ def score_cmd(real, fake, protocol_name, metrics, weights, batch_size, workers, 
     if prc_features:
         protocol = dataclasses.replace(protocol, prc={**protocol.prc, "features": prc_features})
     names = parse_metrics(metrics)
+    protocol.check_metrics(names)
+    check_score(protocol, names, real, fake)  # counts before any feature is extracted
     out = score(real, fake, protocol, names, parse_pairs(weights, "--weights"), device,
                 batch_size, workers, bootstrap, cache=not no_cache)
     record = results.new_record(
@@ -79,6 +88,11 @@ def score_cmd(real, fake, protocol_name, metrics, weights, batch_size, workers, 
         metrics=out["metrics"], counts=out["counts"], inputs=out["inputs"],
         extractors=out["extractors"], timings=out["timings"],
         environment=results.environment(device=device, dtype="fp32"))
+    if str(json_out) == "-":  # the record alone on stdout, for pipes
+        text = results.dumps(record, "--json -")
+        click.echo(_table(out["metrics"]), err=True)
+        click.echo(text, nl=False)
+        return
     click.echo(_table(out["metrics"]))
     for reason in comparability(record).reasons:
         click.echo(f"diffbench: warning: not comparable to published numbers: {reason}", err=True)
@@ -107,6 +121,7 @@ def stats() -> None:
 @click.option("--batch-size", default=50, show_default=True)
 @click.option("--workers", type=int, default=None)
 @click.option("--device", default="cpu", show_default=True)
+@max_pixels_option
 def compute_cmd(source, protocol_name, output, keep_features, weights, batch_size, workers,
                 device) -> None:
     """Compute FID/sFID statistics (and optionally features) of SOURCE.
@@ -115,6 +130,8 @@ def compute_cmd(source, protocol_name, output, keep_features, weights, batch_siz
     Example:
       diffbench stats compute data/real/ --protocol adm -o real_stats.npz --keep-features
     """
+    check_device(device)
+    check_output_file(output, "-o")
     protocol = get_protocol(protocol_name)
     extractor = _extractor(protocol, weights, device)
     src = open_images(source)

@@ -19,26 +19,23 @@ from __future__ import annotations
 
 import hashlib
 import inspect
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from diffbench.data.images import load_rgb
 from diffbench.errors import ConfigError, DataError
+from diffbench.names import SAFE_NAME, check_name
 
-KEY_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+KEY_PATTERN = SAFE_NAME  # the one file-name pattern (diffbench.names)
 
 
 def check_key(key: str, where: str) -> str:
-    """A sample/item key is a file stem: letters, digits, ``_ . -``; refuse anything else."""
-    if not isinstance(key, str) or not KEY_PATTERN.match(key) or len(key) > 200:
-        raise DataError(f"{where}: key {key!r} is not usable as a file name (allowed: letters, "
-                        "digits, '_', '.', '-'; first character a letter or digit)")
-    return key
+    """A sample/item key is a file stem (`diffbench.names`); refuse anything else."""
+    return check_name(key, f"{where}: key", DataError)
 
 
 @dataclass(frozen=True)
@@ -130,6 +127,20 @@ def inside(root: Path, relative: str, where: str) -> Path:
         raise DataError(f"{where}: path '{relative}' escapes the dataset root {root}; "
                         "data files may only name files inside their dataset")
     return path
+
+
+def under_root(root: Path, relative: Any, what: str) -> Path:
+    """``root / relative`` for a reader argument naming a file or folder of the dataset.
+
+    Refused (without reading anything) when it is not a relative path inside the root: absolute,
+    or with a ``..`` part. Symbolic links inside the dataset are the user's own layout and kept.
+    """
+    parts = PurePosixPath(relative).parts if isinstance(relative, str) else ()
+    if not parts or relative.startswith(("/", "\\")) or ".." in parts or "\\" in relative \
+            or ":" in parts[0]:
+        raise DataError(f"{what} {relative!r}: must be a path relative to the dataset root "
+                        f"{root}, without '..'; a suite may only name files inside its dataset")
+    return root / relative
 
 
 def location_arg(reader_cls: Any) -> str | None:

@@ -3,22 +3,39 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 import numpy as np
 
 from diffbench.data.images import EXTENSIONS, load_rgb
-from diffbench.errors import DataError
+from diffbench.errors import DataError, StorageError
+
+
+def _walk_error(exc: OSError) -> None:
+    # os.walk (like pathlib's glob) would skip an unreadable folder silently: fewer images scored
+    if isinstance(exc, PermissionError):
+        raise StorageError(f"{exc.filename}: permission denied (cannot list the image folder); "
+                           "make it readable (chmod a+rx) or remove it") from exc
+    raise exc
 
 
 def list_images(root: str | Path, recursive: bool = True) -> list[Path]:
-    """Image files under `root` (png/jpg/jpeg/webp, any case), sorted by relative POSIX path."""
+    """Image files under `root` (png/jpg/jpeg/webp, any case), sorted by relative POSIX path.
+
+    Hidden files are skipped; folders are entered (hidden ones too), symbolic links to folders
+    are not. An unreadable folder is an error, never silently skipped.
+    """
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"{root}: image folder not found")
-    pattern = "**/*" if recursive else "*"
-    files = [p for p in root.glob(pattern) if p.is_file() and p.suffix.lower() in EXTENSIONS
-             and not p.name.startswith(".")]
+    files = []
+    for folder, dirs, names in os.walk(root, onerror=_walk_error):
+        base = Path(folder)
+        files += [base / n for n in names if not n.startswith(".")
+                  and Path(n).suffix.lower() in EXTENSIONS and (base / n).is_file()]
+        if not recursive:
+            dirs.clear()
     if not files:
         raise DataError(f"{root}: no images found (looked for {', '.join(EXTENSIONS)}"
                         f"{' recursively' if recursive else ''})")

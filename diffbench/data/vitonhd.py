@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from diffbench.data.base import under_root
 from diffbench.data.vton_common import (
     TryOnPair,
     TryOnReader,
@@ -63,8 +64,8 @@ class VitonHD(TryOnReader):
         self.root = Path(root)
         self.pairing = self._check_pairing(pairing)
         require_dir(self.root, "VITON-HD root", _DOWNLOAD)
-        base = require_dir(self.root / split, f"'{split}'", f"the VITON-HD root holds train/ and "
-                           f"test/; {_DOWNLOAD}")
+        base = require_dir(under_root(self.root, split, "vitonhd: split"), f"'{split}'",
+                           f"the VITON-HD root holds train/ and test/; {_DOWNLOAD}")
         pair_file = self._pair_file(split, pairs_file)
         images = require_dir(base / "image", "person image", _DOWNLOAD)
         cloth = require_dir(base / "cloth", "garment (cloth)", _DOWNLOAD)
@@ -90,7 +91,7 @@ class VitonHD(TryOnReader):
         names = [pairs_file] if pairs_file else [f"{split}_pairs.txt",
                                                  f"{split}_pairs_unpaired.txt"]
         for name in names:
-            path = self.root / name
+            path = under_root(self.root, name, "vitonhd: pairs_file")
             if path.is_file():
                 return path
         raise DataError(f"{self.root / names[0]}: missing pair file; VITON-HD ships "

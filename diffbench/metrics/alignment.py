@@ -22,8 +22,45 @@ from collections.abc import Sequence
 import numpy as np
 
 from diffbench.errors import MetricInputError
+from diffbench.metrics.args import FROM_PROTOCOL, Arg
 
 AVERAGES = ("subject", "image", "pair")
+TEXTS = ("base_prompt", "prompt", "context")
+
+# Suite arguments (`diffbench.metrics.args`); the protocol's params give the defaults.
+_PREP_ARGS = {
+    "resize_mode": Arg("str", FROM_PROTOCOL, "shortest: resize the shorter side, then crop; "
+                       "squash: resize both sides", choices=("shortest", "squash")),
+    "interpolation": Arg("str", FROM_PROTOCOL, "resize filter",
+                         choices=("bicubic", "bilinear", "nearest", "lanczos")),
+    "mean": Arg("floats", FROM_PROTOCOL, "per-channel mean of the input normalisation"),
+    "std": Arg("floats", FROM_PROTOCOL, "per-channel std of the input normalisation"),
+}
+_COMMON_ARGS = {
+    "weights": Arg("str", FROM_PROTOCOL, "weights name (`diffbench weights list`, --weights)"),
+    "average": Arg("str", "subject", "how per-image scores are averaged", choices=AVERAGES),
+    "scale": Arg("float", 100.0, "display scale (values are stored as raw cosines)", minimum=0),
+}
+DINO_ARGS = {
+    "extractor": Arg("str", "dino", "extractor family", choices=("dino",)),
+    "arch": Arg("str", FROM_PROTOCOL, "timm architecture, e.g. vit_small_patch16_224.dino"),
+    "resize": Arg("int", FROM_PROTOCOL, "resize size in pixels", minimum=1),
+    "crop": Arg("int", FROM_PROTOCOL, "center crop size (null: no crop)", minimum=1,
+                nullable=True),
+    **_PREP_ARGS, **_COMMON_ARGS,
+}
+CLIP_ARGS = {
+    "extractor": Arg("str", "clip", "extractor family", choices=("clip",)),
+    "model": Arg("str", FROM_PROTOCOL, "open_clip model config, e.g. ViT-B-32-quickgelu"),
+    "tokenizer": Arg("str", None, "open_clip tokenizer name (null: the model's)",
+                     nullable=True),
+    **_PREP_ARGS, **_COMMON_ARGS,
+}
+CLIP_TEXT_ARGS = {
+    **CLIP_ARGS,
+    "text": Arg("str", "base_prompt", "which text: the prompt without the token (base_prompt), "
+                "with it (prompt), or without token and class (context)", choices=TEXTS),
+}
 
 
 class _Alignment:
@@ -31,12 +68,14 @@ class _Alignment:
     higher_is_better = True
     kind = "image"
     extractor = "clip"
+    args_schema = CLIP_ARGS
 
 
 class DINO(_Alignment):
     """DINO ViT-S/16 CLS cosine of generated vs reference images of the subject (higher is better)."""
 
     extractor = "dino"
+    args_schema = DINO_ARGS
 
 
 class CLIPI(_Alignment):
@@ -47,12 +86,14 @@ class CLIPT(_Alignment):
     """CLIP cosine of each generated image with its prompt, token removed (higher is better)."""
 
     kind = "text"
+    args_schema = CLIP_TEXT_ARGS
 
 
 class DINOv2(_Alignment):
     """DINOv2 CLS cosine of generated vs reference images of the subject (higher is better)."""
 
     extractor = "dino"
+    args_schema = DINO_ARGS
 
 
 class SigLIPI(_Alignment):
@@ -63,6 +104,7 @@ class SigLIPT(_Alignment):
     """SigLIP cosine of each generated image with its prompt, token removed (higher is better)."""
 
     kind = "text"
+    args_schema = CLIP_TEXT_ARGS
 
 
 def unit_rows(x: np.ndarray) -> np.ndarray:

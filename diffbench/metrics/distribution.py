@@ -13,6 +13,7 @@ import numpy as np
 
 from diffbench.errors import MetricInputError
 from diffbench.metrics import functional as F
+from diffbench.metrics.args import FROM_PROTOCOL, SCALE, Arg
 from diffbench.metrics.bootstrap import bootstrap_ci
 
 BOOTSTRAP_SEED = 0
@@ -61,6 +62,7 @@ class FID:
 
     family = "distribution"
     higher_is_better = False
+    args_schema = {"scale": SCALE}
 
     name = "fid"
 
@@ -102,6 +104,15 @@ class KID:
 
     family = "distribution"
     higher_is_better = False
+    args_schema = {
+        "variant": Arg("str", FROM_PROTOCOL, "whose estimator: torch-fidelity (needs subset_size "
+                       "images per side) or clean-fid (shrinks the subset to fit)",
+                       choices=("torch-fidelity", "clean-fid")),
+        "subsets": Arg("int", FROM_PROTOCOL, "number of random subsets", minimum=1),
+        "subset_size": Arg("int", FROM_PROTOCOL, "images drawn per subset and side", minimum=2),
+        "seed": Arg("int", FROM_PROTOCOL, "seed of the subset draws", minimum=0),
+        "scale": SCALE,
+    }
 
     def compute(self, real, fake, protocol, fingerprint: str, bootstrap: int = 0) -> dict:
         """The metric's entries in a results record."""
@@ -130,6 +141,16 @@ class ISC:
 
     family = "distribution"
     higher_is_better = True
+    args_schema = {
+        "splits": Arg("int", FROM_PROTOCOL, "number of splits (torch-fidelity's definition)",
+                      minimum=1),
+        "split_size": Arg("int", FROM_PROTOCOL, "images per consecutive split (the ADM "
+                          "evaluator's definition; protocols that set it ignore splits)",
+                          minimum=1),
+        "shuffle_seed": Arg("int", FROM_PROTOCOL, "seed of the shuffle before splitting (null: "
+                            "no shuffle)", nullable=True),
+        "scale": SCALE,
+    }
 
     def compute(self, real, fake, protocol, fingerprint: str, bootstrap: int = 0) -> dict:
         """The metric's entries in a results record."""
@@ -164,6 +185,14 @@ class PRC:
 
     family = "distribution"
     higher_is_better = True
+    args_schema = {
+        "k": Arg("int", FROM_PROTOCOL, "neighbours that set each manifold radius", minimum=1),
+        "mode": Arg("str", FROM_PROTOCOL, "distance arithmetic: adm (float16 blocks) or "
+                    "torch-fidelity (float32 cdist)", choices=("adm", "torch-fidelity")),
+        "features": Arg("str", FROM_PROTOCOL, "vgg16: a VGG16 fc2_relu pass (torch-fidelity); "
+                        "pool3/features: the protocol's extractor", choices=("pool3", "vgg16",
+                                                                              "features")),
+    }
 
     def compute(self, real, fake, protocol, fingerprint: str, bootstrap: int = 0) -> dict:
         """The metric's entries in a results record."""
@@ -187,6 +216,7 @@ class Accuracy:
 
     family = "distribution"
     higher_is_better = True
+    args_schema = {"scale": SCALE}
 
     def compute(self, real, fake, protocol, fingerprint: str, bootstrap: int = 0) -> dict:
         """The metric's entries in a results record."""

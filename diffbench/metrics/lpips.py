@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from diffbench.errors import MetricInputError, WeightsError
+from diffbench.metrics.args import PAIRED_PREP_ARGS, Arg
 
 # Backbone taps as in lpips/pretrained_networks.py: [start, end) ranges of torchvision `features`.
 TAPS = {
@@ -50,6 +51,11 @@ class LPIPS:
     family = "paired"
     higher_is_better = False
     name = "lpips"
+    args_schema = {
+        "net": Arg("str", "alex", "backbone: alex, squeeze or vgg (v0.1 linear layers)",
+                   choices=tuple(TAPS)),
+        **PAIRED_PREP_ARGS,
+    }
 
 
 def _sha256(path: Path) -> str:

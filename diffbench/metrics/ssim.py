@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from diffbench.errors import MetricInputError
+from diffbench.metrics.args import PAIRED_PREP_ARGS, Arg
 
 BORDERS = ("valid", "reflect")
 CPU_STRIP_ROWS = 32  # measured: 16–48 output rows keep the five float64 maps in cache
@@ -39,6 +40,19 @@ class SSIM:
     family = "paired"
     higher_is_better = True
     name = "ssim"
+    args_schema = {
+        "color": Arg("str", "rgb", "rgb: RGB in [0, 1]; gray: PIL 'L' luma in [0, 255]",
+                     choices=("rgb", "gray")),
+        "data_range": Arg("float", 1.0, "the data range L of C1 = (k1 L)², C2 = (k2 L)²",
+                          minimum=0),
+        "sigma": Arg("float", 1.5, "σ of the Gaussian window (11 taps at 1.5)", minimum=0),
+        "k1": Arg("float", 0.01, "constant k1", minimum=0),
+        "k2": Arg("float", 0.03, "constant k2", minimum=0),
+        "border": Arg("str", "valid", "valid: windows inside the image (scikit-image, "
+                      "torchmetrics <= 1.4.1); reflect: reflect-padded (torchmetrics >= 1.4.2)",
+                      choices=BORDERS),
+        **PAIRED_PREP_ARGS,
+    }
 
 
 def gaussian_window(sigma: float = 1.5, truncate: float = 3.5) -> list[float]:

@@ -119,6 +119,7 @@ DEMO_DIGITS = Protocol(
 PROTOCOLS = {p.name: p for p in (ADM, TORCH_FIDELITY, CLEAN_FID, DEMO_DIGITS)}
 
 _DIST_SETTINGS = ("isc", "kid", "prc")
+_DISPLAY_ARGS = ("scale",)  # how a value is shown: in ``params`` for every metric
 
 
 def apply_metric_args(protocol: Protocol, metric_args: dict[str, dict[str, Any]]) -> Protocol:
@@ -128,12 +129,14 @@ def apply_metric_args(protocol: Protocol, metric_args: dict[str, dict[str, Any]]
     changes: dict[str, Any] = {}
     params = {k: dict(v) for k, v in protocol.params.items()}
     for metric, args in metric_args.items():
-        if not args:
-            continue
+        display = {k: v for k, v in args.items() if k in _DISPLAY_ARGS}
+        rest = {k: v for k, v in args.items() if k not in _DISPLAY_ARGS}
         if metric in _DIST_SETTINGS:
-            changes[metric] = {**getattr(protocol, metric), **args}
-        else:
-            params[metric] = {**params.get(metric, {}), **args}
+            if rest:
+                changes[metric] = {**getattr(protocol, metric), **rest}
+            rest = {}
+        if rest or display:
+            params[metric] = {**params.get(metric, {}), **rest, **display}
     return dataclasses.replace(protocol, params=params, **changes)
 
 
