@@ -152,3 +152,26 @@ def kid_cleanfid_bound(f1: np.ndarray, f2: np.ndarray, subsets: int, subset_size
     u = unit_roundoff(f1.dtype)
     total = np.sum(errs) + gamma(subsets + 1, u) * np.sum(mags)
     return float(total / subsets / m)
+
+
+def fid_bound(sigma1: np.ndarray, sigma2: np.ndarray, mu_term: float) -> float:
+    """Bound on |computed - exact| of a float64 Frechet distance (ours or the references').
+
+    Tr sqrt(S1 S2) is the sum of sqrt(lambda_i) over the eigenvalues of S1 S2. Backward-stable
+    eigensolvers (LAPACK's symmetric eigh, the Schur form behind sqrtm) return the eigenvalues
+    of a matrix within d u ||S1|| ||S2|| of S1 S2 in 2-norm, so (Weyl) each computed eigenvalue
+    is within delta = d u ||S1|| ||S2|| of an exact one, and its square root within
+    min(sqrt(delta), delta / (2 sqrt(lambda))): tiny for a well-conditioned product, about
+    sqrt(delta) for the zero eigenvalues of a rank-deficient one (fewer images than dims). The
+    remaining sums (traces, ||mu1 - mu2||^2, the three-term total) are gamma(d + 3) of their
+    magnitudes.
+    """
+    u = unit_roundoff(np.float64)
+    d = sigma1.shape[0]
+    n1, n2 = np.linalg.norm(sigma1, 2), np.linalg.norm(sigma2, 2)
+    delta = d * u * n1 * n2
+    lam = np.clip(np.linalg.eigvals(sigma1 @ sigma2).real, 0.0, None)
+    per_eig = np.minimum(np.sqrt(delta), delta / (2 * np.sqrt(np.maximum(lam, 1e-300))))
+    tr = np.sqrt(lam).sum()
+    sums = gamma(d + 3, u) * (np.trace(sigma1) + np.trace(sigma2) + 2 * tr + mu_term)
+    return SECOND_ORDER * (2 * per_eig.sum() + sums)
