@@ -98,7 +98,10 @@ def test_every_draw_of_a_key_is_bit_identical_whatever_the_batch(pixel_ckpt, mon
     assert len({bytes(s[0].numpy().tobytes()) for s in ref_draws.values()}) == len(reqs)
     for b in (1, 3):
         for a, c in zip(ref_images, runs[b][1], strict=True):
-            assert np.abs(a.astype(int) - c.astype(int)).max() <= 1  # batched kernels may differ
+            # batched float32 kernels may round differently: x0 moves by ~1e-6 (float32
+            # rounding, cf. test_sampling's e32), 127.5·x0 by far less than one level, so a
+            # pixel can only cross one rounding boundary
+            assert np.abs(a.astype(int) - c.astype(int)).max() <= 1
 
 
 def test_labels_and_seeds_come_from_the_key(pixel_ckpt):
