@@ -4,20 +4,43 @@ VENV ?= .venv
 # torch from the machine's local wheels (x86_64, Python 3.11); override on other machines,
 # e.g. make test TORCH="torch torchvision"
 TORCH ?= torch==2.14.1 torchvision==0.29.1
+# Every other package at the version the tests ran with (`make lock` refreshes it). torch,
+# torchvision and their CUDA/triton wheels are not in it: TORCH decides them. `LOCK=` installs
+# the newest versions pyproject.toml allows instead.
+LOCK ?= requirements/test-constraints.txt
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.diffbench-installed
 PYTEST_ARGS ?=
+# Names `make lock` leaves out (TORCH installs them; diffbench is this checkout).
+LOCK_SKIP := ^(torch|torchvision|triton|nvidia-[a-z0-9-]+|cuda-[a-z0-9-]+|diffbench)==
 
-.PHONY: install demo test lint clean-venv
+.PHONY: install demo test lint lock clean-venv
 
-$(STAMP): pyproject.toml Makefile
+$(STAMP): pyproject.toml Makefile $(LOCK)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(TORCH)
-	$(PY) -m pip install -q -e ".[test]"
+	$(PY) -m pip install -q $(if $(LOCK),-c $(LOCK)) -e ".[test]"
+	$(if $(LOCK),$(PY) scripts/check_lock.py $(LOCK))
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# Resolve the newest versions in a throwaway venv (never .venv) and write them to $(LOCK).
+lock:
+	set -e; d=$$(mktemp -d /tmp/diffbench-lock-XXXXXX); trap 'rm -rf "$$d"' EXIT; \
+	$(PYTHON) -m venv "$$d"; \
+	"$$d/bin/python" -m pip install -q --upgrade pip; \
+	"$$d/bin/python" -m pip install -q $(TORCH); \
+	"$$d/bin/python" -m pip install -q -e ".[test]"; \
+	mkdir -p $(dir $(LOCK)); \
+	{ echo "# pip constraints: the package versions of a fresh \`make lock\` install, which the tests ran with"; \
+	  echo "# ($$("$$d/bin/python" -c 'import platform, torch; print(f"Python {platform.python_version()} {platform.machine()}, torch {torch.__version__}")'))."; \
+	  echo "# torch, torchvision, triton, nvidia-*, cuda-* are left out: the Makefile's TORCH installs them."; \
+	  echo "# Use: pip install -c $(LOCK) -e .[test]   (refresh: make lock)"; \
+	  "$$d/bin/python" -m pip freeze --exclude-editable | grep -v '^#' \
+	    | grep -Eiv '$(LOCK_SKIP)' | LC_ALL=C sort -f; } > $(LOCK).new; \
+	mv $(LOCK).new $(LOCK)
 
 DEMO_OUT ?= runs/demo
 DIFFBENCH := $(VENV)/bin/diffbench

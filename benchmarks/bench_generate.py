@@ -28,11 +28,12 @@ SMALL = {"depth": 4, "hidden": 128, "heads": 2, "patch": 8, "in_channels": 1, "i
 def _model(name: str, device: str):
     import torch
 
-    from diffbench.adapters.sit_model import PRESETS, SiT, SiTConfig, load_sit_checkpoint
+    from diffbench.adapters.sit_checkpoint import load_sit_checkpoint
+    from diffbench.adapters.sit_model import PRESETS, SiT, SiTConfig
 
     if name == "demo":
-        from diffbench.adapters.demo import DEMO_SIT
-        return load_sit_checkpoint(DEMO_SIT).to(device)
+        from diffbench.adapters.demo import DEMO_SIT, demo_heads
+        return load_sit_checkpoint(DEMO_SIT, heads=demo_heads()).to(device)
     if name == "small":
         config = SiTConfig(**{**SMALL, "projector_dims": ()})
     else:

@@ -134,7 +134,7 @@ def fd(a: np.ndarray, b: np.ndarray) -> float:
 
 def evaluate(ckpt: Path, sampler: dict, test_feats: np.ndarray) -> dict:
     """Sample through the sit-repa adapter and score accuracy and FD on classifier features."""
-    adapter = SiTAdapter(ckpt=str(ckpt), vae="none")
+    adapter = SiTAdapter(ckpt=str(ckpt), heads=CONFIG.heads, vae="none")
     reqs = requests(sampler)
     start = time.perf_counter()
     images = np.stack([im for i in range(0, len(reqs), 250)

@@ -37,21 +37,37 @@ def demo_run(tmp_path_factory):
     return out
 
 
+# sha256 over the keys and PNG hashes of the 500 demo images (SampleSet.content_hash) as
+# `diffbench run` makes them on the machine the training record comes from (x86-64 AMD EPYC,
+# AVX2, 2 threads, torch 2.14.1 CPU wheel with oneDNN): FID 99.39246, accuracy 0.894 there.
+RECORDED_IMAGES = "30cc688142be80b9e4869e3b96c30e0bcf908b295ce41b5fdfd0fda5ed57ec4d"
+
+
 @pytest.mark.slow
 def test_demo_run_reproduces_the_training_record(demo_run):
     """The run (diffbench's scorer) lands on what the training script measured with its own code."""
     record = json.loads((demo_run / "results/digits-sde-cfg.json").read_text())
     point = next(s for s in RECORD["evaluation"]["sweep"]
                  if s["sampler"] == {k: record["sampler"][k] for k in s["sampler"]})
-    metrics = record["metrics"]
-    assert metrics["fid"]["value"] == pytest.approx(point["fd_digits64_vs_test"], abs=1e-3)
-    assert metrics["accuracy"]["value"] == pytest.approx(point["class_accuracy"], abs=1e-9)
     row = next(e for p in all_published() if p.suite == "demo" for e in p.entries)
     assert row.metrics == {"fid": point["fd_digits64_vs_test"],
                            "accuracy": point["class_accuracy"]}
     # 40 SDE steps with the interval [0, 0.7]: 27 guided (doubled batch) and 13 unguided
     assert record["generation"]["model_evaluations"] == {
         "guided_nfe": 27, "unguided_nfe": 13, "nfe": 40, "model_rows_per_image": 67}
+    if record["inputs"]["fake"]["content_sha256"] != RECORDED_IMAGES:
+        # The sampler's float32 kernels round differently on this CPU (another ISA or oneDNN
+        # kernel): some pixels land one grey level off, so the images, and the numbers, are not
+        # the recorded ones. No rounding bound carries over 500 images x 40 network calls;
+        # test_demo_run_passes_the_ci_baseline holds them to the gate's tolerance instead.
+        pytest.skip("the demo images differ from the recording machine's (float32 kernels)")
+    # The same images: the training script's numbers are reproduced up to the record's rounding
+    # (FD kept to 3 decimals, +-5e-4; asserted at 1e-3, the other half being headroom, not a
+    # derived bound, for the classifier's float32 rounding on this machine) and the accuracy
+    # exactly (k/500 has 3 decimals, the record keeps 4; no prediction flips at this headroom).
+    metrics = record["metrics"]
+    assert metrics["fid"]["value"] == pytest.approx(point["fd_digits64_vs_test"], abs=1e-3)
+    assert metrics["accuracy"]["value"] == pytest.approx(point["class_accuracy"], abs=1e-9)
 
 
 @pytest.mark.slow

@@ -105,7 +105,8 @@ tasks:
 
 def _sit_cmd(suite: Path, out: Path, ckpt: str, batch: int) -> list[str]:
     return ["-m", "diffbench", "-q", "generate", str(suite), "--model", "sit-repa",
-            "--model-arg", f"ckpt={ckpt}", "--model-arg", "vae=none", "--batch-size", str(batch),
+            "--model-arg", f"ckpt={ckpt}", "--model-arg", "heads=1", "--model-arg", "vae=none",
+            "--batch-size", str(batch),
             "--out", str(out)]
 
 

@@ -9,15 +9,9 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
-from diffbench.adapters.sit_model import (
-    PRESETS,
-    SiT,
-    SiTConfig,
-    infer_config,
-    load_sit_checkpoint,
-    timestep_embedding,
-)
-from diffbench.errors import WeightsError
+from diffbench.adapters.sit_checkpoint import infer_config, load_sit_checkpoint
+from diffbench.adapters.sit_model import PRESETS, SiT, SiTConfig, timestep_embedding
+from diffbench.errors import ConfigError, WeightsError
 
 SMALL = SiTConfig(depth=2, hidden=64, heads=4, patch=2, in_channels=4, input_size=8,
                   num_classes=10, projector_dims=(32,), projector_hidden=48, encoder_depth=1)
@@ -118,7 +112,12 @@ def test_infers_config_without_preset(tmp_path):
                     num_classes=10, projector_dims=(16, 24), projector_hidden=32, encoder_depth=3)
     model = _randomise(SiT(cfg), seed=3)
     torch.save(model.state_dict(), tmp_path / "last.pt")
-    loaded = load_sit_checkpoint(tmp_path / "last.pt")
+    # heads are not in a checkpoint: a backbone that is not S/B/L/XL needs them given
+    with pytest.raises(ConfigError, match=r"depth 3, hidden size 128 is not a SiT.*heads=N"):
+        load_sit_checkpoint(tmp_path / "last.pt")
+    with pytest.raises(ConfigError, match="divides the hidden size 128"):
+        load_sit_checkpoint(tmp_path / "last.pt", heads=3)
+    loaded = load_sit_checkpoint(tmp_path / "last.pt", heads=2)
     assert loaded.config == cfg
     x, t, y = _inputs(cfg)
     with torch.no_grad():
@@ -148,7 +147,7 @@ def test_bad_checkpoints_give_clear_errors(tmp_path):
     torch.save(extra, tmp_path / "extra.pt")
     with pytest.raises(WeightsError, match=r"unexpected key 'blocks\.0\.attn\.q_norm\.weight'"):
         load_sit_checkpoint(tmp_path / "extra.pt", SMALL)
-    with pytest.raises(WeightsError, match=r"preset SiT-XL/2"):
+    with pytest.raises(WeightsError, match=r"not the preset SiT-XL/2 .*heads=N"):
         load_sit_checkpoint(tmp_path / "extra.pt", PRESETS["SiT-XL/2"])
     bad = {**sd, "blocks.0.mlp.fc1.weight": torch.zeros(200, 64)}
     torch.save(bad, tmp_path / "shape.pt")

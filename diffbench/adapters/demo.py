@@ -7,6 +7,7 @@ diffbench (`diffbench/assets/demo/digits_sit.*`, `scripts/train_demo_sit.py`). A
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from diffbench.adapters.sit import SiTAdapter
@@ -15,9 +16,16 @@ ASSETS = Path(__file__).resolve().parent.parent / "assets" / "demo"
 DEMO_SIT = ASSETS / "digits_sit.safetensors"
 
 
+def demo_heads() -> int:
+    """Attention heads of the shipped digits SiT (a checkpoint does not store them; its training
+    record does)."""
+    return int(json.loads((ASSETS / "digits_sit.json").read_text())["config"]["heads"])
+
+
 class DemoSiTAdapter(SiTAdapter):
     """The offline demo's digits SiT (sit-repa in pixel space with the shipped weights)."""
 
     def __init__(self, ckpt: str = str(DEMO_SIT), uint8: str = "round", device: str = "cpu",
                  dtype: str = "fp32"):
-        super().__init__(ckpt=ckpt, vae="none", uint8=uint8, device=device, dtype=dtype)
+        super().__init__(ckpt=ckpt, heads=demo_heads(), vae="none", uint8=uint8, device=device,
+                         dtype=dtype)

@@ -1,7 +1,8 @@
 """`sit-repa`: SiT / SiT+REPA class-conditional flow models with our samplers.
 
-Loads REPA's released checkpoint (bare EMA state dict, 4 output channels) or SiT's (learned
-sigma, 8 output channels) into our own SiT (`sit_model.py`), samples with the REPA-convention
+Loads REPA's released checkpoint (bare EMA state dict, 4 output channels), a checkpoint of REPA's
+`train.py` (its ``ema``; the training step is recorded) or SiT's (learned sigma, 8 output
+channels) into our own SiT (`sit_model.py`, `sit_checkpoint.py`), samples with the REPA-convention
 flow samplers (t=1 noise, t=0 data; `diffbench.sampling.flow`), and decodes latents with
 diffusers' `AutoencoderKL` (`stabilityai/sd-vae-ft-ema` by default, latent scale 0.18215), or
 not at all (`vae=none`: a pixel-space model, as in the offline demo).
@@ -59,18 +60,26 @@ class SiTAdapter(Adapter):
     conditions = frozenset({"class"})
     sampler_args = SAMPLER_ARGS
 
-    def __init__(self, ckpt: str, model: str | None = None, vae: str = "stabilityai/sd-vae-ft-ema",
-                 latent_scale: float = 0.18215, uint8: str = "round", convention: str = "auto",
-                 device: str = "cpu", dtype: str = "fp32"):
+    def __init__(self, ckpt: str, model: str | None = None, heads: int | None = None,
+                 vae: str = "stabilityai/sd-vae-ft-ema", latent_scale: float = 0.18215,
+                 uint8: str = "round", convention: str = "auto", device: str = "cpu",
+                 dtype: str = "fp32"):
         super().__init__(device=device, dtype=dtype)
-        from diffbench.adapters.sit_model import PRESETS, load_sit_checkpoint
+        from diffbench.adapters.sit_checkpoint import build_sit, read_checkpoint
+        from diffbench.adapters.sit_model import PRESETS
 
         check_dtype_uint8(dtype, uint8)
         if not Path(ckpt).is_file():
             raise WeightsError(f"SiT checkpoint {ckpt} not found; pass --model-arg ckpt=PATH "
                                "(REPA's last.pt or SiT-XL-2-256.pt)")
-        config = PRESETS[model] if model else None
-        self.net = load_sit_checkpoint(ckpt, config).to(device=device, dtype=DTYPES[dtype]).eval()
+        if model is not None and model not in PRESETS:
+            raise ConfigError(f"--model-arg model={model}: expected one of {', '.join(PRESETS)}; "
+                              "for another backbone leave model= out and give heads=N")
+        checkpoint = read_checkpoint(ckpt)
+        net = build_sit(checkpoint.state_dict, f"checkpoint {ckpt}",
+                        PRESETS[model] if model else None, heads)
+        self.net = net.to(device=device, dtype=DTYPES[dtype]).eval()
+        self.checkpoint = checkpoint.describe()
         learn_sigma = self.net.config.learn_sigma
         self.convention = ("sit" if learn_sigma else "repa") if convention == "auto" else convention
         if self.convention not in ("repa", "sit"):
@@ -138,8 +147,13 @@ class SiTAdapter(Adapter):
         return self.vae.decode(x0.float() / self.latent_scale).sample
 
     def describe(self) -> dict[str, Any]:
-        """Checkpoint, preset, VAE, latent scale, uint8 rule and time convention."""
-        return {**super().describe(), "ckpt": self.ckpt, "model": self.model_name,
+        """Checkpoint (file, weights taken, training step), architecture, VAE, uint8, convention."""
+        c = self.net.config
+        return {**super().describe(), "ckpt": self.ckpt, "checkpoint": self.checkpoint,
+                "model": self.model_name, "architecture": {
+                    "depth": c.depth, "hidden": c.hidden, "heads": c.heads, "patch": c.patch,
+                    "in_channels": c.in_channels, "input_size": c.input_size,
+                    "num_classes": c.num_classes, "learn_sigma": c.learn_sigma},
                 "vae": self.vae_name, "latent_scale": self.latent_scale, "uint8": self.uint8,
                 "convention": self.convention}
 

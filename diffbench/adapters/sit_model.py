@@ -1,26 +1,24 @@
-"""Our own SiT (DiT-style adaLN-Zero transformer) that loads REPA's and SiT's checkpoints strictly.
+"""Our own SiT (DiT-style adaLN-Zero transformer), the network behind `sit-repa` and `demo-sit`.
 
 Parameter names reproduce REPA's `models/sit.py` (timm `PatchEmbed`/`Attention`/`Mlp` names):
 `x_embedder.proj`, `t_embedder.mlp.{0,2}`, `y_embedder.embedding_table`, `blocks.{i}.attn.qkv/proj`,
 `blocks.{i}.mlp.fc1/fc2`, `blocks.{i}.adaLN_modulation.1`, `final_layer.linear`,
 `final_layer.adaLN_modulation.1`, `pos_embed` (fixed, in the state dict) and `projectors.{j}.{0,2,4}`.
 Time is passed to the timestep embedder as is (no ×1000); the embedding is cat[cos, sin].
+Checkpoints are read and loaded strictly by `sit_checkpoint.py`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
-import re
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from diffbench.errors import ConfigError, WeightsError
+from diffbench.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -63,7 +61,6 @@ PRESETS: dict[str, SiTConfig] = {
     "SiT-L/2": SiTConfig(depth=24, hidden=1024, heads=16, encoder_depth=8),
     "SiT-XL/2": SiTConfig(depth=28, hidden=1152, heads=16, encoder_depth=8),
 }
-_HEADS_BY_HIDDEN = {384: 6, 768: 12, 1024: 16, 1152: 16}
 
 
 def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
@@ -273,107 +270,3 @@ class SiT(nn.Module):
     def forward_velocity(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """The prediction only: the first in_channels output channels (drops a learned sigma)."""
         return self.forward(x, t, y)[:, : self.config.in_channels]
-
-
-def preset_name(config: SiTConfig) -> str | None:
-    """Name of the preset with the same backbone (depth, hidden, heads, patch), if any."""
-    for name, p in PRESETS.items():
-        if (p.depth, p.hidden, p.heads, p.patch) == (config.depth, config.hidden, config.heads,
-                                                     config.patch):
-            return name
-    return None
-
-
-def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """Tensors of a checkpoint: bare state dict, {"ema": ...}, {"model": ...} or safetensors."""
-    path = Path(path)
-    if not path.is_file():
-        raise WeightsError(f"SiT checkpoint {path} not found; give REPA's last.pt or SiT-XL-2-256.pt")
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-            obj = load_file(str(path))
-        else:
-            obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any read failure is a user-facing weights problem
-        raise WeightsError(f"cannot read SiT checkpoint {path} ({type(exc).__name__}: {exc}); "
-                           "is it a complete .pt/.safetensors file?") from exc
-    if isinstance(obj, dict):
-        for key in ("ema", "model", "state_dict"):
-            if isinstance(obj.get(key), dict):
-                obj = obj[key]
-                break
-    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise WeightsError(f"SiT checkpoint {path} is not a state dict (nor one under 'ema'/'model')")
-    return {re.sub(r"^(module\.|_orig_mod\.)+", "", k): v for k, v in obj.items()}
-
-
-def infer_config(sd: dict[str, torch.Tensor], where: str = "checkpoint") -> SiTConfig:
-    """Architecture from state-dict keys and shapes (heads from the known presets, else hidden/64)."""
-    try:
-        hidden, in_ch, patch, _ = sd["x_embedder.proj.weight"].shape
-        tokens = sd["pos_embed"].shape[1]
-        rows = sd["y_embedder.embedding_table.weight"].shape[0]
-        mlp_hidden = sd["blocks.0.mlp.fc1.weight"].shape[0]
-        out = sd["final_layer.linear.weight"].shape[0]
-    except KeyError as exc:
-        raise WeightsError(f"SiT {where} lacks key {exc}; is it a SiT/REPA/DiT checkpoint?") from exc
-    if out not in (patch * patch * in_ch, 2 * patch * patch * in_ch):
-        raise WeightsError(f"SiT {where}: final_layer.linear has {out} outputs; expected "
-                           f"{patch * patch * in_ch} or {2 * patch * patch * in_ch}")
-    depth = 1 + max(int(m.group(1)) for k in sd if (m := re.match(r"blocks\.(\d+)\.", k)))
-    proj_ids = sorted({int(m.group(1)) for k in sd if (m := re.match(r"projectors\.(\d+)\.", k))})
-    proj_dims = tuple(sd[f"projectors.{j}.4.weight"].shape[0] for j in proj_ids
-                      if f"projectors.{j}.4.weight" in sd)
-    proj_hidden = sd["projectors.0.0.weight"].shape[0] if "projectors.0.0.weight" in sd else 2048
-    heads = _HEADS_BY_HIDDEN.get(hidden, max(1, hidden // 64))
-    return SiTConfig(depth=depth, hidden=hidden, heads=heads, patch=patch, in_channels=in_ch,
-                     input_size=int(round(math.sqrt(tokens))) * patch, num_classes=rows - 1,
-                     learn_sigma=out != patch * patch * in_ch, mlp_ratio=mlp_hidden / hidden,
-                     projector_dims=proj_dims, projector_hidden=proj_hidden,
-                     encoder_depth=min(8, depth))
-
-
-def _check_keys(model: SiT, sd: dict[str, torch.Tensor], where: str) -> None:
-    expected = model.state_dict()
-    name = preset_name(model.config)
-    arch = f"preset {name}" if name else f"config {model.config}"
-    fix = "pass the matching --model-arg model=... or the right checkpoint"
-    missing = [k for k in expected if k not in sd]
-    if missing:
-        raise WeightsError(f"SiT {where}: missing key '{missing[0]}' ({len(missing)} missing) "
-                           f"for {arch}; {fix}")
-    unexpected = [k for k in sd if k not in expected]
-    if unexpected:
-        raise WeightsError(f"SiT {where}: unexpected key '{unexpected[0]}' ({len(unexpected)} "
-                           f"unexpected) for {arch}; {fix}")
-    for k, v in expected.items():
-        if tuple(sd[k].shape) != tuple(v.shape):
-            raise WeightsError(f"SiT {where}: '{k}' has shape {tuple(sd[k].shape)}, {arch} "
-                               f"expects {tuple(v.shape)}; {fix}")
-
-
-def load_sit_checkpoint(path: str | Path, config: SiTConfig | None = None) -> SiT:
-    """Build a SiT and load a checkpoint strictly; without config the architecture is inferred.
-
-    With a config, its backbone must match; the head variant (learn_sigma, projector dims) always
-    follows the checkpoint, so one preset serves REPA (4 channels, projector) and SiT/DiT files
-    (learned sigma, no projector).
-    """
-    sd = read_state_dict(path)
-    where = f"checkpoint {path}"
-    inferred = infer_config(sd, where)
-    if config is None:
-        config = inferred
-    elif not isinstance(config, SiTConfig):
-        raise ConfigError(f"load_sit_checkpoint: config must be a SiTConfig, got {type(config)}")
-    else:
-        config = dataclasses.replace(config, learn_sigma=inferred.learn_sigma,
-                                     projector_dims=inferred.projector_dims,
-                                     projector_hidden=inferred.projector_hidden)
-    with torch.device("meta"):
-        model = SiT(config)
-    _check_keys(model, sd, where)
-    model.load_state_dict(sd, strict=True, assign=True)
-    model.pos_embed.requires_grad_(False)
-    return model.eval()

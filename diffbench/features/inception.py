@@ -21,10 +21,12 @@ channels-last layout under inference mode.
 On the CPU `forward` runs the network on slices of `CPU_MICRO_BATCH` images: a batch of 50 has
 276 MB of activations after the second convolution, which do not stay in cache, and the whole
 pass was 17% slower per image at 50 than at 8 on a 2-core AMD EPYC (70 vs 58 ms per image,
-`benchmarks/bench_inception_forward.py`). oneDNN's result for an image does not depend on the
-batch it is in (tested), so slicing changes no value. On CUDA the batch runs whole. On the CPU
-each folded conv + ReLU is also one oneDNN call on weights packed once (`InceptionNet.prepack`,
-bit-identical, ~3% faster).
+`benchmarks/bench_inception_forward.py`). With the oneDNN kernels tested (AVX2, and oneDNN
+limited to SSE4.1) an image's result does not depend on the batch it is in, so slicing changes
+no value; a oneDNN build that picks kernels by batch size could round differently (float32
+rounding, not a different network). On CUDA the batch runs whole. On the CPU each folded conv +
+ReLU is also one oneDNN call on weights packed once (`InceptionNet.prepack`, bit-identical in
+the same tests, ~3% faster).
 """
 
 from __future__ import annotations

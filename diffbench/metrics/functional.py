@@ -150,8 +150,11 @@ def kid(feats1: object, feats2: object, subsets: int = 100, subset_size: int = 1
     full = n1 * n1 + n2 * n2 + n1 * n2
     if full <= KID_GRAM_ENTRIES and full < 3 * subsets * subset_size ** 2:
         # Small sets (e.g. 2×500 images, 100 subsets of 500): the kernel of every pair once,
-        # then each subset picks its rows and columns. Entries are the same float32 dot
-        # products (bit-identical with numpy's BLAS here, tested), sums unchanged.
+        # then each subset picks its rows and columns. Entries are dot products of the same
+        # rows, summed in the same order, but one BLAS call over all rows and one per subset
+        # may round them differently (kernel blocking, ISA, threads): the result equals the
+        # per-subset path (torch-fidelity's) within float32 rounding, not bit for bit (tested
+        # against a derived bound in tests/test_metrics_functional.py).
         g_xx, g_yy, g_xy = kernel(x_all, x_all), kernel(y_all, y_all), kernel(x_all, y_all)
         for i in progress(range(subsets), desc="KID", unit="subset"):
             ix = rng.choice(n1, subset_size, replace=False)
