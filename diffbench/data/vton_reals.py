@@ -174,7 +174,7 @@ class PreparedReals:
         return hashlib.sha256(blob.encode()).hexdigest()
 
     def output_sizes(self) -> dict[str, int]:
-        """How many real images the features see at each size (``WxH``)."""
+        """How many real images the features see at each size, as ``WIDTHxHEIGHT``."""
         out: dict[str, int] = {}
         for i, (w, h) in enumerate(self.sizes):
             size = (f"{int(w * self.height / h)}x{self.height}" if self._resized(i)
@@ -188,10 +188,11 @@ class PreparedReals:
         sizes = ", ".join(self.output_sizes())
         resave = (f", re-saved with PIL's defaults for the extension (JPEG quality "
                   f"{self.jpeg_quality})" if self.jpeg_quality is not None else "")
-        what = (f"ground truth resized to {sizes} LANCZOS{resave} ({self.script})" if n
-                else f"ground truth as is, {sizes} ({self.script})")
+        what = (f"ground truth resized to {sizes} (width x height) LANCZOS{resave} "
+                f"({self.script})" if n
+                else f"ground truth as is, {sizes} (width x height) ({self.script})")
         return {**self.base.describe(), "preparation": what,
-                "prepared": {"resized": n, "sizes": self.output_sizes(), **self.settings()}}
+                "prepared": {"resized": n, "sizes_wxh": self.output_sizes(), **self.settings()}}
 
 
 SCRIPTS = {"lanczos-height": "CatVTON eval.py copy_resize_gt",
