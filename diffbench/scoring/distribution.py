@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from diffbench import dist
+from diffbench.data.vton_reals import reals_for
 from diffbench.errors import ConfigError, DataError, MetricInputError
 from diffbench.extract import FeatureSet, extract
 from diffbench.features import build_extractor
@@ -78,8 +79,6 @@ def reference_of(inputs: TaskInputs) -> Any:
     if "reals" not in inputs.protocol.params:
         return ref
     # The protocol's script prepares its reals (try-on: CatVTON's resized JPEG copy of the GT).
-    from diffbench.data.vton_reals import reals_for
-
     generated = [inputs.samples.path(k) for k in inputs.samples.keys]
     return reals_for(ref, inputs.protocol.param("reals"), generated, f"task {inputs.name}",
                      inputs.protocol.name)

@@ -25,6 +25,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from diffbench.data.images import load_rgb
+from diffbench.data.vton_reals import prediction_size, prepare_gt
 from diffbench.errors import ConfigError, DataError, DiffbenchError, MetricInputError
 from diffbench.log import progress
 from diffbench.metrics.bootstrap import bootstrap_ci
@@ -101,8 +102,6 @@ def prepare(gt: np.ndarray, pred: np.ndarray, prep: Prep, gt_path: str,
     A resized ground truth is prepared from its file (`vton_reals.prepare_gt`: resized in its own
     mode, re-saved when ``gt_jpeg_quality`` is set), as the scripts read it.
     """
-    from diffbench.data.vton_reals import prepare_gt
-
     hp, wp = pred.shape[:2]
     if prep.gt_resize == "lanczos-height" and gt.shape[0] != hp:
         # CatVTON's copy_resize_gt: LANCZOS to the prediction's height, aspect kept, re-saved
@@ -273,8 +272,6 @@ def evaluate(metrics: list[str], inputs: TaskInputs, ctx: EvalContext) -> Family
     plans = [plan(m, inputs.args(m)) for m in metrics]
     rows = _rows(inputs, metrics)
     if any(p.prep.gt_resize == "lanczos-height" for p in plans):
-        from diffbench.data.vton_reals import prediction_size
-
         # CatVTON scores at one height; refuse mixed sizes before decoding any pair.
         prediction_size([Path(r[1]) for r in rows], f"task {inputs.name}", inputs.protocol.name)
     nets = {n: lpips_net(n, ctx) for n in dict.fromkeys(p.get("net") for p in plans
