@@ -124,7 +124,9 @@ class KID:
                                    "must be made with --keep-features")
         size = settings["subset_size"]
         if settings["variant"] == "clean-fid":
-            mean, std = F.kid_cleanfid(f, r, settings["subsets"], size, settings["seed"])
+            # real as feats1, generated as feats2 (drawn first): clean-fid's compute_kid with
+            # reference statistics, and compute_kid(real_dir, fake_dir) as the try-on scripts call it
+            mean, std = F.kid_cleanfid(r, f, settings["subsets"], size, settings["seed"])
         else:
             if min(len(r), len(f)) < size:
                 raise MetricInputError(f"kid: subset size {size} needs at least {size} images per "

@@ -10,10 +10,15 @@ Image preparation keys (in both ``ssim`` and ``lpips`` params):
 - ``gt_resize``: how the ground truth is brought to the prediction's size when they differ —
   ``lanczos-height`` (CatVTON: LANCZOS to the prediction's height, width ``int(w·H/h)``),
   ``bilinear`` (HR-VITON: PIL bilinear to the prediction's size) or ``none`` (sizes must match);
-- ``gt_jpeg_quality``: CatVTON's ``copy_resize_gt`` saves the resized ground truth as JPEG with
-  PIL's default quality 75 before scoring; the preset repeats that round trip (only when it resized);
+- ``gt_jpeg_quality``: CatVTON's ``copy_resize_gt`` re-saves the resized ground truth with PIL's
+  defaults for its extension (``.jpg``: JPEG quality 75) before scoring; the preset repeats that
+  round trip in memory (only when it resized; `diffbench.data.vton_reals.prepare_gt`);
 - ``eval_size``: ``[H, W]`` both images are resized to with PIL bilinear (torchvision's
   ``Resize`` on PIL images), or ``null`` for the prediction's size.
+
+FID/KID's real set (``reals`` params, read by `diffbench.data.vton_reals`): the persons of the
+task's pairs, prepared as the script prepares them before clean-fid reads them: CatVTON's copy
+resized to the predictions' height and re-saved (JPEG q75), LaDI's files as they are.
 """
 
 from __future__ import annotations
@@ -38,12 +43,16 @@ CATVTON = Protocol(
         "lpips": {"net": "squeeze", "gt_resize": "lanczos-height", "gt_jpeg_quality": 75,
                   "eval_size": None},
         "kid": {"scale": 1000},
+        "reals": {"gt_resize": "lanczos-height", "gt_jpeg_quality": 75,
+                  "script": "CatVTON eval.py copy_resize_gt: FID/KID read the resized copy"},
     },
     notes="SSIM border 'valid': torchmetrics <= 1.4.1 (current when eval.py was written, "
           "2024-08) averages the map without the reflect-padded border; torchmetrics >= 1.4.2 "
           "averages the whole map (set ssim args border: reflect to get that). clean-fid draws "
-          "KID subsets from an unseeded RNG; diffbench seeds them. FID/KID reference: the real "
-          "test person images of the task (never DressCode garments).",
+          "KID subsets from an unseeded RNG; diffbench seeds them. FID/KID reals: the real test "
+          "person images of the task (never DressCode garments), LANCZOS-resized to the "
+          "predictions' height and re-saved as JPEG q75 when heights differ, as eval.py's "
+          "copy_resize_gt leaves them; mixed prediction sizes are refused.",
 )
 
 LADI = Protocol(
@@ -59,6 +68,9 @@ LADI = Protocol(
         "lpips": {"net": "alex", "gt_resize": "none", "gt_jpeg_quality": None,
                   "eval_size": [512, 384]},
         "kid": {"scale": 1},
+        "reals": {"gt_resize": "none",
+                  "script": "LaDI-VTON generate_fid_stats.py: clean-fid custom statistics of "
+                            "the original files"},
     },
     notes="LaDI pins torchmetrics 0.11.4 (SSIM border 'valid') and calls LPIPS with "
           "normalize=True on [0,1] inputs, the same as [-1,1] without it. Its FID/KID reference "

@@ -3,7 +3,8 @@
 FID, sFID, KID, IS, precision/recall and class accuracy, as the task's protocol computes them
 (`diffbench.metrics.distribution`). Each image is read once: one pass per side feeds every metric
 of the family. The reference is, in order: the task's ``reference.dataset``, its ``reference.stats``
-file, or the real images of the task dataset (`reference_images()`, e.g. VITON-HD's test persons).
+file, or the real images of the task dataset (`reference_images()`, e.g. VITON-HD's test persons),
+prepared as the protocol's ``reals`` settings say (`diffbench.data.vton_reals`).
 Under torchrun each rank extracts its share of both sides and the feature rows are gathered back
 into global order, so every rank computes the same values as one process would, bit for bit.
 """
@@ -16,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from diffbench import dist
+from diffbench.data.vton_reals import reals_for
 from diffbench.errors import ConfigError, DataError, MetricInputError
 from diffbench.extract import FeatureSet, extract
 from diffbench.features import build_extractor
@@ -74,7 +76,12 @@ def reference_of(inputs: TaskInputs) -> Any:
         raise ConfigError(f"task {inputs.name}: distribution metrics need a reference; add "
                           "reference: {dataset: {name, reader}} or reference: {stats: NAME} "
                           "to the task")
-    return ref
+    if "reals" not in inputs.protocol.params:
+        return ref
+    # The protocol's script prepares its reals (try-on: CatVTON's resized JPEG copy of the GT).
+    generated = [inputs.samples.path(k) for k in inputs.samples.keys]
+    return reals_for(ref, inputs.protocol.param("reals"), generated, f"task {inputs.name}",
+                     inputs.protocol.name)
 
 
 def _labels(samples) -> np.ndarray | None:

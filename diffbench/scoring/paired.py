@@ -13,7 +13,6 @@ are gathered back in order, so every rank returns the numbers of a one-process r
 
 from __future__ import annotations
 
-import io
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from diffbench.data.images import load_rgb
+from diffbench.data.vton_reals import prediction_size, prepare_gt
 from diffbench.errors import ConfigError, DataError, DiffbenchError, MetricInputError
 from diffbench.log import progress
 from diffbench.metrics.bootstrap import bootstrap_ci
@@ -95,23 +95,19 @@ def _pil_resize(arr: np.ndarray, size_wh: tuple[int, int], resample: int) -> np.
     return np.asarray(Image.fromarray(arr).resize(size_wh, resample))
 
 
-def _jpeg(arr: np.ndarray, quality: int) -> np.ndarray:
-    buf = io.BytesIO()
-    Image.fromarray(arr).save(buf, format="JPEG", quality=int(quality))
-    return np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
-
-
 def prepare(gt: np.ndarray, pred: np.ndarray, prep: Prep, gt_path: str,
             key: str) -> tuple[np.ndarray, np.ndarray]:
-    """The pair as `prep` compares it (uint8 H×W×3 each, same size), or a one-line error."""
-    if gt.shape != pred.shape and prep.gt_resize != "none":
-        hp, wp = pred.shape[:2]
-        if prep.gt_resize == "lanczos-height":  # CatVTON: keep the aspect, match the height
-            gt = _pil_resize(gt, (int(gt.shape[1] * hp / gt.shape[0]), hp), Image.LANCZOS)
-        else:
-            gt = _pil_resize(gt, (wp, hp), Image.BILINEAR)
-        if prep.gt_jpeg_quality and Path(gt_path).suffix.lower() in (".jpg", ".jpeg"):
-            gt = _jpeg(gt, prep.gt_jpeg_quality)  # CatVTON re-saves the resized GT as JPEG
+    """The pair as `prep` compares it (uint8 H×W×3 each, same size), or a one-line error.
+
+    A resized ground truth is prepared from its file (`vton_reals.prepare_gt`: resized in its own
+    mode, re-saved when ``gt_jpeg_quality`` is set), as the scripts read it.
+    """
+    hp, wp = pred.shape[:2]
+    if prep.gt_resize == "lanczos-height" and gt.shape[0] != hp:
+        # CatVTON's copy_resize_gt: LANCZOS to the prediction's height, aspect kept, re-saved
+        gt = prepare_gt(gt_path, hp, prep.gt_jpeg_quality)
+    elif prep.gt_resize == "bilinear" and gt.shape != pred.shape:
+        gt = prepare_gt(gt_path, hp, prep.gt_jpeg_quality, width=wp, resample=Image.BILINEAR)
     if prep.eval_size is not None:
         size_wh = (prep.eval_size[1], prep.eval_size[0])
         gt = _pil_resize(gt, size_wh, Image.BILINEAR)
@@ -275,6 +271,9 @@ def evaluate(metrics: list[str], inputs: TaskInputs, ctx: EvalContext) -> Family
 
     plans = [plan(m, inputs.args(m)) for m in metrics]
     rows = _rows(inputs, metrics)
+    if any(p.prep.gt_resize == "lanczos-height" for p in plans):
+        # CatVTON scores at one height; refuse mixed sizes before decoding any pair.
+        prediction_size([Path(r[1]) for r in rows], f"task {inputs.name}", inputs.protocol.name)
     nets = {n: lpips_net(n, ctx) for n in dict.fromkeys(p.get("net") for p in plans
                                                           if p.metric == "lpips")}
     start = time.perf_counter()
