@@ -242,3 +242,10 @@ def merge_manifests(out_dir: str | Path) -> list[dict[str, Any]]:
     data = b"".join(json.dumps(r, sort_keys=True).encode() + b"\n" for r in records)
     atomic_write(out_dir / "manifest.jsonl", data, tag="merge")
     return records
+
+
+def sample_dirs(path: Path) -> list[Path]:
+    """The task sample folders at `path`: the folder itself, or ``samples/*`` of a run folder."""
+    if (path / "plan.json").exists() or any(path.glob("manifest.rank*.jsonl")):
+        return [path]
+    return sorted(p.parent for p in path.glob("samples/*/plan.json"))

@@ -6,8 +6,6 @@ from pathlib import Path
 
 import click
 
-from diffbench.report.build import build_report
-
 
 @click.command("report")
 @click.argument("results_files", nargs=-1, required=True, type=click.Path(path_type=Path))
@@ -34,6 +32,8 @@ def report(results_files: tuple[Path, ...], out_dir: Path, published: bool,
     Example:
       diffbench report runs/demo runs/other/results.json -o reports/
     """
+    from diffbench.report.build import build_report
+
     files = build_report(list(results_files), out_dir, published, title, extra_published)
     click.echo(f"{files.rows} rows -> {files.csv}, {files.markdown}, {files.html}")
     if files.plots:

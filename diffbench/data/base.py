@@ -78,9 +78,8 @@ class TaskDataset(Protocol):
 
 
 def is_task_dataset(obj: Any) -> bool:
-    """True for readers that define items (task datasets), False for plain image sources."""
-    return callable(getattr(obj, "items", None)) and callable(getattr(obj, "reference_images",
-                                                                      None))
+    """True for readers that define items (`TaskDataset`), False for plain image sources."""
+    return isinstance(obj, TaskDataset)
 
 
 class FileListSource:
