@@ -194,8 +194,8 @@ def generate(adapter: Adapter, requests: Sequence[Request], out_dir: str | Path,
     todo, repaired = _resume_state(out_dir, mine, manifest, part)
     start = time.perf_counter()
     batches = [todo[i:i + batch_size] for i in range(0, len(todo), batch_size)]
-    bar = progress_bar(batches, desc=f"generate {out_dir.name}", total=len(batches)) \
-        if progress else batches
+    bar = progress_bar(batches, desc=f"generate {out_dir.name}", total=len(todo),
+                       unit="images", count=len) if progress else batches
     for batch in bar:
         images = adapter.generate(batch)
         if len(images) != len(batch):

@@ -53,6 +53,17 @@ def _set_max_pixels(ctx: click.Context, param: click.Parameter, value: int | Non
     return value
 
 
+def _include_paths(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> list:
+    from diffbench.resources import include_paths
+
+    return include_paths(value)
+
+
+include_path_option = click.option(
+    "--include-path", "include", multiple=True, metavar="DIR", callback=_include_paths,
+    help="Folder of user suites and published-numbers files, searched before the shipped ones "
+         "(repeatable; also $DIFFBENCH_INCLUDE_PATH and config include.path).")
+
 max_pixels_option = click.option(
     "--max-pixels", type=click.IntRange(min=1), default=None, expose_value=False,
     callback=_set_max_pixels, metavar="N",

@@ -103,9 +103,11 @@ def galleries(pairs: list[tuple[Path, dict[str, Any]]]) -> dict[tuple[str, str],
     return out
 
 
-def published_files(shipped: bool, extra: Iterable[Path] = ()) -> list[PublishedFile]:
-    """The shipped published numbers (unless turned off) plus extra files or folders."""
-    files = all_published() if shipped else []
+def published_files(shipped: bool, extra: Iterable[Path] = (),
+                    include: list[Path] | None = None) -> list[PublishedFile]:
+    """The shipped and include-path published numbers (unless turned off) plus extra files or
+    folders."""
+    files = all_published(include=include) if shipped else []
     for path in extra:
         files += all_published(path) if path.is_dir() else [load_published(path)]
     return files
@@ -133,11 +135,12 @@ def markdown_head(title: str, info: About) -> str:
 
 def build_report(paths: list[Path], out_dir: Path, published: bool = True,
                  title: str = "diffbench report",
-                 extra_published: Iterable[Path] = ()) -> ReportFiles:
+                 extra_published: Iterable[Path] = (),
+                 include: list[Path] | None = None) -> ReportFiles:
     """Read and validate results, add published rows, write CSV, Markdown, plots and HTML."""
     pairs = [(p, results.read(p)) for p in collect(paths)]
     records = [rec for _, rec in pairs]
-    frame = tidy(records, published_files(published, extra_published))
+    frame = tidy(records, published_files(published, extra_published, include))
     info = about(records)
     out_dir.mkdir(parents=True, exist_ok=True)
     csv = write_csv(frame, out_dir / "report.csv")
