@@ -102,7 +102,7 @@ def _rate(done: float, seconds: float, unit: str) -> str:
     if seconds <= 0 or done <= 0:
         return f"- {unit}/s"
     per_s = done / seconds
-    return f"{per_s:.3g} {unit}/s" if per_s >= 1 else f"{seconds / done:.3g} s/{unit}"
+    return f"{per_s:.0f} {unit}/s" if per_s >= 100 else f"{per_s:.3g} {unit}/s"
 
 
 def _prefix(desc: str) -> str:
@@ -118,10 +118,10 @@ class _Meter:
     def __init__(self, desc: str, total: int | None, unit: str):
         self.desc, self.total, self.unit = _prefix(desc), total, unit
         self.interval = _env_float("DIFFBENCH_PROGRESS_INTERVAL", 30.0)
-        self.step = _env_float("DIFFBENCH_PROGRESS_STEP", 10.0) / 100
+        self.step = _env_float("DIFFBENCH_PROGRESS_STEP", 10.0)  # percent
         self.start = self.last = time.monotonic()
         self.done = 0
-        self.next_mark = self.step
+        self.marks = 1  # the next step due is marks * step percent
 
     def advance(self, n: int) -> bool:
         """Count `n` more; True when a periodic line is due."""
@@ -129,10 +129,10 @@ class _Meter:
         now = time.monotonic()
         due = now - self.last >= self.interval
         if self.total:
-            fraction = self.done / self.total
-            due = (due or fraction >= self.next_mark) and self.done < self.total
-            while self.next_mark <= fraction:
-                self.next_mark += self.step
+            reached = self.done * 100 >= self.marks * self.step * self.total
+            due = (due or reached) and self.done < self.total
+            while self.done * 100 >= self.marks * self.step * self.total:
+                self.marks += 1
         if due:
             self.last = now
         return due
