@@ -24,7 +24,7 @@ def data() -> None:
     Examples:
       diffbench data list
       diffbench data fetch imagenet256-ref
-      diffbench data import imagenet256-ref /mnt/VIRTUAL_imagenet256_labeled.npz
+      diffbench data import imagenet256-ref ./VIRTUAL_imagenet256_labeled.npz
       diffbench data verify imagenet256-ref
     """
 
@@ -100,7 +100,7 @@ def verify_cmd(names: tuple[str, ...], locations: tuple[str, ...]) -> None:
     \b
     Examples:
       diffbench data verify imagenet256-ref
-      diffbench data verify vitonhd --data vitonhd=/data/zalando-hd-resized
+      diffbench data verify vitonhd --data vitonhd=zalando-hd-resized/
     """
     given = parse_pairs(locations, "--data")
     for name in names:

@@ -18,7 +18,7 @@ def weights() -> None:
     Examples:
       diffbench weights list
       diffbench weights fetch inception-2015-12-05
-      diffbench weights import inception-2015-12-05 /mnt/weights-inception-2015-12-05-6726825d.pth
+      diffbench weights import inception-2015-12-05 ./weights-inception-2015-12-05-6726825d.pth
       diffbench weights verify
     """
 

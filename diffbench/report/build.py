@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -113,12 +114,21 @@ def published_files(shipped: bool, extra: Iterable[Path] = (),
     return files
 
 
+def generated_at() -> datetime:
+    """When a report is made: now, or ``$SOURCE_DATE_EPOCH`` (seconds, UTC) when set, so that
+    the same results give a byte-identical report (reproducible-builds.org convention)."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    if epoch.isdigit():
+        return datetime.fromtimestamp(int(epoch), timezone.utc)
+    return datetime.now(timezone.utc)
+
+
 def about(records: list[dict[str, Any]]) -> About:
     """Version, time and the weights (name, sha256 prefix, verdict) per protocol of a report."""
     weights = {(rec["protocol"]["name"], u.weights, u.sha256[:12] if u.sha256 else "not recorded",
                 u.status) for rec in records for u in weights_used(rec)}
     versions = sorted({str(rec.get("diffbench_version")) for rec in records})
-    return About(__version__, datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
+    return About(__version__, generated_at().strftime("%Y-%m-%d %H:%M:%S UTC"),
                  tuple(versions), tuple(sorted(weights)))
 
 
