@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from diffbench.config import config_path, get_value
+from diffbench.data.npz import NpzSource
 from diffbench.download import diffbench_home, download, sha256_file
 from diffbench.errors import DataError
 from diffbench.log import logger
@@ -204,8 +205,6 @@ def _record(s: DataSpec, digest: str) -> None:
 def check(s: DataSpec, path: Path, record: bool = False) -> str:
     """Check a file of `s`: its sha256 (published or recorded) and, for ADM batches, that it
     reads as one. With `record`, a first digest is recorded. Returns the sha256."""
-    from diffbench.data.npz import NpzSource
-
     NpzSource(path)  # a truncated or foreign file fails here, with the reason
     digest = sha256_file(path)
     expected, origin = expected_sha256(s)

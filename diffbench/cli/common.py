@@ -12,6 +12,7 @@ import click
 import yaml
 
 from diffbench.errors import ConfigError, StorageError
+from diffbench.resources import include_paths
 
 
 def parse_model_args(items: tuple[str, ...]) -> dict[str, Any]:
@@ -54,8 +55,6 @@ def _set_max_pixels(ctx: click.Context, param: click.Parameter, value: int | Non
 
 
 def _include_paths(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> list:
-    from diffbench.resources import include_paths
-
     return include_paths(value)
 
 
