@@ -1,10 +1,11 @@
-"""The user config file and where datasets live.
+"""The user config file.
 
-Suites name datasets (``vitonhd``, ``imagenet256-ref``); the machine paths come from, in order:
-``--data NAME=PATH`` on the command line, the environment variable ``DIFFBENCH_DATA_<NAME>``
-(upper case, ``-`` and ``.`` become ``_``), and ``data.NAME`` in the user config file
-(``$DIFFBENCH_CONFIG``, else ``$XDG_CONFIG_HOME/diffbench/config.yaml``, else
-``~/.config/diffbench/config.yaml``), written with ``diffbench config set data.NAME PATH``.
+The user config file is ``$DIFFBENCH_CONFIG``, else ``$XDG_CONFIG_HOME/diffbench/config.yaml``,
+else ``~/.config/diffbench/config.yaml``; ``diffbench config set SECTION.NAME VALUE`` writes it.
+Sections: ``data`` (dataset locations), ``weights`` (weights files, `diffbench.weights`) and
+``include`` (``include.path``: suite and published-numbers folders, `diffbench.resources`).
+
+Where a dataset named in a suite lives is `diffbench.refdata.resolve_data`'s job.
 """
 
 from __future__ import annotations
@@ -16,10 +17,10 @@ from typing import Any
 
 import yaml
 
-from diffbench.errors import ConfigError, DataError
+from diffbench.errors import ConfigError
 
 _KEY = re.compile(r"^[A-Za-z0-9_\-]+(\.[A-Za-z0-9_.\-]+)+$")
-SECTIONS = ("data",)
+SECTIONS = ("data", "weights", "include")
 
 
 def config_path() -> Path:
@@ -47,7 +48,8 @@ def load_config() -> dict[str, Any]:
 def _split_key(key: str) -> tuple[str, str]:
     if not _KEY.match(key) or key.split(".", 1)[0] not in SECTIONS:
         raise ConfigError(f"config key '{key}': expected SECTION.NAME with SECTION one of "
-                          f"{', '.join(SECTIONS)}, e.g. data.vitonhd")
+                          f"{', '.join(SECTIONS)}, e.g. data.vitonhd, weights.inception-2015-12-05, "
+                          "include.path")
     section, name = key.split(".", 1)
     return section, name
 
@@ -78,11 +80,6 @@ def get_value(key: str) -> Any:
     return table.get(name) if isinstance(table, dict) else None
 
 
-def env_name(name: str) -> str:
-    """The environment variable that locates dataset `name`."""
-    return "DIFFBENCH_DATA_" + re.sub(r"[^A-Za-z0-9]", "_", name).upper()
-
-
 def parse_pairs(items: tuple[str, ...] | list[str], option: str) -> dict[str, str]:
     """Parse repeated ``NAME=VALUE`` options into a mapping."""
     out: dict[str, str] = {}
@@ -92,23 +89,3 @@ def parse_pairs(items: tuple[str, ...] | list[str], option: str) -> dict[str, st
             raise ConfigError(f"{option} '{item}': expected NAME=VALUE")
         out[name.strip()] = value.strip()
     return out
-
-
-def resolve_data(name: str, cli: dict[str, str] | None = None) -> tuple[Path, str]:
-    """Where dataset `name` lives and which of the three ways said so."""
-    cli = cli or {}
-    if name in cli:
-        path, source = cli[name], "--data"
-    elif os.environ.get(env_name(name)):
-        path, source = os.environ[env_name(name)], env_name(name)
-    elif get_value(f"data.{name}"):
-        path, source = str(get_value(f"data.{name}")), f"{config_path()} (data.{name})"
-    else:
-        raise DataError(
-            f"where is dataset '{name}'? tell diffbench with --data {name}=PATH, or set "
-            f"{env_name(name)}=PATH, or run: diffbench config set data.{name} PATH")
-    resolved = Path(path).expanduser()
-    if not resolved.exists():
-        raise DataError(f"dataset '{name}' is set to {resolved} by {source}, but that path does "
-                        "not exist; fix the path")
-    return resolved, source

@@ -96,8 +96,9 @@ def _extract(source, extractor, moments, banks, batch_size, workers, desc, indic
                         prefetch_factor=4 if workers else None)
     result = FeatureSet()
     start = time.perf_counter()
-    total = (len(data) + batch_size - 1) // batch_size
-    for batch, sizes, errors in progress(loader, desc=desc, total=total, unit="batch"):
+    for batch, sizes, errors in progress(loader, desc=f"extract {extractor.name} {desc}",
+                                         total=len(data), unit="images",
+                                         count=lambda b: len(b[1])):
         if errors:
             raise ImageError(errors[0])
         feats = extractor.forward(batch)

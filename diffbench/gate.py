@@ -1,6 +1,8 @@
 """Regression gate: compare results records with a committed baseline.
 
-A baseline holds, per task (``task``, or ``task@param=value`` for a sweep point), the protocol,
+A baseline holds, per task (``task``, or ``task@param=value`` for a sweep point; keyed
+``model/task`` when it was made from the results of several models, e.g. a run folder with one
+run per model), the protocol,
 the sample counts and each metric's value, direction, tolerance (absolute and/or relative; the
 larger allowance applies) and optionally ``beyond_ci``: a worse value then fails only when the
 baseline also lies outside the current confidence interval. Improvements never fail. A
@@ -73,29 +75,44 @@ class Verdict:
                 "metrics": [asdict(r) for r in self.rows]}
 
 
-def task_key(record: dict[str, Any]) -> str:
-    """The baseline key of a record: its task, plus ``@param=value`` for a sweep point."""
+def model_of(record: dict[str, Any]) -> str:
+    """The model name of a record (``score`` for `diffbench score` records)."""
+    return (record.get("model") or {}).get("name") or "score"
+
+
+def task_key(record: dict[str, Any], per_model: bool = False) -> str:
+    """The baseline key of a record: its task, plus ``@param=value`` for a sweep point, after
+    ``model/`` when `per_model`."""
     key = record.get("task") or "score"
     sweep = record.get("sweep") or {}
-    return key + "".join(f"@{k}={v}" for k, v in sweep.items())  # as `diffbench run` names points
+    key += "".join(f"@{k}={v}" for k, v in sweep.items())  # as `diffbench run` names points
+    return f"{model_of(record)}/{key}" if per_model else key
 
 
-def by_task(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Records keyed by `task_key`; two records of one task are a usage error.
+def gated(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The records the gate compares: oracle records (real images scored against each other)
+    describe the data, not a model, and are not gated."""
+    return [rec for rec in records if rec.get("kind") != "oracle"]
 
-    Oracle records (real images scored against each other) describe the data, not a model, and
-    are not gated.
-    """
+
+def by_task(records: list[dict[str, Any]], per_model: bool = False) -> dict[str, dict[str, Any]]:
+    """Records keyed by `task_key`; two records of one key are a usage error."""
     out: dict[str, dict[str, Any]] = {}
-    for rec in records:
-        if rec.get("kind") == "oracle":
-            continue
-        key = task_key(rec)
+    for rec in gated(records):
+        key = task_key(rec, per_model)
         if key in out:
+            hint = ("; they are results of several models: make the baseline from them all "
+                    "(`diffbench gate init` keys it model/task)"
+                    if model_of(out[key]) != model_of(rec) else "")
             raise ConfigError(f"two results for task '{key}' (runs {out[key]['run_id']} and "
-                              f"{rec['run_id']}); pass one results file per task")
+                              f"{rec['run_id']}); pass one results file per task{hint}")
         out[key] = rec
     return out
+
+
+def per_model_keys(baseline: dict[str, Any]) -> bool:
+    """True when a baseline's tasks are keyed ``model/task``."""
+    return any("/" in key for key in baseline["tasks"])
 
 
 def _direction(name: str, record_metric: dict[str, Any] | None, spec: dict[str, Any]) -> bool:
@@ -125,8 +142,10 @@ def _task_baseline(record: dict[str, Any]) -> dict[str, Any]:
 
 def init_baseline(records: list[dict[str, Any]] | dict[str, Any],
                   source: str = "") -> dict[str, Any]:
-    """A baseline from results records, with default tolerances per metric, for review."""
+    """A baseline from results records, with default tolerances per metric, for review; keyed
+    ``model/task`` when the records come from more than one model."""
     records = [records] if isinstance(records, dict) else records
+    per_model = len({model_of(r) for r in gated(records)}) > 1
     suites = {(r["suite"]["name"], r["suite"]["version"]) if r.get("suite") else None
               for r in records}
     if len(suites) > 1:
@@ -135,7 +154,8 @@ def init_baseline(records: list[dict[str, Any]] | dict[str, Any],
     suite = next(iter(suites), None)
     return {"diffbench_baseline": BASELINE_FORMAT, "source": source,
             "suite": suite and {"name": suite[0], "version": suite[1]},
-            "tasks": {key: _task_baseline(rec) for key, rec in sorted(by_task(records).items())}}
+            "tasks": {key: _task_baseline(rec)
+                      for key, rec in sorted(by_task(records, per_model).items())}}
 
 
 def _check_metrics(path: Path, task: str, metrics: Any) -> None:
@@ -256,7 +276,8 @@ def _judge(task: str, name: str, spec: dict[str, Any], current: dict[str, Any] |
 
 def gate(records: list[dict[str, Any]] | dict[str, Any], baseline: dict[str, Any]) -> Verdict:
     """Compare results records (one per task) with a baseline."""
-    current = by_task([records] if isinstance(records, dict) else records)
+    current = by_task([records] if isinstance(records, dict) else records,
+                      per_model_keys(baseline))
     rows: list[Row] = []
     problems: list[str] = []
     for task, spec in baseline["tasks"].items():

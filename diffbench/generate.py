@@ -29,6 +29,7 @@ from diffbench.errors import DataError, ImageError
 from diffbench.faults import maybe_fail
 from diffbench.log import logger
 from diffbench.log import progress as progress_bar
+from diffbench.requests import spread
 
 PNG_COMPRESS_LEVEL = 1  # measured: fastest level that still compresses; bytes are deterministic
 TMP_MARK = ".tmp"  # temporary names: .<name>.tmp.<tag>.<pid>-<random>
@@ -187,15 +188,15 @@ def generate(adapter: Adapter, requests: Sequence[Request], out_dir: str | Path,
     part, parts = shard_i * world_size + rank, shard_n * world_size
     ordered = sorted(requests, key=lambda r: r.key)
     if limit is not None:
-        ordered = ordered[:limit]
+        ordered = spread(ordered, limit)  # as `--limit`: spread over the conditions
     _write_plan(out_dir, [r.key for r in ordered], part)
     mine = _my_share(ordered, part, parts)
     manifest = out_dir / f"manifest.rank{part}.jsonl"
     todo, repaired = _resume_state(out_dir, mine, manifest, part)
     start = time.perf_counter()
     batches = [todo[i:i + batch_size] for i in range(0, len(todo), batch_size)]
-    bar = progress_bar(batches, desc=f"generate {out_dir.name}", total=len(batches)) \
-        if progress else batches
+    bar = progress_bar(batches, desc=f"generate {out_dir.name}", total=len(todo),
+                       unit="images", count=len) if progress else batches
     for batch in bar:
         images = adapter.generate(batch)
         if len(images) != len(batch):

@@ -1,7 +1,21 @@
-"""Logging and progress-bar conventions, in one place.
+"""Logging and progress conventions, in one place.
 
-Library code never prints. It logs to the ``diffbench`` logger and wraps long loops in
-`progress`, which is silent when stderr is not a terminal or when the CLI ran with ``--quiet``.
+Library code never prints. It logs to the ``diffbench`` logger and wraps every long loop in
+`progress` (the only user of tqdm). What a loop shows:
+
+- on an interactive stderr (a terminal): a tqdm bar while it runs;
+- on any other stderr (CI, nohup, SLURM, a pipe): log lines: one when the phase starts
+  (``generate digits: 500 images``), then one every ``DIFFBENCH_PROGRESS_INTERVAL`` seconds
+  (default 30) or every ``DIFFBENCH_PROGRESS_STEP`` percent of the total (default 10), whichever
+  comes first, with done/total, rate and ETA;
+- either way, one line when the phase ends: count, time and rate (``score`` and ``run`` print
+  their timings this way).
+
+``DIFFBENCH_PROGRESS=auto|bar|lines|off`` forces a mode (``auto``: bar on a terminal, lines
+otherwise; ``DIFFBENCH_NO_PROGRESS=1`` is ``off``: nothing, the timings stay in the results
+records). ``--quiet`` silences all of it too; ``--verbose`` adds the inner loops (KID subsets,
+precision/recall blocks, bootstrap resamples) to the log lines (on a terminal their bars show
+anyway). Under torchrun every rank reports, its lines prefixed with ``[rank R]``.
 """
 
 from __future__ import annotations
@@ -9,20 +23,20 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
 from typing import TypeVar
-
-from tqdm.auto import tqdm
 
 T = TypeVar("T")
 
 logger = logging.getLogger("diffbench")
 
 _quiet = False
+MODES = ("auto", "bar", "lines", "off")
 
 
 def set_quiet(quiet: bool) -> None:
-    """Silence progress bars and info logs (``--quiet``)."""
+    """Silence progress and info logs (``--quiet``)."""
     global _quiet
     _quiet = quiet
     logger.setLevel(logging.WARNING if quiet else logging.INFO)
@@ -46,15 +60,139 @@ def configure_logging(verbose: bool = False, quiet: bool = False) -> None:
     logger.propagate = False
 
 
+def progress_mode() -> str:
+    """``bar``, ``lines`` or ``off``: how loops report progress now (see the module text)."""
+    if _quiet or os.environ.get("DIFFBENCH_NO_PROGRESS", "") not in ("", "0"):
+        return "off"
+    mode = os.environ.get("DIFFBENCH_PROGRESS", "auto").strip().lower() or "auto"
+    if mode not in MODES:
+        logger.warning("DIFFBENCH_PROGRESS=%s is not one of %s; using auto", mode,
+                       "|".join(MODES))
+        mode = "auto"
+    if mode == "auto":
+        return "bar" if sys.stderr.isatty() else "lines"
+    return mode
+
+
 def progress_enabled() -> bool:
-    """Progress bars show only on an interactive stderr, never with --quiet or DIFFBENCH_NO_PROGRESS."""
-    if _quiet or os.environ.get("DIFFBENCH_NO_PROGRESS"):
-        return False
-    return sys.stderr.isatty()
+    """True when loops show a bar or progress lines."""
+    return progress_mode() != "off"
+
+
+def _env_float(name: str, default: float) -> float:
+    try:
+        value = float(os.environ.get(name, default))
+    except ValueError:
+        return default
+    return value if value > 0 else default
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes, secs = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
+def _rate(done: float, seconds: float, unit: str) -> str:
+    if seconds <= 0 or done <= 0:
+        return f"- {unit}/s"
+    per_s = done / seconds
+    return f"{per_s:.0f} {unit}/s" if per_s >= 100 else f"{per_s:.3g} {unit}/s"
+
+
+def _prefix(desc: str) -> str:
+    world = os.environ.get("WORLD_SIZE", "1")
+    if world.isdigit() and int(world) > 1:
+        return f"[rank {os.environ.get('RANK', '?')}] {desc}"
+    return desc
+
+
+class _Meter:
+    """Counts a loop's work and says when a progress line is due."""
+
+    def __init__(self, desc: str, total: int | None, unit: str):
+        self.desc, self.total, self.unit = _prefix(desc), total, unit
+        self.interval = _env_float("DIFFBENCH_PROGRESS_INTERVAL", 30.0)
+        self.step = _env_float("DIFFBENCH_PROGRESS_STEP", 10.0)  # percent
+        self.start = self.last = time.monotonic()
+        self.done = 0
+        self.marks = 1  # the next step due is marks * step percent
+
+    def advance(self, n: int) -> bool:
+        """Count `n` more; True when a periodic line is due."""
+        self.done += n
+        now = time.monotonic()
+        due = now - self.last >= self.interval
+        if self.total:
+            reached = self.done * 100 >= self.marks * self.step * self.total
+            due = (due or reached) and self.done < self.total
+            while self.done * 100 >= self.marks * self.step * self.total:
+                self.marks += 1
+        if due:
+            self.last = now
+        return due
+
+    def started(self) -> str:
+        """The phase's first line."""
+        return f"{self.desc}: {self.total} {self.unit}" if self.total else f"{self.desc}: started"
+
+    def line(self) -> str:
+        """A periodic line: done/total (percent), rate, elapsed and ETA."""
+        elapsed = time.monotonic() - self.start
+        text = f"{self.desc}: {self.done}"
+        if self.total:
+            text += f"/{self.total} {self.unit} ({100 * self.done / self.total:.0f}%)"
+        else:
+            text += f" {self.unit}"
+        text += f", {_rate(self.done, elapsed, self.unit)}, elapsed {_duration(elapsed)}"
+        if self.total and self.done:
+            eta = elapsed / self.done * (self.total - self.done)
+            text += f", ETA {_duration(eta)}"
+        return text
+
+    def finished(self) -> str:
+        """The phase's last line: count, time and rate."""
+        elapsed = time.monotonic() - self.start
+        return (f"{self.desc}: done, {self.done} {self.unit} in {elapsed:.1f} s "
+                f"({_rate(self.done, elapsed, self.unit)})")
 
 
 def progress(iterable: Iterable[T], desc: str = "", total: int | None = None,
-             unit: str = "it") -> Iterator[T]:
-    """Wrap a long loop in a tqdm bar that follows the conventions above."""
-    return iter(tqdm(iterable, desc=desc, total=total, unit=unit, disable=not progress_enabled(),
-                     dynamic_ncols=True, leave=False))
+             unit: str = "it", count: Callable[[T], int] | None = None,
+             detail: bool = False) -> Iterator[T]:
+    """Wrap a long loop: a bar or progress lines, then a closing line (see the module text).
+
+    `total` and the counts are in `unit`s; `count(item)` says how many units an item holds
+    (default 1, e.g. ``len`` for batches counted in images). `detail` loops (inner loops) report
+    only with ``--verbose``.
+    """
+    mode = progress_mode()
+    level = logging.DEBUG if detail else logging.INFO
+    if total == 0 or (mode == "lines" and not logger.isEnabledFor(level)):
+        mode = "off"  # bars need no logger: a library user on a terminal still sees them
+    meter = _Meter(desc, total, unit)
+    count = count or (lambda _item: 1)
+    if mode == "bar":
+        from tqdm.auto import tqdm
+
+        with tqdm(total=total, desc=desc, unit=unit, dynamic_ncols=True, leave=False) as bar:
+            for item in iterable:
+                yield item
+                n = count(item)
+                meter.advance(n)
+                bar.update(n)
+    elif mode == "lines":
+        logger.log(level, meter.started())
+        for item in iterable:
+            yield item
+            if meter.advance(count(item)):
+                logger.log(level, meter.line())
+    else:
+        yield from iterable
+        return
+    logger.log(level, meter.finished())

@@ -1,4 +1,5 @@
-"""Published numbers shipped in ``reference_stats/*.yaml``: load and validate them.
+"""Published numbers: ``reference_stats/*.yaml`` shipped with diffbench, plus the
+published-numbers files of the include paths (`diffbench.resources`); load and validate them.
 
 Each file names its suite and protocol; each entry has a key, the task, the model, the source
 (paper and table), a URL, metric values as printed, and an ``unverified`` flag. ``scales`` says
@@ -16,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from diffbench.errors import ConfigError
+from diffbench.resources import PUBLISHED, include_paths, published_paths, shipped_dir
 
 
 class PublishedEntry(BaseModel):
@@ -50,8 +52,8 @@ class PublishedFile(BaseModel):
 
 
 def default_dir() -> Path:
-    """The shipped ``reference_stats/`` folder."""
-    return Path(__file__).resolve().parent.parent / "reference_stats"
+    """The shipped published numbers (package data, or ``reference_stats/`` of a checkout)."""
+    return shipped_dir(PUBLISHED)
 
 
 def load_published(path: str | Path) -> PublishedFile:
@@ -73,7 +75,11 @@ def load_published(path: str | Path) -> PublishedFile:
     return published
 
 
-def all_published(root: str | Path | None = None) -> list[PublishedFile]:
-    """Every published-numbers file in a folder (default: the shipped one)."""
-    root = Path(root) if root else default_dir()
-    return [load_published(p) for p in sorted(root.glob("*.yaml"))]
+def all_published(root: str | Path | None = None,
+                  include: list[Path] | None = None) -> list[PublishedFile]:
+    """Every published-numbers file in a folder; without one, the shipped files plus those of
+    the include paths (`include`, default: the environment's and the config's)."""
+    if root is not None:
+        return [load_published(p) for p in sorted(Path(root).glob("*.yaml"))]
+    search = include_paths() if include is None else include
+    return [load_published(p) for p in published_paths(search)]

@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 from diffbench import dist, results
-from diffbench.config import resolve_data
 from diffbench.data.base import ImageSource, is_task_dataset, open_dataset
 from diffbench.data.samples import SampleSet
 from diffbench.errors import ConfigError, DiffbenchError
@@ -33,8 +32,9 @@ from diffbench.faults import maybe_fail
 from diffbench.generate import GenerationReport, generate, merge_manifests
 from diffbench.lock import RunLock, lock_run_dir
 from diffbench.protocols import apply_metric_args, get_protocol
+from diffbench.refdata import resolve_data
 from diffbench.registry import ADAPTERS
-from diffbench.requests import request_sampler, task_requests
+from diffbench.requests import request_sampler, spread, task_requests
 from diffbench.scoring import EvalContext, TaskInputs, evaluate_task
 from diffbench.store import adapter_fingerprint, check_store, prepare_store, settings_fingerprint
 from diffbench.suite import LoadedSuite, TaskSpec
@@ -156,7 +156,7 @@ def plan(loaded: LoadedSuite, opts: RunOptions, adapter) -> list[Point]:
         items = dataset.items() if dataset is not None and is_task_dataset(dataset) else None
         requests = task_requests(task, items=items)
         if opts.limit:
-            requests = requests[:opts.limit]
+            requests = spread(requests, opts.limit)
         for sweep in values:
             reqs = [dataclasses.replace(r, sampler={**r.sampler, **sweep}) for r in requests]
             adapter.check_keys(reqs)  # requests: conditions fill templated folders, inputs

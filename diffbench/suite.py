@@ -1,10 +1,11 @@
 """Suites and tasks: the YAML schema, `include:` resolution, overrides and validation.
 
 A suite file is a mapping with ``name``, ``version``, ``description`` and ``tasks``; ``include:``
-(a relative path or a list of them) names suites this one builds on. Included files are merged
-first, in order, then this file on top: mappings merge key by key, anything else is replaced,
-and ``null`` deletes a key. Unknown keys and wrong types are errors that name the file, the key
-path and what is allowed.
+(a relative path or a suite name, or a list of them; `diffbench.resources` resolves them) names
+suites this one builds on. Included files are merged first, in order, then this file on top:
+mappings merge key by key, anything else is replaced, and ``null`` deletes a key. Unknown keys
+and wrong types are errors that name the file, the key path and what is allowed. A suite is
+loaded by path or by name (`diffbench.resources.resolve_suite`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from diffbench.errors import ConfigError, RegistryError
 from diffbench.names import RULE, SAFE_NAME, is_safe
+from diffbench.resources import SUITES, include_paths, resolve_include, resolve_suite, shipped_dir
 
 _NAME_PATTERN = SAFE_NAME.pattern
 
@@ -106,6 +108,7 @@ class LoadedSuite(BaseModel):
     suite: Suite
     path: Path
     files: list[Path]
+    origin: str = "file"
     overrides: dict[str, Any] = Field(default_factory=dict)
     resolved: dict[str, Any]
 
@@ -141,7 +144,8 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
-def _resolve_includes(path: Path, stack: tuple[Path, ...]) -> tuple[dict[str, Any], list[Path]]:
+def _resolve_includes(path: Path, stack: tuple[Path, ...],
+                      search: list[Path]) -> tuple[dict[str, Any], list[Path]]:
     path = path.resolve()
     if path in stack:
         chain = " -> ".join(str(p) for p in (*stack, path))
@@ -153,13 +157,13 @@ def _resolve_includes(path: Path, stack: tuple[Path, ...]) -> tuple[dict[str, An
     if isinstance(includes, str):
         includes = [includes]
     if not isinstance(includes, list) or not all(isinstance(i, str) for i in includes):
-        raise ConfigError(f"{path}: include: must be a relative path or a list of them")
+        raise ConfigError(f"{path}: include: must be a relative path or a suite name, or a list "
+                          "of them")
     merged: dict[str, Any] = {}
     files: list[Path] = []
     for inc in includes:
-        if Path(inc).is_absolute():
-            raise ConfigError(f"{path}: include: '{inc}' must be relative to the suite file")
-        sub, sub_files = _resolve_includes(path.parent / inc, (*stack, path))
+        target = resolve_include(inc, path, search, stack)
+        sub, sub_files = _resolve_includes(target, (*stack, path), search)
         merged = deep_merge(merged, sub)
         files += sub_files
     return deep_merge(merged, data), [*files, path]
@@ -230,10 +234,11 @@ def _allowed_keys(loc: tuple) -> list[str]:
     return keys + (["include"] if model is Suite else [])
 
 
-def suite_problems(path: str | Path, overrides: list[str] | None = None) -> list[str]:
-    """All problems of a suite file, one line each (empty when valid)."""
+def suite_problems(path: str | Path, overrides: list[str] | None = None,
+                   include: list[Path] | None = None) -> list[str]:
+    """All problems of a suite (file or name), one line each (empty when valid)."""
     try:
-        load_suite(path, overrides)
+        load_suite(path, overrides, include)
     except SuiteInvalid as exc:
         return exc.problems
     except ConfigError as exc:
@@ -250,11 +255,16 @@ class SuiteInvalid(ConfigError):
         super().__init__(problems[0] + more)
 
 
-def load_suite(path: str | Path, overrides: list[str] | None = None) -> LoadedSuite:
-    """Load a suite with its includes and overrides, validate it, and check registry names,
-    metric arguments and protocol–metric compatibility (`diffbench.preflight`)."""
-    path = Path(path)
-    data, files = _resolve_includes(path, ())
+def load_suite(ref: str | Path, overrides: list[str] | None = None,
+               include: list[Path] | None = None) -> LoadedSuite:
+    """Load a suite (a path, or a name: include paths, then shipped) with its includes and
+    overrides, validate it, and check registry names, metric arguments and protocol–metric
+    compatibility (`diffbench.preflight`). `include` defaults to the environment's and the
+    config's include paths."""
+    search = include_paths() if include is None else list(include)
+    found = resolve_suite(ref, search)
+    path = found.path
+    data, files = _resolve_includes(path, (), search)
     data, applied = apply_overrides(data, overrides or [])
     try:
         suite = Suite.model_validate(data)
@@ -265,8 +275,8 @@ def load_suite(path: str | Path, overrides: list[str] | None = None) -> LoadedSu
     problems = _registry_problems(path, suite) + task_problems(path, suite)
     if problems:
         raise SuiteInvalid(problems)
-    return LoadedSuite(suite=suite, path=path.resolve(), files=files, overrides=applied,
-                       resolved=data)
+    return LoadedSuite(suite=suite, path=path.resolve(), files=files, origin=found.origin,
+                       overrides=applied, resolved=data)
 
 
 def _registry_problems(path: Path, suite: Suite) -> list[str]:
@@ -299,5 +309,5 @@ def find_suites(root: str | Path) -> list[Path]:
 
 
 def default_suites_dir() -> Path:
-    """The shipped ``suites/`` folder (next to the package in a checkout)."""
-    return Path(__file__).resolve().parent.parent / "suites"
+    """The shipped suites folder (package data, or ``suites/`` of a source checkout)."""
+    return shipped_dir(SUITES)

@@ -1,25 +1,27 @@
 """Known network weights: where they come from, how to check them, where to find them.
 
-Resolution order for a name: an explicit path (``--weights NAME=PATH``) → ``$DIFFBENCH_HOME/weights``
-(default ``~/.cache/diffbench/weights``) → the usual library cache (torch hub's
+Resolution order for a name: an explicit path (``--weights NAME=PATH``) → ``weights.NAME`` in the
+user config (``diffbench config set weights.NAME PATH``) → ``$DIFFBENCH_HOME/weights`` (default
+``~/.cache/diffbench/weights``) → the usual library cache (torch hub's
 ``$TORCH_HOME/hub/checkpoints``) → download (unless offline: ``DIFFBENCH_OFFLINE=1`` or
-``HF_HUB_OFFLINE=1``), then verification against the full sha256 when known, else the published
-prefix. Verified digests are remembered per (path, size, mtime) so big files are hashed once.
+``HF_HUB_OFFLINE=1``; `diffbench.download`), then verification against the full sha256 when
+known, else the published prefix. A path the user gave (option or config) that is not the
+official file is used with a warning. Verified digests are remembered per (path, size, mtime) so
+big files are hashed once.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from diffbench.config import config_path, get_value
+from diffbench.download import diffbench_home, download, sha256_file
 from diffbench.errors import WeightsError
-from diffbench.log import logger, progress
+from diffbench.log import logger
 
 
 @dataclass(frozen=True)
@@ -94,8 +96,7 @@ def register_weight(spec: WeightSpec) -> None:
 
 def home() -> Path:
     """diffbench's own weights folder."""
-    base = os.environ.get("DIFFBENCH_HOME") or str(Path.home() / ".cache" / "diffbench")
-    return Path(base).expanduser() / "weights"
+    return diffbench_home() / "weights"
 
 
 def _torch_hub_dir() -> Path:
@@ -137,11 +138,7 @@ def sha256_of(path: Path) -> str:
         cache = {}
     if key in cache:
         return cache[key]
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            h.update(chunk)
-    cache[key] = h.hexdigest()
+    cache[key] = sha256_file(path)
     try:
         cache_file.parent.mkdir(parents=True, exist_ok=True)
         cache_file.write_text(json.dumps(cache))
@@ -188,25 +185,36 @@ def _missing(s: WeightSpec, why: str) -> WeightsError:
     return WeightsError(f"weights '{s.name}' ({s.filename}) not found{why}; run "
                         f"`diffbench weights fetch {s.name}`, or on a machine without internet "
                         f"copy the file and run `diffbench weights import {s.name} /path/to/"
-                        f"{s.filename}` (or pass --weights {s.name}=PATH)")
+                        f"{s.filename}` (or pass --weights {s.name}=PATH, or run `diffbench "
+                        f"config set weights.{s.name} PATH`)")
+
+
+def _given(name: str, explicit: dict[str, str | Path]) -> tuple[Path, str] | None:
+    """The path the user named for `name` (option, then config) and how, or None."""
+    if "" in explicit and name not in explicit:  # a bare --weights PATH
+        explicit[name] = explicit[""]
+    if name in explicit:
+        return Path(explicit[name]).expanduser(), f"--weights {name}={explicit[name]}"
+    configured = get_value(f"weights.{name}")
+    if configured:
+        return Path(str(configured)).expanduser(), f"{config_path()} (weights.{name})"
+    return None
 
 
 def resolve(name: str, explicit: dict[str, str | Path] | None = None,
             offline: bool | None = None) -> Path:
     """The verified local path of weights `name`, following the resolution order."""
-    explicit = dict(explicit or {})
-    if "" in explicit and name not in explicit:  # a bare --weights PATH
-        explicit[name] = explicit[""]
-    if name in explicit:
-        path = Path(explicit[name]).expanduser()
+    given = _given(name, dict(explicit or {}))
+    if given is not None:
+        path, source = given
         if not path.is_file():
-            raise WeightsError(f"--weights {name}={path}: file not found")
+            raise WeightsError(f"{source}: file not found ({path}); fix the path")
         if name in WEIGHTS and not is_official(name, path):
-            # An explicit file is the user's choice (fine-tuned or test weights): it is used,
-            # and its own sha256 goes into every fingerprint, so its numbers never pass for
-            # numbers made with the official file.
-            logger.warning("--weights %s=%s is not the official file (checksum differs); "
-                           "results will carry its own sha256", name, path)
+            # A file the user named is the user's choice (fine-tuned or test weights): it is
+            # used, and its own sha256 goes into every fingerprint, so its numbers never pass
+            # for numbers made with the official file.
+            logger.warning("%s is not the official file (checksum differs); results will carry "
+                           "its own sha256", source)
         return path
     s = spec(name)
     for candidate in (home() / s.filename, *library_cache_paths(s)):
@@ -225,31 +233,9 @@ def fetch(name: str, force: bool = False, timeout: float = 60.0) -> Path:
     if target.is_file() and not force:
         check(s, target)
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    part = target.with_name(target.name + ".part")
-    have = part.stat().st_size if part.exists() else 0
-    request = urllib.request.Request(s.url, headers={"Range": f"bytes={have}-"} if have else {})
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            mode = "ab" if have and response.status == 206 else "wb"
-            logger.info("downloading %s from %s", s.name, s.url)
-            length = response.headers.get("Content-Length")
-            chunks = iter(lambda: response.read(1 << 20), b"")
-            total = -(-int(length) // (1 << 20)) if length and length.isdigit() else None
-            with open(part, mode) as out:
-                for chunk in progress(chunks, desc=s.name, total=total, unit="MiB"):
-                    out.write(chunk)
-    except (urllib.error.URLError, OSError, TimeoutError) as exc:
-        raise WeightsError(f"cannot download {s.name} from {s.url} ({exc}); on a machine without "
-                           f"internet copy the file and run `diffbench weights import {s.name} "
-                           f"/path/to/{s.filename}`") from exc
-    try:
-        check(s, part)
-    except WeightsError:
-        part.unlink(missing_ok=True)
-        raise
-    part.replace(target)
-    return target
+    return download(s.url, target, lambda part: check(s, part), s.name, WeightsError,
+                    f"on a machine without internet copy the file and run `diffbench weights "
+                    f"import {s.name} /path/to/{s.filename}`", timeout)
 
 
 def import_file(name: str, src: str | Path) -> Path:
@@ -268,9 +254,11 @@ def import_file(name: str, src: str | Path) -> Path:
 
 
 def locate(name: str) -> Path | None:
-    """Where weights `name` already are locally (unverified), or None."""
+    """Where weights `name` already are locally (unverified; the config's path first), or None."""
     s = spec(name)
-    for candidate in (home() / s.filename, *library_cache_paths(s)):
+    configured = get_value(f"weights.{name}")
+    given = [Path(str(configured)).expanduser()] if configured else []
+    for candidate in (*given, home() / s.filename, *library_cache_paths(s)):
         if candidate.is_file():
             return candidate
     return None
@@ -296,12 +284,19 @@ def verify(target: str | Path) -> Path:
     return path
 
 
+def checked_by(s: WeightSpec) -> str:
+    """How a file of `s` is checked: ``sha256`` (full digest), ``prefix`` (published prefix of
+    the digest) or ``none`` (nothing published: its digest is recorded with the results)."""
+    return "sha256" if s.sha256 else "prefix" if s.sha256_prefix else "none"
+
+
 def list_weights() -> list[dict[str, str | None]]:
-    """One row per known weights: name, file, where (None when absent), sha256, licence."""
+    """One row per known weights: name, file, where (None when absent), the known sha256 (full
+    or its published prefix, hex; None when unknown), how it is checked, licence, URL."""
     rows: list[dict[str, str | None]] = []
     for name, s in sorted(WEIGHTS.items()):
         where = locate(name)
         rows.append({"name": name, "file": s.filename, "where": str(where) if where else None,
-                     "sha256": s.sha256 or (f"{s.sha256_prefix}…" if s.sha256_prefix else None),
+                     "sha256": s.sha256 or s.sha256_prefix, "check": checked_by(s),
                      "licence": s.licence, "url": s.url})
     return rows

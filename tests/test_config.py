@@ -6,8 +6,9 @@ import pytest
 from click.testing import CliRunner
 
 from diffbench.cli import main
-from diffbench.config import env_name, parse_pairs, resolve_data, set_value
+from diffbench.config import parse_pairs, set_value
 from diffbench.errors import ConfigError, DataError
+from diffbench.refdata import env_name, resolve_data
 
 
 def test_missing_location_names_all_three_ways():

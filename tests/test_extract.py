@@ -32,6 +32,7 @@ def _mean_pixel(image: np.ndarray) -> torch.Tensor:
 class ThreadRecorder:
     """Records the torch thread count the network would run with; features = mean pixel."""
 
+    name = "thread-recorder"
     device = torch.device("cpu")
 
     def __init__(self):

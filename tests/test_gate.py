@@ -228,3 +228,35 @@ def test_a_non_finite_baseline_is_a_usage_error(tmp_path):
 def test_the_gate_notes_records_not_comparable_to_published_numbers():
     verdict = gate(make_record(smoke=True), init_baseline([make_record()]))
     assert any("not comparable to published numbers: smoke run" in n for n in verdict.notes)
+
+
+def test_init_on_a_folder_of_several_models_keys_the_baseline_model_task(tmp_path):
+    """`runs/demo` holds one run per model (demo-sit, toy) of the same task: `gate init` on it
+    writes one entry per model, and `gate runs/demo --baseline X` compares each with its own."""
+    runs = tmp_path / "runs" / "demo"
+    for model, fid in (("demo-sit", 99.0), ("toy", 300.0)):
+        write(make_record(fid=fid, model={"name": model, "args": {}}),
+              runs / model / "results" / "digits.json")
+    out = tmp_path / "baseline.yaml"
+    runner = CliRunner()
+    res = runner.invoke(main, ["gate", "init", str(runs), "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    data = yaml.safe_load(out.read_text())
+    assert list(data["tasks"]) == ["demo-sit/digits", "toy/digits"]
+    assert data["tasks"]["toy/digits"]["metrics"]["fid"]["value"] == 300.0
+    res = runner.invoke(main, ["gate", str(runs), "--baseline", str(out)])
+    assert res.exit_code == 0 and "| demo-sit/digits/fid | 99 | 99 |" in res.stdout, res.output
+    # the toy regresses; demo-sit does not: the verdict names the model
+    write(make_record(fid=400.0, model={"name": "toy", "args": {}}),
+          runs / "toy" / "results" / "digits.json")
+    res = runner.invoke(main, ["gate", str(runs), "--baseline", str(out)])
+    assert res.exit_code == 1 and "toy/digits/fid" in res.stdout
+    assert res.stdout.count("regression (") == 1
+    # one model's run against the per-model baseline: the other model's entry is missing
+    res = runner.invoke(main, ["gate", str(runs / "demo-sit"), "--baseline", str(out)])
+    assert res.exit_code == 3 and "task missing from current results" in res.stdout
+    # a per-task baseline (one model) over a folder of several models: a usage error saying why
+    single = tmp_path / "single.yaml"
+    assert runner.invoke(main, ["gate", "init", str(runs / "toy"), "-o", str(single)]).exit_code == 0
+    res = runner.invoke(main, ["gate", str(runs), "--baseline", str(single)])
+    assert res.exit_code == 2 and "results of several models" in res.stderr

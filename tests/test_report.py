@@ -7,6 +7,7 @@ records with ``inputs.fake.path``); the browser test reuses it.
 
 from __future__ import annotations
 
+import csv
 import functools
 import json
 import re
@@ -151,6 +152,12 @@ def test_report_two_models_published_rows_and_protocols_apart(tmp_path):
     assert res.exit_code == 0, res.output
     frame = pd.read_csv(out / "report.csv")
     assert list(frame.columns) == COLUMNS
+    # counts and versions are integers, also in columns where published rows leave them empty
+    with open(out / "report.csv", newline="", encoding="utf-8") as f:
+        cells = list(csv.DictReader(f))
+    assert {r["n"] for r in cells if r["origin"] == "measured"} == {"50000"}
+    assert {r["suite_version"] for r in cells if r["origin"] == "measured"} == {"1"}
+    assert {r["n"] for r in cells if r["origin"] == "published"} == {""}
     measured = frame[frame.origin == "measured"]
     assert set(measured.model) == {"sit-repa", "dit"} and len(measured) == 6
     published = frame[frame.origin == "published"]

@@ -198,5 +198,5 @@ def test_cli_show_and_list(names):
     assert res.exit_code == 0, res.output
     assert "version: 9" in res.stdout and "# --set version=9" in res.stdout
     listing = runner.invoke(main, ["suites", "list"])
-    assert listing.exit_code == 0 and shipped.name in listing.stdout
+    assert listing.exit_code == 0 and shipped.stem in listing.stdout and "(shipped)" in listing.stdout
     assert "INVALID" not in listing.stdout

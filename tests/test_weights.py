@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import http.server
+import re
 import threading
 
 import pytest
@@ -196,5 +197,35 @@ def test_digest_cache_skips_rehash(tmp_path, monkeypatch):
     f = _write(tmp_path / "f.bin", PAYLOAD)
     expected = hashlib.sha256(PAYLOAD).hexdigest()
     assert w.sha256_of(f) == expected
-    monkeypatch.setattr(w.hashlib, "sha256", None)  # a second hash would fail
+    monkeypatch.setattr(w, "sha256_file", None)  # a second hash would fail
     assert w.sha256_of(f) == expected
+
+
+def test_config_set_weights_is_used_after_the_option(spec, tmp_path):
+    """`diffbench config set weights.NAME PATH`: after --weights, before the weights home."""
+    official = _write(tmp_path / "official.pth", PAYLOAD)
+    tuned = _write(tmp_path / "tuned.pth", b"fine-tuned")
+    runner = CliRunner()
+    res = runner.invoke(main, ["config", "set", "weights.test-net", str(official)])
+    assert res.exit_code == 0, res.output
+    assert w.resolve("test-net", offline=True) == official
+    assert w.resolve("test-net", {"test-net": tuned}) == tuned  # the option wins
+    w.import_file("test-net", official)  # the weights home comes after the config
+    assert w.resolve("test-net", offline=True) == official
+    listing = runner.invoke(main, ["weights", "list"]).stdout
+    assert str(official) in listing
+    assert runner.invoke(main, ["weights", "verify", "test-net"]).stdout.strip().endswith(
+        f"({official})")
+    runner.invoke(main, ["config", "set", "weights.test-net", str(tmp_path / "gone.pth")])
+    with pytest.raises(WeightsError, match=r"config.yaml \(weights.test-net\): file not found"):
+        w.resolve("test-net", offline=True)
+
+
+def test_weights_list_has_a_header_and_one_sha256_format(spec):
+    out = CliRunner().invoke(main, ["weights", "list"]).stdout.splitlines()
+    assert out[0].split() == ["NAME", "STATE", "SHA256", "CHECK", "LICENCE"]
+    rows = {x.split()[0]: x.split() for x in out[1:] if not x.startswith(" ")}
+    assert rows["inception-2015-12-05"][2:4] == ["6726825d", "sha256"]  # full digest known
+    assert rows["vgg16-imagenet"][2:4] == ["397923af", "prefix"]  # only the published prefix
+    assert rows["dino-vits16"][2:4] == ["-", "none"]
+    assert all(re.fullmatch(r"[0-9a-f]{8}|-", r[2]) for r in rows.values())

@@ -78,6 +78,7 @@ _COMMAND_MODULES = [
     "gate_cmd",
     "report_cmd",
     "weights_cmd",
+    "data_cmd",
     "score_cmd",
     "generate_cmd",
     "run_cmd",

@@ -8,6 +8,7 @@ import click
 import yaml
 
 from diffbench.errors import ConfigError
+from diffbench.resources import include_paths
 
 
 def parse_model_args(items: tuple[str, ...]) -> dict[str, Any]:
@@ -32,6 +33,15 @@ def _set_max_pixels(ctx: click.Context, param: click.Parameter, value: int | Non
     max_pixels()  # a bad DIFFBENCH_MAX_PIXELS is an error now, not in a loader worker
     return value
 
+
+def _include_paths(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> list:
+    return include_paths(value)
+
+
+include_path_option = click.option(
+    "--include-path", "include", multiple=True, metavar="DIR", callback=_include_paths,
+    help="Folder of user suites and published-numbers files, searched before the shipped ones "
+         "(repeatable; also $DIFFBENCH_INCLUDE_PATH and config include.path).")
 
 max_pixels_option = click.option(
     "--max-pixels", type=click.IntRange(min=1), default=None, expose_value=False,

@@ -10,11 +10,14 @@ from diffbench.config import config_path, get_value, load_config, set_value
 
 @click.group("config")
 def config() -> None:
-    """Read and write the user config (where datasets live).
+    """Read and write the user config: data.NAME (where a dataset lives), weights.NAME (a
+    weights file), include.path (folders of suites and published numbers, ':'-separated).
 
     \b
     Examples:
       diffbench config set data.vitonhd /data/VITON-HD
+      diffbench config set weights.inception-2015-12-05 ./weights-inception-2015-12-05-6726825d.pth
+      diffbench config set include.path my_suites/
       diffbench config get data.vitonhd
       diffbench config show
     """
@@ -24,7 +27,7 @@ def config() -> None:
 @click.argument("key")
 @click.argument("value")
 def set_cmd(key: str, value: str) -> None:
-    """Set KEY (e.g. data.vitonhd) to VALUE.
+    """Set KEY (data.NAME, weights.NAME or include.path) to VALUE.
 
     \b
     Example:

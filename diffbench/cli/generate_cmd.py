@@ -6,13 +6,13 @@ from pathlib import Path
 
 import click
 
-from diffbench.cli.common import parse_model_args
+from diffbench.cli.common import include_path_option, parse_model_args
 from diffbench.config import parse_pairs
 from diffbench.errors import ConfigError
 
 
 @click.command("generate")
-@click.argument("suite", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("suite")
 @click.option("--model", required=True, help="Adapter name from the registry, e.g. toy.")
 @click.option("--model-arg", "model_args", multiple=True, metavar="K=V",
               help="Adapter constructor argument (value parsed as YAML); repeatable.")
@@ -25,7 +25,7 @@ from diffbench.errors import ConfigError
               show_default=True)
 @click.option("--tf32/--no-tf32", default=False, show_default=True, help="Allow TF32 matmuls.")
 @click.option("--limit", type=click.IntRange(min=1), default=None,
-              help="Only the first N keys of each task (smoke test).")
+              help="Only N images of each task, spread over its conditions (smoke test).")
 @click.option("--shard", default=None, metavar="i/N", help="Job-array shard, e.g. 0/4.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY.PATH=VALUE",
               help="Override a suite value; repeatable.")
@@ -35,17 +35,21 @@ from diffbench.errors import ConfigError
 @click.option("--fresh", is_flag=True,
               help="Discard the tasks' stored images first (a store made by another model or "
                    "other settings is otherwise refused).")
-def generate_cmd(suite: Path, model: str, model_args: tuple[str, ...], tasks: tuple[str, ...],
+@include_path_option
+def generate_cmd(suite: str, model: str, model_args: tuple[str, ...], tasks: tuple[str, ...],
                  out: Path | None, batch_size: int, device: str, dtype: str, tf32: bool,
                  limit: int | None, shard: str | None, overrides: tuple[str, ...],
-                 data: tuple[str, ...], sweep: tuple[str, ...], fresh: bool) -> None:
+                 data: tuple[str, ...], sweep: tuple[str, ...], fresh: bool,
+                 include: list[Path]) -> None:
     """Generate the images of a suite's tasks into RUN_DIR/samples/<task>/ (resumable).
+
+    SUITE is a suite file or a suite name (`diffbench suites list`).
 
     \b
     Examples:
-      diffbench generate suites/imagenet256.yaml --model toy --out runs/toy --limit 64
-      torchrun --nproc-per-node 8 -m diffbench generate suites/imagenet256.yaml --model sit-repa
-      diffbench generate suites/imagenet256.yaml --model toy --shard 0/4 --out runs/toy
+      diffbench generate imagenet256 --model toy --out runs/toy --limit 64
+      torchrun --nproc-per-node 8 -m diffbench generate imagenet256 --model sit-repa
+      diffbench generate imagenet256 --model toy --shard 0/4 --out runs/toy
     """
     from diffbench import dist
     from diffbench.fsutil import writes_under
@@ -55,7 +59,7 @@ def generate_cmd(suite: Path, model: str, model_args: tuple[str, ...], tasks: tu
     from diffbench.suite import load_suite
 
     check_device(device)
-    loaded = load_suite(suite, list(overrides))
+    loaded = load_suite(suite, list(overrides), include)
     opts = RunOptions(model=model, model_args=parse_model_args(model_args), out=out, tasks=tasks,
                       device=device, dtype=dtype, tf32=tf32, batch_size=batch_size, limit=limit,
                       data=parse_pairs(data, "--data"), sweep=parse_sweep(sweep),

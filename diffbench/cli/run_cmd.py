@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from diffbench.cli.common import max_pixels_option, parse_model_args
+from diffbench.cli.common import include_path_option, max_pixels_option, parse_model_args
 from diffbench.config import parse_pairs
 
 
@@ -27,7 +27,7 @@ def summary(outcome) -> str:
 
 
 @click.command("run")
-@click.argument("suite", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("suite")
 @click.option("--model", default=None, help="Adapter name (see `diffbench models`).")
 @click.option("--model-arg", "model_args", multiple=True, metavar="K=V",
               help="Adapter argument (value read as YAML); repeatable.")
@@ -50,7 +50,8 @@ def summary(outcome) -> str:
               show_default=True)
 @click.option("--tf32/--no-tf32", default=False, show_default=True, help="Allow TF32 on CUDA.")
 @click.option("--limit", type=click.IntRange(min=1), default=None,
-              help="Only the first N images of each task: a smoke run, marked as such.")
+              help="Only N images of each task, spread over its conditions (round-robin over "
+                   "classes, prompts, pairs): a smoke run, marked as such.")
 @click.option("--bootstrap", default=0, show_default=True, type=click.IntRange(min=0),
               help="Resamples for 95% confidence intervals (0: none).")
 @click.option("--no-cache", is_flag=True, help="Do not read or write cached reference features.")
@@ -58,24 +59,29 @@ def summary(outcome) -> str:
 @click.option("--fresh", is_flag=True,
               help="Discard the tasks' stored images first (a store made by another model or "
                    "other settings is otherwise refused).")
+@include_path_option
 @max_pixels_option
 def run_cmd(suite, model, model_args, tasks, out, data, overrides, weights, sweep, batch_size,
             score_batch_size, workers, device, dtype, tf32, limit, bootstrap, no_cache,
-            rescore, fresh) -> None:
+            rescore, fresh, include) -> None:
     """Generate the images of a suite's tasks, score them and write results/<task>.json.
 
-    Rerunning the same command resumes: existing images are kept, missing ones generated,
-    unchanged points not rescored. A store made by another model or with other settings is
-    refused (use another --out, or --fresh); one run at a time writes into a run directory.
+    SUITE is a suite file, or the name of a suite in an include path or shipped with diffbench
+    (`diffbench suites list`). Rerunning the same command resumes: existing images are kept,
+    missing ones generated, unchanged points not rescored. A store made by another model or
+    with other settings is refused (use another --out, or --fresh); one run at a time writes
+    into a run directory.
 
     \b
     Examples:
-      diffbench run suites/demo.yaml --model demo-sit
-      diffbench run suites/vitonhd.yaml --model idm-vton --model-arg repo=~/IDM-VTON
-      diffbench run suites/imagenet256.yaml --model sit-repa --model-arg ckpt=last.pt \\
+      diffbench run demo --model demo-sit
+      diffbench run suites/demo.yaml --model toy --limit 100
+      diffbench run vitonhd --model idm-vton --model-arg repo=~/IDM-VTON
+      diffbench run imagenet256 --model sit-repa --model-arg ckpt=last.pt \\
           --data imagenet256-ref=VIRTUAL_imagenet256_labeled.npz --device cuda --dtype bf16
-      torchrun --nproc-per-node 8 -m diffbench run suites/imagenet256.yaml --model sit-repa ...
-      diffbench run suites/dreambooth.yaml --model dco --sweep rg_scale=0,1,2,3
+      torchrun --nproc-per-node 8 -m diffbench run imagenet256 --model sit-repa ...
+      diffbench run dreambooth --model dco --sweep rg_scale=0,1,2,3
+      diffbench run my_suite --include-path my_suites/ --model toy
     """
     from diffbench import dist
     from diffbench.comparability import comparability
@@ -85,7 +91,7 @@ def run_cmd(suite, model, model_args, tasks, out, data, overrides, weights, swee
     from diffbench.suite import load_suite
 
     check_device(device)
-    loaded = load_suite(suite, list(overrides))
+    loaded = load_suite(suite, list(overrides), include)
     opts = RunOptions(model=model, model_args=parse_model_args(model_args), out=out, tasks=tasks,
                       device=device, dtype=dtype, tf32=tf32, batch_size=batch_size,
                       score_batch_size=score_batch_size, workers=workers, limit=limit,

@@ -18,7 +18,7 @@ def weights() -> None:
     Examples:
       diffbench weights list
       diffbench weights fetch inception-2015-12-05
-      diffbench weights import inception-2015-12-05 /mnt/weights-inception-2015-12-05-6726825d.pth
+      diffbench weights import inception-2015-12-05 ./weights-inception-2015-12-05-6726825d.pth
       diffbench weights verify
     """
 
@@ -26,10 +26,14 @@ def weights() -> None:
 @weights.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON.")
 def list_cmd(as_json: bool) -> None:
-    """List known weights, whether they are present, their checksum and licence.
+    """List known weights: present or not, checksum, licence, then where (or the URL).
+
+    SHA256 is the first 8 hex digits of the known digest; CHECK says what a file is checked
+    against: `sha256` (the full digest), `prefix` (only the published prefix of the digest) or
+    `none` (nothing published: the file's own sha256 goes into the results).
 
     \b
-    Example:
+    Examples:
       diffbench weights list
       diffbench weights list --json
     """
@@ -37,10 +41,11 @@ def list_cmd(as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
         return
+    click.echo(f"{'NAME':<34} {'STATE':<8} {'SHA256':<9} {'CHECK':<7} LICENCE")
     for r in rows:
-        digest = (r["sha256"] or "none")[:13]
+        digest = (r["sha256"] or "-")[:8]
         state = "present" if r["where"] else "missing"
-        click.echo(f"{r['name']:<34} {state:<8} {digest:<14} {r['licence']}")
+        click.echo(f"{r['name']:<34} {state:<8} {digest:<9} {r['check']:<7} {r['licence']}")
         click.echo(f"{'':<34} {r['where'] or r['url']}")
 
 

@@ -156,7 +156,7 @@ def location_arg(reader_cls: Any) -> str | None:
 def open_dataset(name: str, reader: str, args: Mapping[str, Any] | None = None,
                  data: Mapping[str, str] | None = None, where: str = "dataset") -> Any:
     """Build the reader `reader` for data location `name` (resolved only if the reader needs it)."""
-    from diffbench.config import resolve_data
+    from diffbench.refdata import resolve_data
     from diffbench.registry import DATASETS
 
     cls = DATASETS.get(reader)

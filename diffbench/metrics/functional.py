@@ -159,13 +159,13 @@ def kid(feats1: object, feats2: object, subsets: int = 100, subset_size: int = 1
         # per-subset path (torch-fidelity's) within float32 rounding, not bit for bit (tested
         # against a derived bound in tests/test_metrics_functional.py).
         g_xx, g_yy, g_xy = kernel(x_all, x_all), kernel(y_all, y_all), kernel(x_all, y_all)
-        for i in progress(range(subsets), desc="KID", unit="subset"):
+        for i in progress(range(subsets), desc="KID", unit="subsets", detail=True):
             ix = rng.choice(n1, subset_size, replace=False)
             iy = rng.choice(n2, subset_size, replace=False)
             mmds[i] = _mmd2_unbiased(g_xx[np.ix_(ix, ix)], g_xy[np.ix_(ix, iy)],
                                      g_yy[np.ix_(iy, iy)])
         return float(np.mean(mmds)), float(np.std(mmds))
-    for i in progress(range(subsets), desc="KID", unit="subset"):
+    for i in progress(range(subsets), desc="KID", unit="subsets", detail=True):
         x = x_all[rng.choice(n1, subset_size, replace=False)]
         y = y_all[rng.choice(n2, subset_size, replace=False)]
         mmds[i] = _mmd2_unbiased(kernel(x, x), kernel(x, y), kernel(y, y))
@@ -191,7 +191,7 @@ def kid_cleanfid(feats1: object, feats2: object, subsets: int = 100, subset_size
     rng = np.random if seed is None else np.random.RandomState(seed)
     total: object = 0
     per_subset = np.zeros(subsets)
-    for i in progress(range(subsets), desc="KID", unit="subset"):
+    for i in progress(range(subsets), desc="KID", unit="subsets", detail=True):
         x = f2[rng.choice(f2.shape[0], m, replace=False)]
         y = f1[rng.choice(f1.shape[0], m, replace=False)]
         a = (x @ x.T / n + 1) ** 3 + (y @ y.T / n + 1) ** 3
@@ -308,7 +308,7 @@ def _knn_radii(feats: torch.Tensor, k: int, block: int, dist: DistanceFn) -> tor
     import torch
 
     radii = []
-    for rows in progress(feats.split(block), desc="PR radii", unit="block"):
+    for rows in progress(feats.split(block), desc="PR radii", unit="blocks", detail=True):
         best = None
         for cols in feats.split(block):
             d = dist(rows, cols)
@@ -326,7 +326,8 @@ def _coverage(real: torch.Tensor, r_real: torch.Tensor, fake: torch.Tensor,
 
     real_in = torch.zeros(len(real), dtype=torch.bool, device=real.device)
     fake_in = torch.zeros(len(fake), dtype=torch.bool, device=real.device)
-    for i in progress(range(0, len(real), block), desc="PR coverage", unit="block"):
+    for i in progress(range(0, len(real), block), desc="PR coverage", unit="blocks",
+                      detail=True):
         rows, rr = real[i:i + block], r_real[i:i + block]
         for j in range(0, len(fake), block):
             d = dist(rows, fake[j:j + block])

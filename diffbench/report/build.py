@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -103,12 +104,23 @@ def galleries(pairs: list[tuple[Path, dict[str, Any]]]) -> dict[tuple[str, str],
     return out
 
 
-def published_files(shipped: bool, extra: Iterable[Path] = ()) -> list[PublishedFile]:
-    """The shipped published numbers (unless turned off) plus extra files or folders."""
-    files = all_published() if shipped else []
+def published_files(shipped: bool, extra: Iterable[Path] = (),
+                    include: list[Path] | None = None) -> list[PublishedFile]:
+    """The shipped and include-path published numbers (unless turned off) plus extra files or
+    folders."""
+    files = all_published(include=include) if shipped else []
     for path in extra:
         files += all_published(path) if path.is_dir() else [load_published(path)]
     return files
+
+
+def generated_at() -> datetime:
+    """When a report is made: now, or ``$SOURCE_DATE_EPOCH`` (seconds, UTC) when set, so that
+    the same results give a byte-identical report (reproducible-builds.org convention)."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    if epoch.isdigit():
+        return datetime.fromtimestamp(int(epoch), timezone.utc)
+    return datetime.now(timezone.utc)
 
 
 def about(records: list[dict[str, Any]]) -> About:
@@ -116,7 +128,7 @@ def about(records: list[dict[str, Any]]) -> About:
     weights = {(rec["protocol"]["name"], u.weights, u.sha256[:12] if u.sha256 else "not recorded",
                 u.status) for rec in records for u in weights_used(rec)}
     versions = sorted({str(rec.get("diffbench_version")) for rec in records})
-    return About(__version__, datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
+    return About(__version__, generated_at().strftime("%Y-%m-%d %H:%M:%S UTC"),
                  tuple(versions), tuple(sorted(weights)))
 
 
@@ -133,11 +145,12 @@ def markdown_head(title: str, info: About) -> str:
 
 def build_report(paths: list[Path], out_dir: Path, published: bool = True,
                  title: str = "diffbench report",
-                 extra_published: Iterable[Path] = ()) -> ReportFiles:
+                 extra_published: Iterable[Path] = (),
+                 include: list[Path] | None = None) -> ReportFiles:
     """Read and validate results, add published rows, write CSV, Markdown, plots and HTML."""
     pairs = [(p, results.read(p)) for p in collect(paths)]
     records = [rec for _, rec in pairs]
-    frame = tidy(records, published_files(published, extra_published))
+    frame = tidy(records, published_files(published, extra_published, include))
     info = about(records)
     out_dir.mkdir(parents=True, exist_ok=True)
     csv = write_csv(frame, out_dir / "report.csv")

@@ -27,6 +27,7 @@ from diffbench.published import PublishedFile
 COLUMNS = ["suite", "suite_version", "task", "protocol", "model", "model_args", "sweep", "metric",
            "higher_is_better", "value", "std", "ci_low", "ci_high", "n", "scale", "fingerprint",
            "run_id", "origin", "source", "url", "unverified", "comparable", "reason"]
+INTEGER_COLUMNS = ["suite_version", "n"]  # counts and versions: written as integers, never 500.0
 GROUP = ["suite", "protocol", "task"]
 SCORE_SUITE = "(score)"  # the suite column of `diffbench score` records: they have no suite
 

@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 
 from diffbench.display import arrow, decimals_at, label, scale_suffix
-from diffbench.report.table import args_text, groups, heading, wide
+from diffbench.report.table import INTEGER_COLUMNS, args_text, groups, heading, wide
 
 
 @dataclass(frozen=True)
@@ -94,6 +94,8 @@ def csv_cell(value: Any) -> Any:
 def write_csv(frame: pd.DataFrame, path: Path) -> Path:
     """The tidy CSV (RFC 4180), text cells neutralised for spreadsheets."""
     safe = frame.copy()
+    for col in INTEGER_COLUMNS:  # a column with empty cells is float in pandas: 500 -> "500.0"
+        safe[col] = pd.array([None if pd.isna(v) else int(v) for v in safe[col]], dtype="Int64")
     for col in safe.columns:
         if safe[col].dtype == object or pd.api.types.is_string_dtype(safe[col]):
             safe[col] = safe[col].map(csv_cell)

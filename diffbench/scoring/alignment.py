@@ -148,8 +148,8 @@ def embed_images(paths: list[str], extractors: list[Any], ctx: EvalContext,
                         num_workers=workers, collate_fn=_collate,
                         prefetch_factor=4 if workers else None)
     parts: list[list[np.ndarray]] = [[] for _ in extractors]
-    total = -(-len(paths) // ctx.batch_size)
-    for tensors, errors in progress(loader, desc=desc, total=total, unit="batch"):
+    for tensors, errors in progress(loader, desc=desc, total=len(paths), unit="images",
+                                    count=lambda b: len(b[0][0]) if b[0] else 0):
         if errors:
             raise ImageError(errors[0])
         for j, ext in enumerate(extractors):

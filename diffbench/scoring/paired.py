@@ -166,8 +166,8 @@ def _score(rows, plans: list[Plan], ctx: EvalContext, models: dict[str, Any]) ->
                         prefetch_factor=2 if workers else None)
     out = np.empty((len(rows), len(plans)))
     done = 0
-    total = -(-len(rows) // ctx.batch_size)
-    for batch in progress(loader, desc="paired", total=total, unit="batch"):
+    for batch in progress(loader, desc="paired metrics", total=len(rows), unit="pairs",
+                          count=len):
         for _, err in batch:
             if err is not None:
                 raise err

@@ -1,0 +1,84 @@
+"""Downloads shared by weights (`diffbench.weights`) and reference data (`diffbench.refdata`).
+
+A file is fetched into ``<target>.part``, resumed with an HTTP ``Range`` request when a partial
+file is there (a server that ignores it sends the whole file again, which then replaces the
+part), checked by the caller's `check` while still a ``.part``, and only then renamed to its
+name: a file under its final name has always passed its check. A part that fails the check is
+deleted, so the next fetch starts over.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+from diffbench.errors import DiffbenchError
+from diffbench.log import logger, progress
+
+_CHUNK = 1 << 20
+
+
+def diffbench_home() -> Path:
+    """diffbench's own folder (``$DIFFBENCH_HOME``, default ``~/.cache/diffbench``)."""
+    return Path(os.environ.get("DIFFBENCH_HOME") or Path.home() / ".cache" / "diffbench").expanduser()
+
+
+def sha256_file(path: Path) -> str:
+    """The sha256 of a file, read in 4 MiB chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 22), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def part_path(target: Path) -> Path:
+    """Where a download of `target` is kept until it passes its check."""
+    return target.with_name(target.name + ".part")
+
+
+def _receive(url: str, part: Path, timeout: float, desc: str) -> None:
+    have = part.stat().st_size if part.exists() else 0
+    request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
+    try:
+        response = urllib.request.urlopen(request, timeout=timeout)
+    except urllib.error.HTTPError as exc:
+        if exc.code == 416 and have:  # the part is already whole: nothing left to send
+            return
+        raise
+    with response:
+        mode = "ab" if have and response.status == 206 else "wb"
+        logger.info("downloading %s from %s%s", desc, url,
+                    f" (resuming at {have} bytes)" if mode == "ab" else "")
+        length = response.headers.get("Content-Length")
+        total = -(-int(length) // _CHUNK) if length and length.isdigit() else None
+        chunks = iter(lambda: response.read(_CHUNK), b"")
+        with open(part, mode) as out:
+            for chunk in progress(chunks, desc=f"download {desc}", total=total, unit="MiB"):
+                out.write(chunk)
+
+
+def download(url: str, target: Path, check: Callable[[Path], None], desc: str,
+             error: type[DiffbenchError], fix: str, timeout: float = 60.0) -> Path:
+    """Fetch `url` to `target` (resuming a ``.part``), run `check` on it, then rename it.
+
+    A network failure raises `error` naming the URL and `fix`; a failed `check` deletes the part
+    and lets its error through.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    part = part_path(target)
+    try:
+        _receive(url, part, timeout, desc)
+    except (urllib.error.URLError, OSError, TimeoutError) as exc:
+        raise error(f"cannot download {desc} from {url} ({exc}); {fix}") from exc
+    try:
+        check(part)
+    except DiffbenchError:
+        part.unlink(missing_ok=True)
+        raise
+    part.replace(target)
+    return target
