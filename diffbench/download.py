@@ -9,7 +9,6 @@ deleted, so the next fetch starts over.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import urllib.error
 import urllib.request
@@ -25,15 +24,6 @@ _CHUNK = 1 << 20
 def diffbench_home() -> Path:
     """diffbench's own folder (``$DIFFBENCH_HOME``, default ``~/.cache/diffbench``)."""
     return Path(os.environ.get("DIFFBENCH_HOME") or Path.home() / ".cache" / "diffbench").expanduser()
-
-
-def sha256_file(path: Path) -> str:
-    """The sha256 of a file, read in 4 MiB chunks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def part_path(target: Path) -> Path:

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from diffbench import dist, results
+from diffbench.adapters.base import Adapter
 from diffbench.data.base import ImageSource, is_task_dataset, open_dataset
 from diffbench.data.samples import SampleSet
 from diffbench.errors import ConfigError, DiffbenchError
@@ -112,6 +113,9 @@ def point_name(task: str, sweep: dict[str, Any]) -> str:
 def build_adapter(model: str, args: dict[str, Any], device: str, dtype: str):
     """The adapter registered as `model`, constructed with the user's --model-arg values."""
     cls = ADAPTERS.get(model)
+    if not (isinstance(cls, type) and issubclass(cls, Adapter)):
+        raise ConfigError(f"--model {model}: {cls!r} is not a subclass of "
+                          "diffbench.adapters.base.Adapter (see docs/adding-a-model.md)")
     try:
         return cls(device=device, dtype=dtype, **args)
     except TypeError as exc:

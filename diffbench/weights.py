@@ -19,8 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from diffbench.config import config_path, get_value
-from diffbench.download import diffbench_home, download, sha256_file
+from diffbench.download import diffbench_home, download
 from diffbench.errors import WeightsError
+from diffbench.fsutil import file_sha256
 from diffbench.log import logger
 
 
@@ -128,7 +129,8 @@ def _digest_cache() -> Path:
 
 
 def sha256_of(path: Path) -> str:
-    """sha256 of a file, remembered per (path, size, mtime)."""
+    """sha256 of a file (`fsutil.file_sha256`), remembered across processes per (path, size,
+    mtime) in the weights home, so a checked multi-GB file is not read again next run."""
     st = path.stat()
     key = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
     cache_file = _digest_cache()
@@ -138,7 +140,7 @@ def sha256_of(path: Path) -> str:
         cache = {}
     if key in cache:
         return cache[key]
-    cache[key] = sha256_file(path)
+    cache[key] = file_sha256(path)
     try:
         cache_file.parent.mkdir(parents=True, exist_ok=True)
         cache_file.write_text(json.dumps(cache))

@@ -197,7 +197,7 @@ def test_digest_cache_skips_rehash(tmp_path, monkeypatch):
     f = _write(tmp_path / "f.bin", PAYLOAD)
     expected = hashlib.sha256(PAYLOAD).hexdigest()
     assert w.sha256_of(f) == expected
-    monkeypatch.setattr(w, "sha256_file", None)  # a second hash would fail
+    monkeypatch.setattr(w, "file_sha256", None)  # a second hash would fail
     assert w.sha256_of(f) == expected
 
 

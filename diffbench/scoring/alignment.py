@@ -27,6 +27,7 @@ from torch.utils.data import DataLoader, Dataset
 from diffbench.data.base import is_task_dataset
 from diffbench.data.images import load_rgb
 from diffbench.errors import ConfigError, DataError, DiffbenchError, ImageError
+from diffbench.fsutil import hash_file_into
 from diffbench.log import progress
 from diffbench.metrics import alignment as A
 from diffbench.metrics.args import check_args
@@ -201,7 +202,7 @@ def _refs_hash(refs: list[str]) -> str:
     h = hashlib.sha256()
     for path in refs:
         h.update(f"{Path(path).parent.name}/{Path(path).name}\0".encode())
-        h.update(Path(path).read_bytes())
+        hash_file_into(h, path)
     return h.hexdigest()
 
 
