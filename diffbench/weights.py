@@ -4,7 +4,7 @@ Resolution order for a name: an explicit path (``--weights NAME=PATH``) → ``we
 user config (``diffbench config set weights.NAME PATH``) → ``$DIFFBENCH_HOME/weights`` (default
 ``~/.cache/diffbench/weights``) → the usual library cache (torch hub's
 ``$TORCH_HOME/hub/checkpoints``) → download (unless offline: ``DIFFBENCH_OFFLINE=1`` or
-``HF_HUB_OFFLINE=1``; `diffbench.download`), then verification against the full sha256 when
+``HF_HUB_OFFLINE=1``; `diffbench.download.is_offline`), then verification against the full sha256 when
 known, else the published prefix. A path the user gave (option or config) that is not the
 official file is used with a warning. Verified digests are remembered per (path, size, mtime) so
 big files are hashed once.
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from diffbench.config import config_path, get_value
-from diffbench.download import diffbench_home, download
+from diffbench.download import diffbench_home, download, is_offline
 from diffbench.errors import WeightsError
 from diffbench.fsutil import file_sha256
 from diffbench.log import logger
@@ -109,12 +109,6 @@ def library_cache_paths(s: WeightSpec) -> list[Path]:
     """Where the usual libraries would have put the file of `s`."""
     roots = {"torch_hub": _torch_hub_dir(), "openai_clip": Path.home() / ".cache" / "clip"}
     return [roots[c] / s.filename for c in s.library_caches if c in roots]
-
-
-def is_offline() -> bool:
-    """True when downloads are off (DIFFBENCH_OFFLINE=1 or HF_HUB_OFFLINE=1)."""
-    return any(os.environ.get(k, "") not in ("", "0") for k in ("DIFFBENCH_OFFLINE",
-                                                                "HF_HUB_OFFLINE"))
 
 
 def spec(name: str) -> WeightSpec:

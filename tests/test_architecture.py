@@ -161,3 +161,13 @@ def test_one_file_hash_helper():
                     and any(".update(" in ast.unparse(b) for b in node.body):
                 found.append(f"{module}:{node.lineno}: a block-read digest loop")
     assert not found, f"file hashes outside fsutil.file_sha256: {found}"
+
+
+def test_one_offline_check():
+    """Only `diffbench.download.is_offline` reads DIFFBENCH_OFFLINE / HF_HUB_OFFLINE."""
+    found = [f"{module}:{node.lineno}"
+             for module, tree in modules().items() if module != "diffbench.download"
+             for node in ast.walk(tree)
+             if isinstance(node, ast.Constant) and node.value in ("DIFFBENCH_OFFLINE",
+                                                                  "HF_HUB_OFFLINE")]
+    assert not found, f"offline checks outside diffbench.download.is_offline: {found}"

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from diffbench.adapters.base import Request
+from diffbench.download import is_offline
 from diffbench.errors import ConfigError, WeightsError
 from diffbench.fsutil import file_sha256
 
@@ -110,6 +111,8 @@ def check_model_spec(spec: str, arg: str) -> None:
 def _from_pretrained(cls: Any, spec: str, arg: str, **kwargs: Any) -> Any:
     check_model_spec(spec, arg)
     local = Path(spec).expanduser()
+    if is_offline():  # huggingface_hub reads only its own variable, and only at import
+        kwargs.setdefault("local_files_only", True)
     try:
         return cls.from_pretrained(str(local) if local.exists() else spec, **kwargs)
     except (OSError, ValueError) as exc:
@@ -152,7 +155,7 @@ def resolve_file(spec: str, defaults: Sequence[str], weight_name: str | None, ar
 
     name = weight_name or defaults[0]
     try:
-        return Path(hf_hub_download(spec, name))
+        return Path(hf_hub_download(spec, name, local_files_only=is_offline()))
     except Exception as exc:  # hub errors have many types; every one means "not available here"
         raise WeightsError(f"cannot get {name} of '{spec}' from the Hugging Face hub "
                            f"({_one_line(exc)}); without internet, download it elsewhere "
