@@ -207,9 +207,9 @@ PROTOCOLS = Registry("protocol", "diffbench.protocols", kind_of="diffbench.proto
 
 # Feature extractors of the distribution metrics: `build(resize, weights, device)` each.
 EXTRACTORS = Registry("extractor", "diffbench.extractors", {
-    "inception": "diffbench.features:inception",
-    "vgg16": "diffbench.features:vgg16",
-    "digits": "diffbench.features:digits",
+    "inception": "diffbench.features:build_inception",
+    "vgg16": "diffbench.features:build_vgg16",
+    "digits": "diffbench.features:build_digits",
 })
 
 REGISTRIES = {"adapters": ADAPTERS, "metrics": METRICS, "datasets": DATASETS,

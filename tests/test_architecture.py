@@ -171,3 +171,18 @@ def test_one_offline_check():
              if isinstance(node, ast.Constant) and node.value in ("DIFFBENCH_OFFLINE",
                                                                   "HF_HUB_OFFLINE")]
     assert not found, f"offline checks outside diffbench.download.is_offline: {found}"
+
+
+def test_no_package_name_is_shadowed_by_its_submodule():
+    """Importing ``pkg.x`` rebinds ``pkg.x`` to the submodule: a function ``x`` in
+    ``pkg/__init__.py`` (a registry target such as ``diffbench.features:x``) would vanish."""
+    found = []
+    for module, tree in modules().items():
+        init = PACKAGE.parent / Path(*module.split(".")) / "__init__.py"
+        if not init.is_file():
+            continue
+        subs = {p.stem for p in init.parent.glob("*.py")} | {
+            p.name for p in init.parent.iterdir() if (p / "__init__.py").is_file()}
+        found += [f"{module}.{n.name}" for n in tree.body
+                  if isinstance(n, (ast.FunctionDef, ast.ClassDef)) and n.name in subs]
+    assert not found, f"names shadowed by submodules of the same name: {found}"
