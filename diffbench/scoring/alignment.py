@@ -231,7 +231,8 @@ def _entry(p: Plan, scores: np.ndarray, subjects: list[str], weights: np.ndarray
     details: dict[str, Any] = {"average": p.average, "subjects": per}
     if p.text:
         details["text"] = p.text
-    return metric_entry(value, higher_is_better=True, protocol=protocol, n=n, extractor=fp,
+    higher = get_spec(p.metric).higher_is_better  # the spec's, as every family records it
+    return metric_entry(value, higher_is_better=higher, protocol=protocol, n=n, extractor=fp,
                         ci=_ci(per, scores, p, n_boot, weights), scale=p.scale, **details)
 
 
