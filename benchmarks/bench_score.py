@@ -48,18 +48,14 @@ def child(kind: str, real: str, fake: str, weights: str, metrics: str, kid_size:
 
         keep_freed_memory()  # --tune-peer: torch-fidelity with diffbench's allocator setting
     if kind == "diffbench":
-        import dataclasses
-
+        import diffbench
         from diffbench.cpu import keep_freed_memory
         from diffbench.features.inception import WEIGHTS_NAME
-        from diffbench.protocols import get_protocol
-        from diffbench.scorer import score
 
         keep_freed_memory()  # as the `diffbench` CLI does at start
-        proto = get_protocol("torch-fidelity")
-        proto = dataclasses.replace(proto, kid={**proto.kid, "subset_size": kid_size})
-        out = score(Path(real), Path(fake), proto, metrics.split(","),
-                    {WEIGHTS_NAME: weights}, batch_size=batch, workers=workers, cache=False)
+        out = diffbench.score(Path(real), Path(fake), metrics.split(","), "torch-fidelity",
+                              {WEIGHTS_NAME: weights}, batch_size=batch, workers=workers,
+                              cache=False, kid_subset_size=kid_size)
         values = {k: v["value"] for k, v in out["metrics"].items()}
     else:
         import torch_fidelity

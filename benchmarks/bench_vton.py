@@ -90,14 +90,15 @@ def run_diffbench(paths: dict, batch: int, workers: int | None, device: str) -> 
     """diffbench's paired family (SSIM + LPIPS) over the run's sample folder."""
     from diffbench.data.samples import SampleSet
     from diffbench.data.vitonhd import VitonHD
+    from diffbench.metrics.lpips import lpips_model
     from diffbench.protocols import get_protocol
     from diffbench.scoring import EvalContext, TaskInputs
-    from diffbench.scoring.paired import evaluate, lpips_net
+    from diffbench.scoring.paired import evaluate
 
     ctx = EvalContext(device=device, batch_size=batch, workers=workers,
                       weights={"squeezenet1_1-imagenet": paths["squeeze"]})
     start = time.perf_counter()
-    lpips_net("squeeze", ctx)
+    lpips_model({"net": "squeeze"}, ctx.weights, ctx.device)
     loaded = time.perf_counter()
     inputs = TaskInputs("paired", _task(), get_protocol("catvton"), SampleSet(paths["samples"]),
                         VitonHD(paths["root"]))
@@ -123,7 +124,7 @@ def run_peer(paths: dict, device: str) -> dict:
     from torchmetrics.functional.image import structural_similarity_index_measure as tm_ssim
     from torchvision.transforms.functional import to_tensor
 
-    from diffbench.metrics.lpips import TAPS
+    from diffbench.features.lpips import TAPS
 
     start = time.perf_counter()
     net = lpips.LPIPS(net="squeeze", version="0.1", pretrained=True, pnet_rand=True, verbose=False)

@@ -81,7 +81,8 @@ Judge = Callable[[str], "bool | None"]
 
 
 def _digits_official() -> Judge:
-    from diffbench.features.digits import DEFAULT_WEIGHTS, file_sha256
+    from diffbench.features.digits import DEFAULT_WEIGHTS
+    from diffbench.fsutil import file_sha256
 
     try:
         shipped = file_sha256(DEFAULT_WEIGHTS)
@@ -97,7 +98,7 @@ def expected_weights(extractor: str) -> list[tuple[str, str, Judge]]:
     if extractor == "digits-classifier":  # the offline demo's classifier ships with diffbench
         return [("weights_sha256", "digits-classifier (shipped)", _digits_official())]
     if extractor.startswith("lpips-"):
-        from diffbench.metrics.lpips import BACKBONE_WEIGHTS, LINEAR_SHA256
+        from diffbench.features.lpips import BACKBONE_WEIGHTS, LINEAR_SHA256
 
         net = extractor.removeprefix("lpips-")
         if net in BACKBONE_WEIGHTS and BACKBONE_WEIGHTS[net] in w.WEIGHTS:

@@ -1,78 +1,94 @@
-"""Display names, directions and display scales of metrics: data, not logic.
+"""How metric values are shown: labels, arrows, decimals and scales, read from the metric specs.
 
-Reports, the gate, Pareto plots and the CLI tables read these. A results record may override the
-direction per metric (``higher_is_better``), which plugins use for metrics not listed here.
+Every fact here comes from the `Output`s of the metric specs (`diffbench.metrics.spec`); reports,
+the gate, Pareto plots and the console (``run``, ``score``) format values through this module, so
+a number shows with the same digits everywhere. A results entry's own ``higher_is_better`` wins
+over the spec (older records, plugins not installed here), and a metric no spec knows still shows
+(its name as label, 4 decimals).
 
-``decimals`` counts the digits shown for a value at the entry's own ``scale``. A report column
-may use another scale (the results' metric ``scale``, or a published file's ``scales``: KID×1000
-in try-on tables, DINO×100 in some personalisation papers); `decimals_at` then shifts the digits
-so the same precision shows.
+``decimals`` counts the digits shown for a value at display scale 1. A column or entry may use
+another scale (a record's metric ``scale``, a published file's ``scales``: KID×1000 in try-on
+tables, DINO×100 in some personalisation papers); `decimals_at` then shifts the digits so the same
+precision shows.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from typing import Any
+
+UNKNOWN_DECIMALS = 4
 
 
-@dataclass(frozen=True)
-class MetricDisplay:
-    """How a metric is shown."""
+def _output(name: str):
+    from diffbench.metrics.spec import output_info
 
-    label: str
-    higher_is_better: bool
-    decimals: int = 3
-    scale: float = 1.0
-
-
-METRICS: dict[str, MetricDisplay] = {
-    "fid": MetricDisplay("FID", False, 2),
-    "sfid": MetricDisplay("sFID", False, 2),
-    "kid": MetricDisplay("KID", False, 5),
-    "isc": MetricDisplay("IS", True, 1),
-    "precision": MetricDisplay("Precision", True, 3),
-    "recall": MetricDisplay("Recall", True, 3),
-    "ssim": MetricDisplay("SSIM", True, 4),
-    "lpips": MetricDisplay("LPIPS", False, 4),
-    "dino": MetricDisplay("DINO", True, 3),
-    "clip_i": MetricDisplay("CLIP-I", True, 3),
-    "clip_t": MetricDisplay("CLIP-T", True, 3),
-    "dinov2": MetricDisplay("DINOv2", True, 3),
-    "siglip_i": MetricDisplay("SigLIP-I", True, 3),
-    "siglip_t": MetricDisplay("SigLIP-T", True, 3),
-    "accuracy": MetricDisplay("Accuracy", True, 3),
-}
-
-
-def display(name: str, record_metric: dict | None = None) -> MetricDisplay | None:
-    """The display info of a metric; the record's own direction wins when it has one."""
-    base = METRICS.get(name)
-    if record_metric and "higher_is_better" in record_metric:
-        base = base or MetricDisplay(name, True, 4)
-        return replace(base, higher_is_better=bool(record_metric["higher_is_better"]))
-    return base
+    info = output_info(name)
+    return info[1] if info else None
 
 
 def label(name: str) -> str:
-    """The display label of a metric (its name when unknown)."""
-    info = METRICS.get(name)
-    return info.label if info else name
+    """The display label of a results key (its name when no spec knows it)."""
+    out = _output(name)
+    return out.label if out else name
 
 
-def arrow(higher_is_better: bool) -> str:
+def higher_is_better(name: str, entry: Mapping[str, Any] | None = None) -> bool | None:
+    """Is higher better? The results entry's own flag, else the spec's, else None (unknown)."""
+    if entry and "higher_is_better" in entry:
+        return bool(entry["higher_is_better"])
+    out = _output(name)
+    return out.higher_is_better if out else None
+
+
+def arrow(higher: bool) -> str:
     """↑ when higher is better, ↓ otherwise."""
-    return "↑" if higher_is_better else "↓"
+    return "↑" if higher else "↓"
 
 
-def decimals_at(name: str, scale: float) -> int:
-    """Digits to show for `name` multiplied by `scale` (its entry's precision, shifted)."""
-    info = METRICS.get(name)
-    decimals, own = (info.decimals, info.scale) if info else (4, 1.0)
-    if scale <= 0 or own <= 0:
+def decimals_at(name: str, scale: float = 1.0) -> int:
+    """Digits to show for `name` multiplied by `scale` (the spec's decimals, shifted)."""
+    out = _output(name)
+    decimals = out.decimals if out else UNKNOWN_DECIMALS
+    if scale <= 0:
         return decimals
-    return max(0, decimals - round(math.log10(scale / own)))
+    return max(0, decimals - round(math.log10(scale)))
 
 
 def scale_suffix(scale: float) -> str:
     """`×1000` for a scaled column, empty for scale 1."""
     return "" if scale == 1 else f"×{scale:g}"
+
+
+def value_text(value: float, decimals: int, scale: float = 1.0, ci: tuple[float, float] | None
+               = None, std: float | None = None) -> str:
+    """``value ± half CI`` (or ``± std``) times `scale` at `decimals` digits: the one way the
+    console (`run`, `score`) and the reports write a number."""
+    text = f"{value * scale:.{decimals}f}"
+    if ci is not None:
+        text += f" ± {(ci[1] - ci[0]) * scale / 2:.{decimals}f}"
+    elif std is not None:
+        text += f" ± {std * scale:.{decimals}f}"
+    return text
+
+
+def format_value(name: str, entry: Mapping[str, Any]) -> str:
+    """A results entry as the console shows it: value ± half CI (or ± std) at its scale."""
+    scale = entry.get("scale") or 1.0
+    ci = (entry["ci"]["low"], entry["ci"]["high"]) if entry.get("ci") else None
+    text = value_text(entry["value"], decimals_at(name, scale), scale, ci, entry.get("std"))
+    return text + (f" (×{scale:g})" if scale != 1.0 else "")
+
+
+def metric_lines(metrics: Mapping[str, Mapping[str, Any]], indent: str = "") -> list[str]:
+    """One console line per results entry: name and `format_value`."""
+    return [f"{indent}{name:<10} {format_value(name, entry)}" for name, entry in metrics.items()]
+
+
+def output_order() -> dict[str, int]:
+    """Position of each known results key: the specs' order (reports order columns by it)."""
+    from diffbench.metrics.spec import all_specs
+
+    keys = [o.key for spec in all_specs() for o in spec.outputs]
+    return {key: i for i, key in enumerate(dict.fromkeys(keys))}

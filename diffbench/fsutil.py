@@ -11,13 +11,16 @@ operating-system error becomes a `StorageError` naming the path and how to fix i
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import re
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import lru_cache
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from diffbench.errors import StorageError
 
@@ -150,3 +153,48 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], object] | bytes,
         raise
     _fsync_dir(path.parent)
     return path
+
+
+_WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS)
+
+
+@contextmanager
+def writes_under(folder: Path) -> Iterator[None]:
+    """Name `folder` in a write error that names no file (``write()`` that filled the disk)."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename is not None or exc.errno not in _WRITE_ERRNOS:
+            raise
+        raise StorageError(describe_os_error(exc, f"{folder} (while writing there)")) from exc
+
+
+def file_sha256(path: str | Path, cached: bool = True) -> str:
+    """Hex sha256 of a file's bytes, read in 4 MiB blocks (the one file hash of diffbench).
+
+    With `cached` (weights, checkpoints) it is computed once per (path, size, mtime) in this
+    process; `cached=False` reads the file again (images checked against a manifest).
+    """
+    resolved = Path(path).resolve()
+    if not cached:
+        return _sha256(resolved)
+    st = resolved.stat()
+    return _sha256_once(str(resolved), st.st_size, st.st_mtime_ns)
+
+
+def hash_file_into(digest: Any, path: str | Path) -> None:
+    """Feed a file's bytes to `digest` in 4 MiB blocks (for hashes over several files)."""
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 22), b""):
+            digest.update(block)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    hash_file_into(digest, path)
+    return digest.hexdigest()
+
+
+@lru_cache(maxsize=64)
+def _sha256_once(path: str, size: int, mtime_ns: int) -> str:
+    return _sha256(Path(path))

@@ -23,20 +23,19 @@ from typing import Any
 import yaml
 
 from diffbench.comparability import comparability
-from diffbench.display import METRICS as METRIC_DISPLAY
+from diffbench.display import higher_is_better
 from diffbench.errors import ConfigError
 
 PASS, REGRESSION, NOT_COMPARABLE = 0, 1, 3
 BASELINE_FORMAT = 1
 
-# Bounded scores get an absolute tolerance, unbounded ones a relative one (harness note §4).
-DEFAULT_TOLERANCE: dict[str, dict[str, float]] = {
-    "fid": {"rel": 0.05}, "sfid": {"rel": 0.05}, "kid": {"rel": 0.10}, "isc": {"rel": 0.05},
-    "precision": {"abs": 0.02}, "recall": {"abs": 0.02}, "ssim": {"abs": 0.005},
-    "lpips": {"abs": 0.005}, "dino": {"abs": 0.01}, "clip_i": {"abs": 0.01},
-    "clip_t": {"abs": 0.005}, "accuracy": {"abs": 0.02},
-}
-FALLBACK_TOLERANCE = {"rel": 0.05}
+
+def default_tolerance(name: str) -> dict[str, float]:
+    """The metric spec's default tolerance for results key `name` (relative 5% when unknown)."""
+    from diffbench.metrics.spec import DEFAULT_TOLERANCE, output_info
+
+    info = output_info(name)
+    return dict(info[1].tolerance if info else DEFAULT_TOLERANCE)
 
 
 @dataclass(frozen=True)
@@ -119,10 +118,9 @@ def per_model_keys(baseline: dict[str, Any]) -> bool:
 def _direction(name: str, record_metric: dict[str, Any] | None, spec: dict[str, Any]) -> bool:
     if "higher_is_better" in spec:
         return bool(spec["higher_is_better"])
-    if record_metric and "higher_is_better" in record_metric:
-        return bool(record_metric["higher_is_better"])
-    if name in METRIC_DISPLAY:
-        return METRIC_DISPLAY[name].higher_is_better
+    higher = higher_is_better(name, record_metric)
+    if higher is not None:
+        return higher
     raise ConfigError(f"baseline metric '{name}': no direction known; add "
                       "'higher_is_better: true|false' to its entry")
 
@@ -132,7 +130,7 @@ def _task_baseline(record: dict[str, Any]) -> dict[str, Any]:
     for name, m in record["metrics"].items():
         entry: dict[str, Any] = {"value": m["value"],
                                  "higher_is_better": _direction(name, m, {}),
-                                 "tolerance": dict(DEFAULT_TOLERANCE.get(name, FALLBACK_TOLERANCE)),
+                                 "tolerance": default_tolerance(name),
                                  "beyond_ci": False}
         if m.get("extractor"):
             entry["extractor"] = m["extractor"]

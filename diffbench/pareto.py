@@ -18,11 +18,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from itertools import groupby
 from typing import Any
 
-from diffbench.display import METRICS
+from diffbench.display import higher_is_better
 from diffbench.errors import MetricInputError
-
-# DCO/DreamBooth-style fronts: prompt fidelity on x, subject fidelity on y (dco note §3.6-3.7).
-DEFAULT_AXES = ("clip_t", "dino")
 
 
 def pareto_front(points: Sequence[tuple[float, float]], x_higher: bool = True,
@@ -46,11 +43,10 @@ def pareto_front(points: Sequence[tuple[float, float]], x_higher: bool = True,
 
 
 def metric_direction(name: str, entry: Mapping[str, Any] | None = None) -> bool:
-    """True when higher is better: the results entry's own flag, else the display table."""
-    if entry and "higher_is_better" in entry:
-        return bool(entry["higher_is_better"])
-    if name in METRICS:
-        return METRICS[name].higher_is_better
+    """True when higher is better: the results entry's own flag, else the metric's spec."""
+    higher = higher_is_better(name, entry)
+    if higher is not None:
+        return higher
     raise MetricInputError(f"metric '{name}': no direction known for a Pareto front; record "
                            "'higher_is_better' in its results entry")
 

@@ -1,12 +1,13 @@
 """Checks that run before the first image or feature, so a run fails in seconds, not at the end.
 
 - `suite_problems` (``suites validate`` and every command that loads a suite): each metric's
-  arguments against its schema (`diffbench.metrics.args`), and whether the metric's protocol
-  defines it, for every task.
+  arguments against its spec's schema (`diffbench.metrics.spec`), and whether the metric's
+  protocol defines it, for every task.
 - `check_run` (the start of ``diffbench run``/``generate``, after planning): device, sweep names
   and values, request keys, the run directory's layout and permissions, and the sample counts
-  the distribution metrics need (KID's subset size, IS splits, precision/recall's k, FID's bias
-  warning) from the planned images and the reference.
+  the distribution metrics need (each spec's ``shortfalls``: KID's subset size, IS splits,
+  precision/recall's k; Fréchet distances' bias warning) from the planned images and the
+  reference.
 - `check_device`, `check_output_file`: for the other commands.
 """
 
@@ -20,10 +21,6 @@ from typing import Any
 from diffbench.errors import ConfigError, DiffbenchError, StorageError
 from diffbench.log import logger
 from diffbench.names import check_name, check_sweep_value
-
-# Feature dimensions of the layers Fréchet distances are computed on (a test checks them
-# against the extractors): FID's bias warning is given before any image is read.
-FEATURE_DIMS = {"pool3": 2048, "sfid": 2023, "features": 64}
 
 
 def check_device(device: str) -> str:
@@ -106,28 +103,29 @@ def check_run_dir(run_dir: Path, points: Iterable[str]) -> None:
 def suite_problems(path: Path, suite: Any) -> list[str]:
     """Metric arguments and protocol–metric compatibility of every task (one line per problem)."""
     from diffbench.metrics.args import check_args
+    from diffbench.metrics.spec import get_spec
     from diffbench.registry import METRICS, PROTOCOLS
 
     problems = []
     for tname, task in suite.tasks.items():
-        for mname, spec in task.metrics.items():
+        for mname, entry in task.metrics.items():
             where = f"{path}: tasks.{tname}.metrics.{mname}"
-            proto_name = spec.protocol or task.protocol
+            proto_name = entry.protocol or task.protocol
             if mname not in METRICS or proto_name not in PROTOCOLS:
                 continue  # reported by the registry check
             try:
-                cls = METRICS.get(mname)
+                spec = get_spec(mname)
                 protocol = _protocol(proto_name)
             except DiffbenchError as exc:
                 problems.append(f"{where}: {exc}")
                 continue
             if mname not in protocol.metrics:
                 problems.append(f"{where}: protocol '{proto_name}' does not define {mname} (it "
-                                f"defines {', '.join(protocol.metrics)}); {_protocols_with(mname)}")
-            schema = getattr(cls, "args_schema", None)
-            problems += [f"{where}.args.{line}" for line in check_args(schema, spec.args)]
-            problems += [f"{where}.args: {line}" for line in _settings_problems(mname, protocol,
-                                                                                spec.args)]
+                                f"defines {', '.join(protocol.metrics)}); {_protocols_with(spec)}")
+            problems += [f"{where}.args.{line}" for line in check_args(spec.args, entry.args)]
+            if spec.conflicts is not None:
+                problems += [f"{where}.args: {line}" for line in spec.conflicts(
+                    protocol.metric_settings(mname), entry.args)]
     return problems
 
 
@@ -137,30 +135,12 @@ def _protocol(name: str):
     return get_protocol(name)
 
 
-def _protocols_with(metric: str) -> str:
-    from diffbench.registry import PROTOCOLS
-
-    found = []
-    for name in PROTOCOLS.names():
-        try:
-            if metric in _protocol(name).metrics:
-                found.append(name)
-        except DiffbenchError:
-            continue
+def _protocols_with(spec: Any) -> str:
+    found = spec.protocols()
     if not found:
         return "no protocol defines it"
     return (f"protocols that define it: {', '.join(found)} (set the task's protocol, or "
-            f"metrics.{metric}.protocol)")
-
-
-def _settings_problems(metric: str, protocol: Any, args: dict[str, Any]) -> list[str]:
-    """Arguments that the protocol's own settings would silently override."""
-    if metric == "isc" and "splits" in args and "split_size" in protocol.isc \
-            and "split_size" not in args:
-        return [f"'splits' does not apply: protocol '{protocol.name}' computes IS over "
-                f"consecutive splits of split_size ({protocol.isc['split_size']}) images, as the "
-                "ADM evaluator; set split_size instead"]
-    return []
+            f"metrics.{spec.name}.protocol)")
 
 
 def check_run(points: list[Any], opts: Any, run_dir: Path,
@@ -197,27 +177,28 @@ def check_run(points: list[Any], opts: Any, run_dir: Path,
 
 def _distribution_metrics(task: Any) -> list[tuple[str, Any]]:
     """(metric, protocol with the suite's arguments) of the task's distribution metrics."""
+    from diffbench.metrics.spec import get_spec
     from diffbench.protocols import apply_metric_args
-    from diffbench.registry import METRICS
 
     out = []
-    for name, spec in task.metrics.items():
-        if getattr(METRICS.get(name), "family", None) != "distribution":
+    for name, entry in task.metrics.items():
+        if get_spec(name).family != "distribution":
             continue
-        protocol = _protocol(spec.protocol or task.protocol)
-        out.append((name, apply_metric_args(protocol, {name: dict(spec.args)})))
+        protocol = _protocol(entry.protocol or task.protocol)
+        out.append((name, apply_metric_args(protocol, {name: dict(entry.args)})))
     return out
 
 
 def count_problems(point: Any, reference_of: Callable[[Any], Any]) -> list[str]:
     """Sample-count problems of one point's distribution metrics (FID's bias is a warning)."""
+    from diffbench.data.base import is_task_dataset
+
     metrics = _distribution_metrics(point.task)
     if not metrics:
         return []
     n_fake = len(point.requests) if point.task.kind == "generate" else _size(point.dataset)[0]
     real = reference_of(point.task)
-    if real is None and point.dataset is not None and callable(
-            getattr(point.dataset, "reference_images", None)):
+    if real is None and is_task_dataset(point.dataset):
         real = point.dataset.reference_images()
     if real is None:
         return [f"task {point.name}: distribution metrics need a reference; add reference: "
@@ -267,41 +248,42 @@ def _size(source: Any) -> tuple[int | None, set[str] | None]:
 def _metric_counts(where: str, fixes: dict[str, str], metric: str, protocol: Any,
                    n_real: int | None, n_fake: int | None, rows: set[str] | None) -> list[str]:
     """Problems of one metric given the images per side (`fixes`: how to set a setting)."""
+    from diffbench.metrics.spec import get_spec
+    from diffbench.scoring.distribution import feature_of, settings_of
+
     if n_real is None or n_fake is None:
         return []
+    spec = get_spec(metric)
     low = min(n_real, n_fake)
     counts = f"there are {n_real} reference and {n_fake} generated images"
-    layer = protocol.layers.get(metric)
-    if rows is not None and metric in ("kid", "prc") and layer not in rows:
+    _, _, layer = feature_of(spec, protocol)
+    if rows is not None and spec.needs.form == "rows" and layer not in rows:
         return [f"{where} needs the reference's {layer} features, but its statistics file holds "
                 "none; compute it with `diffbench stats compute ... --keep-features`"]
-    if metric in ("fid", "sfid"):
+    if spec.needs.form == "moments":
         if low < 2:
             return [f"{where} needs at least 2 images per side; {counts}"]
-        dim = FEATURE_DIMS.get(layer or "")
-        if dim is not None and low <= dim:
-            logger.warning("%s: fewer images (%d) than feature dimensions (%d): the covariance is "
-                           "rank-deficient and the value is biased; not comparable to "
-                           "full-sample numbers", where, low, dim)
-    elif metric == "kid":
-        size = protocol.kid["subset_size"]
-        if protocol.kid["variant"] != "clean-fid" and low < size:
-            hint = _hint(fixes, "subset_size", max(low, 2), "use more images")
-            return [f"{where}: subset size {size} needs at least {size} images per side, but "
-                    f"{counts}; {hint}"]
-        if low < 2:
-            return [f"{where} needs at least 2 images per side; {counts}"]
-    elif metric == "prc":
-        k = protocol.prc["k"]
-        if low <= k:
-            return [f"{where} with k={k} needs more than {k} images per side; {counts}"]
-    elif metric == "isc" and "split_size" not in protocol.isc:
-        splits = protocol.isc["splits"]
-        if n_fake < splits:
-            hint = _hint(fixes, "splits", max(n_fake, 1), "generate more images")
-            return [f"{where}: {splits} splits need at least {splits} generated images, but "
-                    f"{counts}; {hint}"]
-    return []
+        _warn_rank(where, low, layer)
+    shortfalls = spec.shortfalls(n_real, n_fake, settings_of(spec, protocol)) \
+        if spec.shortfalls is not None else []
+    out = []
+    for short in shortfalls:
+        if short.setting:
+            hint = _hint(fixes, short.setting, short.suggest, short.otherwise)
+            out.append(f"{where}{short.text}, but {counts}; {hint}")
+        else:
+            out.append(f"{where}{short.text}; {counts}")
+    return out
+
+
+def _warn_rank(where: str, n: int, layer: str) -> None:
+    """FID's bias warning, given before any image is read (the metric records the same)."""
+    from diffbench.features import LAYER_DIMS
+    from diffbench.metrics.distribution import rank_warning
+
+    warning = rank_warning(n, LAYER_DIMS[layer]) if layer in LAYER_DIMS else None
+    if warning:
+        logger.warning("%s: %s", where, warning)
 
 
 def _hint(fixes: dict[str, str], setting: str, value: int, otherwise: str) -> str:

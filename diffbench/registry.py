@@ -1,8 +1,10 @@
 """Lazy registries: name -> "module:object", extended by entry points.
 
 Built-in entries are strings so that listing names imports nothing heavy. Third-party
-packages add entries through the entry-point groups ``diffbench.adapters``,
-``diffbench.metrics``, ``diffbench.datasets`` and ``diffbench.protocols``.
+packages add entries through the entry-point groups ``diffbench.adapters`` (an `Adapter`
+subclass), ``diffbench.metrics`` (a `MetricSpec`), ``diffbench.datasets``, ``diffbench.protocols``
+(a `Protocol`) and ``diffbench.extractors`` (``build(resize, weights, device)``). A registry with a ``kind_of`` checks what a name points at
+when it is loaded, so a wrong plugin is one clear error, not a failure deep inside a run.
 """
 
 from __future__ import annotations
@@ -39,12 +41,13 @@ class Description:
 class Registry:
     """A lazy name -> object map of one kind (adapter, metric, dataset, protocol)."""
 
-    def __init__(self, kind: str, group: str, builtins: dict[str, str]):
+    def __init__(self, kind: str, group: str, builtins: dict[str, str], kind_of: str = ""):
         self.kind = kind
         self.group = group
         self._builtins = dict(builtins)
         self._extra: dict[str, Entry] = {}
         self._loaded: dict[str, Any] = {}
+        self._kind_of = kind_of  # "module:Class" every entry must be (a subclass or instance of)
 
     def register(self, name: str, target: str | Any, source: str = "runtime") -> None:
         """Add an entry at run time; `target` is "module:object" or the object itself."""
@@ -77,6 +80,10 @@ class Registry:
         """All registered names, sorted."""
         return sorted(self._entries())
 
+    def ordered_names(self) -> list[str]:
+        """Built-in names in their declared order, then the others sorted."""
+        return [*self._builtins, *sorted(n for n in self._entries() if n not in self._builtins)]
+
     def __contains__(self, name: str) -> bool:
         return name in self._entries()
 
@@ -103,8 +110,22 @@ class Registry:
         except (ImportError, AttributeError) as exc:
             raise RegistryError(f"{self.kind} '{name}' ({entry.source}) points at "
                                 f"'{entry.target}', which cannot be loaded: {exc}") from exc
+        self._check_kind(name, entry, obj)
         self._loaded[name] = obj
         return obj
+
+    def _check_kind(self, name: str, entry: Entry, obj: Any) -> None:
+        if not self._kind_of:
+            return
+        module_name, _, attr = self._kind_of.partition(":")
+        expected = getattr(importlib.import_module(module_name), attr)
+        ok = issubclass(obj, expected) if inspect.isclass(obj) else isinstance(obj, expected)
+        if not ok:
+            raise RegistryError(f"{self.kind} '{name}' ({entry.source}) points at "
+                                f"'{entry.target}', which is not a diffbench {attr}")
+        if getattr(obj, "name", name) != name and not inspect.isclass(obj):
+            raise RegistryError(f"{self.kind} '{name}' ({entry.source}) points at a {attr} "
+                                f"named '{obj.name}'; register it under that name")
 
     def describe(self, name: str) -> Description:
         """One-line summary (first docstring line) and the arguments the object takes."""
@@ -115,6 +136,10 @@ class Registry:
 
 
 def _arguments(obj: Any) -> list[str]:
+    # An object that is not called with keyword arguments (a MetricSpec) lists its own.
+    own = getattr(type(obj), "arguments", None)
+    if callable(own) and not inspect.isclass(obj):
+        return obj.arguments()
     target = obj.__init__ if inspect.isclass(obj) else obj
     try:
         sig = inspect.signature(target)
@@ -129,7 +154,8 @@ def _arguments(obj: Any) -> list[str]:
 
 
 # Built-in entries. Each module named here exists; a test imports every one of them.
-ADAPTERS = Registry("adapter", "diffbench.adapters", {
+ADAPTERS = Registry("adapter", "diffbench.adapters", kind_of="diffbench.adapters.base:Adapter",
+                    builtins={
     "toy": "diffbench.adapters.toy:ToyAdapter",
     "sit-repa": "diffbench.adapters.sit:SiTAdapter",
     "dit": "diffbench.adapters.dit:DiTAdapter",
@@ -140,21 +166,23 @@ ADAPTERS = Registry("adapter", "diffbench.adapters", {
     "dco": "diffbench.adapters.dco:DCOAdapter",
     "idm-vton": "diffbench.adapters.idm_vton:IDMVTONAdapter",
 })
-METRICS = Registry("metric", "diffbench.metrics", {
+# Metric specs, in the order reports show their columns.
+METRICS = Registry("metric", "diffbench.metrics", kind_of="diffbench.metrics.spec:MetricSpec",
+                   builtins={
     "fid": "diffbench.metrics.distribution:FID",
     "sfid": "diffbench.metrics.distribution:SFID",
     "kid": "diffbench.metrics.distribution:KID",
     "isc": "diffbench.metrics.distribution:ISC",
     "prc": "diffbench.metrics.distribution:PRC",
-    "accuracy": "diffbench.metrics.distribution:Accuracy",
-    "dino": "diffbench.metrics.alignment:DINO",
-    "clip_i": "diffbench.metrics.alignment:CLIPI",
-    "clip_t": "diffbench.metrics.alignment:CLIPT",
-    "dinov2": "diffbench.metrics.alignment:DINOv2",
-    "siglip_i": "diffbench.metrics.alignment:SigLIPI",
-    "siglip_t": "diffbench.metrics.alignment:SigLIPT",
     "ssim": "diffbench.metrics.ssim:SSIM",
     "lpips": "diffbench.metrics.lpips:LPIPS",
+    "dino": "diffbench.metrics.alignment:DINO",
+    "clip_i": "diffbench.metrics.alignment:CLIP_I",
+    "clip_t": "diffbench.metrics.alignment:CLIP_T",
+    "dinov2": "diffbench.metrics.alignment:DINOV2",
+    "siglip_i": "diffbench.metrics.alignment:SIGLIP_I",
+    "siglip_t": "diffbench.metrics.alignment:SIGLIP_T",
+    "accuracy": "diffbench.metrics.distribution:ACCURACY",
 })
 DATASETS = Registry("dataset reader", "diffbench.datasets", {
     "sklearn-digits": "diffbench.data.digits:DigitsSource",
@@ -164,7 +192,8 @@ DATASETS = Registry("dataset reader", "diffbench.datasets", {
     "vitonhd": "diffbench.data.vitonhd:VitonHD",
     "dresscode": "diffbench.data.dresscode:DressCode",
 })
-PROTOCOLS = Registry("protocol", "diffbench.protocols", {
+PROTOCOLS = Registry("protocol", "diffbench.protocols", kind_of="diffbench.protocols:Protocol",
+                     builtins={
     "adm": "diffbench.protocols:ADM",
     "torch-fidelity": "diffbench.protocols:TORCH_FIDELITY",
     "clean-fid": "diffbench.protocols:CLEAN_FID",
@@ -176,5 +205,12 @@ PROTOCOLS = Registry("protocol", "diffbench.protocols", {
     "hr-viton": "diffbench.protocols.vton:HR_VITON",
 })
 
+# Feature extractors of the distribution metrics: `build(resize, weights, device)` each.
+EXTRACTORS = Registry("extractor", "diffbench.extractors", {
+    "inception": "diffbench.features:build_inception",
+    "vgg16": "diffbench.features:build_vgg16",
+    "digits": "diffbench.features:build_digits",
+})
+
 REGISTRIES = {"adapters": ADAPTERS, "metrics": METRICS, "datasets": DATASETS,
-              "protocols": PROTOCOLS}
+              "protocols": PROTOCOLS, "extractors": EXTRACTORS}

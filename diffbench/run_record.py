@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from diffbench import dist, results
-from diffbench.log import logger
+from diffbench.fsutil import hash_file_into
+from diffbench.pareto import sweep_front
 from diffbench.protocols import Protocol
 from diffbench.requests import request_sampler
 
@@ -23,7 +24,7 @@ SEED_RULE = "per image: sha256(f'{suite_seed}/{key}')[:8] big-endian & (2**63-1)
 def _suite_block(loaded) -> dict[str, Any]:
     digest = hashlib.sha256()
     for path in loaded.files:
-        digest.update(Path(path).read_bytes())
+        hash_file_into(digest, path)
     return {"name": loaded.suite.name, "version": loaded.suite.version, "path": str(loaded.path),
             "sha256": digest.hexdigest(), "overrides": dict(loaded.overrides)}
 
@@ -33,8 +34,7 @@ def _model_block(opts, adapter) -> dict[str, Any] | None:
         return None
     args = {k: (v if isinstance(v, (str, int, float, bool)) or v is None else str(v))
             for k, v in opts.model_args.items()}
-    describe = adapter.describe() if hasattr(adapter, "describe") else {}
-    return {"name": opts.model, "args": {**args, "adapter": _jsonable(describe)}}
+    return {"name": opts.model, "args": {**args, "adapter": _jsonable(adapter.describe())}}
 
 
 def _jsonable(value: Any) -> Any:
@@ -58,9 +58,9 @@ def _generation_block(point, report, adapter) -> dict[str, Any] | None:
              "seconds": max(p["seconds"] for p in parts), "ranks": len(parts)}
     block["images_per_s"] = round(block["made_now"] / block["seconds"], 3) if block[
         "seconds"] else 0.0
-    stats = getattr(adapter, "sampler_stats", None)
-    if callable(stats) and point.requests:
-        block["model_evaluations"] = _jsonable(stats(point.requests[0].sampler))
+    stats = adapter.sampler_stats(point.requests[0].sampler) if point.requests else {}
+    if stats:
+        block["model_evaluations"] = _jsonable(stats)
     return block
 
 
@@ -80,9 +80,9 @@ def build_record(loaded, point, opts, ctx, adapter, samples, scored, protocol: P
     sampler = {**request_sampler(task), **point.sweep} if task.kind == "generate" else {}
     dataset = None
     if task.dataset is not None:
-        describe = point.dataset.describe() if hasattr(point.dataset, "describe") else {}
         dataset = {"name": task.dataset.name, "reader": task.dataset.reader,
-                   "args": dict(task.dataset.args), "describe": _jsonable(describe)}
+                   "args": dict(task.dataset.args),
+                   "describe": _jsonable(point.dataset.describe())}
     record = results.new_record(
         kind="run", protocol=protocol.name, protocol_settings=_jsonable(protocol.settings()),
         metrics=scored.metrics, counts=counts, suite=_suite_block(loaded), task=point.task_name,
@@ -102,13 +102,16 @@ def build_record(loaded, point, opts, ctx, adapter, samples, scored, protocol: P
 
 
 def pareto_axes(metrics: list[str]) -> tuple[str, str] | None:
-    """Default axes of a sweep's front: prompt vs subject fidelity, or FID vs IS."""
-    for x, ys in (("clip_t", ("dino", "clip_i")), ("siglip_t", ("dinov2", "siglip_i")),
-                  ("fid", ("isc",))):
-        if x in metrics:
-            for y in ys:
+    """Default axes of a sweep's front, from the specs' outputs (``Output.pareto``): the first
+    output of the record, in the specs' order, drawn against one of its partners (prompt vs
+    subject fidelity: CLIP-T vs DINO; FID vs IS)."""
+    from diffbench.metrics.spec import all_specs
+
+    for out in (o for spec in all_specs() for o in spec.outputs):
+        if out.key in metrics:
+            for y in out.pareto:
                 if y in metrics:
-                    return x, y
+                    return out.key, y
     return None
 
 
@@ -123,11 +126,6 @@ def add_pareto(outcomes: list, run_dir: Path) -> None:
         axes = pareto_axes(metrics)
         if axes is None or len(group) < 2 or len(group[0].point.sweep) != 1:
             continue  # a front needs two axes, two points and one swept parameter
-        try:
-            from diffbench.pareto import sweep_front
-        except ImportError:
-            logger.warning("Pareto fronts need diffbench.pareto; skipped")
-            return
         param = ",".join(group[0].point.sweep)
         front = sweep_front([o.record for o in group], axes[0], axes[1], param)
         for o in group:
@@ -139,10 +137,8 @@ def add_pareto(outcomes: list, run_dir: Path) -> None:
 
 
 def _plot(front: dict[str, Any], record: dict[str, Any], run_dir: Path, task: str) -> None:
-    try:
-        from diffbench.report.plots import plot_fronts
-    except ImportError:
-        return
+    from diffbench.report.plots import plot_fronts
+
     label = (record.get("model") or {}).get("name", "model")
     out = run_dir / "plots" / f"pareto-{task}"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -152,13 +148,14 @@ def _plot(front: dict[str, Any], record: dict[str, Any], run_dir: Path, task: st
 
 def write_oracles(outcomes: list, loaded, run_dir: Path, opts, ctx) -> list[Path]:
     """Per task with alignment metrics: the real-image oracle row, ``results/<task>.oracle.json``."""
+    from diffbench.metrics.spec import get_spec
     from diffbench.protocols import get_protocol
-    from diffbench.scoring import TaskInputs, family_of
+    from diffbench.scoring import TaskInputs
 
     written, seen = [], set()
     for o in outcomes:
         task, name = o.point.task, o.point.task_name
-        metrics = [m for m in task.metrics if family_of(m)[0] == "alignment"]
+        metrics = [m for m in task.metrics if get_spec(m).family == "alignment"]
         if not metrics or name in seen or o.record is None:
             continue
         seen.add(name)

@@ -115,7 +115,7 @@ def backbone_weights(net: str, seed: int = 0) -> Path:
 
 def weights_args(nets=("alex", "squeeze")) -> dict[str, str]:
     """--weights NAME=PATH pairs of random LPIPS backbones."""
-    from diffbench.metrics.lpips import BACKBONE_WEIGHTS
+    from diffbench.features.lpips import BACKBONE_WEIGHTS
 
     return {BACKBONE_WEIGHTS[n]: str(backbone_weights(n)) for n in nets}
 
@@ -126,7 +126,7 @@ def reference_lpips(net: str):
     import lpips
     import torch
 
-    from diffbench.metrics.lpips import TAPS
+    from diffbench.features.lpips import TAPS
 
     model = lpips.LPIPS(net=net, version="0.1", pretrained=True, pnet_rand=True, verbose=False)
     state = torch.load(backbone_weights(net), weights_only=True)

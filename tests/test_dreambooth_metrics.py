@@ -90,21 +90,21 @@ def test_protocol_constants_match_extractors():
     assert proto.params["dino"]["arch"] == "vit_small_patch16_224.dino"
     assert set(PROTOCOLS.get("dco").metrics) >= {"dinov2", "siglip_i", "siglip_t"}
     for name in ("dino", "clip_i", "clip_t", "dinov2", "siglip_i", "siglip_t"):
-        cls = METRICS.get(name)
-        assert cls.family == "alignment" and cls.higher_is_better is True
+        spec = METRICS.get(name)
+        assert spec.family == "alignment" and spec.higher_is_better is True
 
 
 def test_plan_shares_extractors_and_checks_arguments():
     proto = PROTOCOLS.get("dreambench")
     pi, pt = plan("clip_i", proto.param("clip_i")), plan("clip_t", proto.param("clip_t"))
-    assert pi.spec == pt.spec and pi.kind == "image" and pt.kind == "text"
+    assert pi.spec == pt.spec and pi.against == "references" and pt.against == "text"
     assert pt.text == "base_prompt" and pi.scale == 100.0 and pi.average == "subject"
     assert plan("dino", proto.param("dino")).spec != pi.spec
-    with pytest.raises(ConfigError, match="unknown arguments"):
+    with pytest.raises(ConfigError, match="resolution: unknown argument"):
         plan("dino", {**proto.param("dino"), "resolution": 512})
     with pytest.raises(ConfigError, match="average"):
         plan("dino", {**proto.param("dino"), "average": "median"})
-    with pytest.raises(ConfigError, match="text 'caption'"):
+    with pytest.raises(ConfigError, match="text: must be one of base_prompt, prompt, context, got 'caption'"):
         plan("clip_t", {**proto.param("clip_t"), "text": "caption"})
     with pytest.raises(ConfigError, match="personalization protocol"):
         plan("dino", PROTOCOLS.get("adm").param("dino"))

@@ -4,6 +4,7 @@ before the first image is generated or read."""
 
 from __future__ import annotations
 
+import inspect
 import textwrap
 from pathlib import Path
 
@@ -78,38 +79,27 @@ def test_every_shipped_protocol_setting_passes_its_metric_schema():
     for pname in PROTOCOLS.names():
         proto = get_protocol(pname)
         for metric in proto.metrics:
-            schema = METRICS.get(metric).args_schema
-            settings = {**proto.param(metric)}
-            if metric in ("isc", "kid", "prc"):
-                own = dict(getattr(proto, metric))
-                own.pop("std", None)  # recorded, not read (not a suite argument)
-                settings.update(own)
-            assert check_args(schema, settings) == [], (pname, metric)
+            settings = proto.metric_settings(metric)
+            settings.pop("std", None)  # IS: recorded, not read (not a suite argument)
+            assert check_args(METRICS.get(metric).args, settings) == [], (pname, metric)
 
 
-def test_schemas_match_what_the_scoring_families_accept():
-    """The paired/alignment evaluators validate against their own tables: the same names."""
+def test_schema_choices_match_the_implementations():
+    """What a schema allows is what the code behind it implements."""
     from diffbench.features import dino
+    from diffbench.features.lpips import TAPS
     from diffbench.metrics import alignment as A
-    from diffbench.scoring import alignment as SA
-    from diffbench.scoring import paired as SP
 
-    ssim, lpips = METRICS.get("ssim").args_schema, METRICS.get("lpips").args_schema
-    assert set(ssim) == {*SP.SSIM_ARGS, *SP.PREP_ARGS, "library"}
-    assert set(lpips) == {*SP.LPIPS_ARGS, *SP.PREP_ARGS, "library"}
-    assert {k: v.default for k, v in ssim.items() if k in SP.SSIM_ARGS} == SP.SSIM_ARGS
-    assert ssim["gt_resize"].choices == SP.GT_RESIZES
-    # scoring lets image metrics take 'text' and ignores it; the schema refuses it there
-    assert set(A.DINO_ARGS) == {*SP_alignment_names(SA, "dino")} - {"text"}
-    assert set(A.CLIP_ARGS) == {*SP_alignment_names(SA, "clip")} - {"text"}
-    assert set(A.CLIP_TEXT_ARGS) == {*SP_alignment_names(SA, "clip")}
-    assert A.TEXTS == SA.TEXTS and A.DINO_ARGS["average"].choices == A.AVERAGES
+    assert METRICS.get("lpips").args["net"].choices == tuple(TAPS)
+    assert A.DINO_ARGS["average"].choices == A.AVERAGES
     assert A.DINO_ARGS["interpolation"].choices == dino.INTERPOLATIONS
     assert A.DINO_ARGS["resize_mode"].choices == dino.RESIZE_MODES
+    # the alignment family builds each extractor from the arguments marked for it
+    from diffbench.features.clip import ClipExtractor
 
-
-def SP_alignment_names(SA, kind: str) -> set[str]:  # noqa: N802 (reads like the module)
-    return {*SA.EXTRACTOR_ARGS[kind], *SA.OTHER_ARGS}
+    for name, cls in (("dino", dino.DinoExtractor), ("clip_t", ClipExtractor)):
+        marked = {k for k, a in METRICS.get(name).args.items() if a.extractor}
+        assert marked and marked <= set(inspect.signature(cls).parameters), name
 
 
 def test_scale_goes_to_params_for_every_metric():
@@ -191,8 +181,8 @@ def test_fid_bias_warning_comes_first(tmp_path):
 
 
 def test_feature_dims_match_the_extractors():
+    from diffbench.features import LAYER_DIMS as FEATURE_DIMS
     from diffbench.features import build_extractor
-    from diffbench.preflight import FEATURE_DIMS
 
     ext = build_extractor("digits")
     out = ext.forward(torch.zeros(2, 1, 32, 32))

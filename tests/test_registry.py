@@ -14,13 +14,25 @@ from diffbench.registry import REGISTRIES, Registry
 PLUGIN_MODULE = '''
 """A third-party diffbench plugin used by the tests."""
 
+from diffbench.metrics.args import Arg
+from diffbench.metrics.spec import MetricSpec, Needs, Output
+
+
+def sharpness(fake, *, kernel=3):
+    return float(abs(fake).mean()) * kernel
+
+
+SHARPNESS = MetricSpec(
+    name="sharpness", family="distribution",
+    summary="Mean absolute Laplacian of generated images (a plugin metric).",
+    outputs=(Output("sharpness", "Sharpness", True),), compute=sharpness,
+    needs=Needs(form="fake_rows"),
+    args={"kernel": Arg("int", 3, "kernel size", minimum=1),
+          "scale": Arg("float", 1.0, "display scale", minimum=0)})
+
 
 class SharpnessMetric:
-    """Mean absolute Laplacian of generated images (a plugin metric)."""
-
-    def __init__(self, kernel=3, scale=1.0):
-        self.kernel = kernel
-        self.scale = scale
+    """A metric written as a class: not a MetricSpec, refused with a clear error."""
 
 
 def read_lines(root, pattern="*.txt"):
@@ -38,7 +50,9 @@ def plugin(tmp_path, monkeypatch):
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: dbench-plugin-demo\nVersion: 0.1\n")
     (info / "entry_points.txt").write_text(textwrap.dedent("""
         [diffbench.metrics]
-        sharpness = dbench_plugin_demo:SharpnessMetric
+        sharpness = dbench_plugin_demo:SHARPNESS
+        classy = dbench_plugin_demo:SharpnessMetric
+        renamed = dbench_plugin_demo:SHARPNESS
         broken = dbench_plugin_demo:DoesNotExist
 
         [diffbench.datasets]
@@ -69,6 +83,10 @@ def test_plugin_is_found_and_described(plugin):
 def test_broken_plugin_is_a_clear_error(plugin):
     with pytest.raises(RegistryError, match="'broken'.*cannot be loaded"):
         REGISTRIES["metrics"].get("broken")
+    with pytest.raises(RegistryError, match="'classy'.*which is not a diffbench MetricSpec"):
+        REGISTRIES["metrics"].get("classy")
+    with pytest.raises(RegistryError, match="'renamed'.*named 'sharpness'; register it under"):
+        REGISTRIES["metrics"].get("renamed")
 
 
 def test_plugin_cannot_shadow_builtin(tmp_path, monkeypatch):

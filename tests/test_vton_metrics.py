@@ -16,7 +16,7 @@ from skimage.metrics import structural_similarity
 from torchmetrics.functional.image import structural_similarity_index_measure as tm_ssim
 
 from diffbench.errors import MetricInputError, WeightsError
-from diffbench.metrics.lpips import LINEAR_SHA256, LPIPSNet, linear_weights_path
+from diffbench.features.lpips import LINEAR_SHA256, LPIPSNet, linear_weights_path
 from diffbench.metrics.ssim import gaussian_window, pil_gray, ssim_batch, ssim_images
 from tests._vton import backbone_weights, reference_lpips
 

@@ -17,7 +17,7 @@ from torchmetrics.functional.image import structural_similarity_index_measure as
 from diffbench.adapters.folder import FolderAdapter
 from diffbench.data.samples import SampleSet
 from diffbench.data.vitonhd import VitonHD
-from diffbench.errors import DataError, MetricInputError
+from diffbench.errors import ConfigError, DataError, MetricInputError
 from diffbench.generate import generate, merge_manifests
 from diffbench.protocols import get_protocol
 from diffbench.requests import task_requests
@@ -150,7 +150,7 @@ def test_suite_args_override_protocol(tmp_path):
     assert got.metrics["ssim"]["details"]["settings"]["border"] == "reflect"
     assert "lpips-alex" in got.extractors
     bad = build(tmp_path / "b", "catvton", metric_args={"ssim": {"windw": 7}})
-    with pytest.raises(Exception, match="unknown arguments"):
+    with pytest.raises(ConfigError, match="metric ssim: windw: unknown argument; accepted: color"):
         evaluate(["ssim"], bad, ctx())
 
 

@@ -6,6 +6,18 @@ function of (model, key, seed, sampler arguments): adapters draw all randomness 
 its own `torch.Generator` seeded with `Request.seed`, so batch size and GPU count never change
 an image. Adapters declare which condition kinds they accept; a mismatch with the suite is an
 error before any GPU time is spent.
+
+What `diffbench run` calls on an adapter, in order (every hook but `generate` has a default
+here; an adapter overrides the ones it needs, and nothing else is looked up):
+
+1. ``__init__(device, dtype, **model_args)``: ``--model-arg`` values; load weights here;
+2. `check_task` per task and sweep point: condition kind and sampler argument names;
+3. `check_keys` with the planned requests: inputs each request needs (files, masks), before
+   the first image;
+4. `describe`: what the sample store's fingerprint and the results record say about the model
+   (checkpoint and its sha256, VAE, conventions); a change refuses an existing store;
+5. `generate` batch by batch;
+6. `sampler_stats` with the sampler arguments: model evaluations per image, recorded.
 """
 
 from __future__ import annotations
@@ -55,6 +67,15 @@ class Adapter(ABC):
         """What the results record says about this model (name, arguments, weights hashes)."""
         return {"class": f"{type(self).__module__}:{type(self).__qualname__}",
                 "device": self.device, "dtype": self.dtype}
+
+    def check_keys(self, requests: Sequence[Request]) -> None:
+        """Refuse requests whose inputs are missing, before the first image (default: none)."""
+        return None
+
+    def sampler_stats(self, sampler: dict[str, Any]) -> dict[str, Any]:
+        """Model evaluations per image under these sampler arguments, for the record (default:
+        none known)."""
+        return {}
 
     def check_task(self, condition: str, sampler: dict[str, Any], where: str) -> None:
         """Refuse a task whose condition or sampler arguments this adapter cannot honour."""

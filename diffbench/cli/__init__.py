@@ -2,7 +2,7 @@
 
 Commands parse arguments, call the library and print. User errors (`DiffbenchError`) and
 operating-system faults (`OSError`: a full disk, permissions) become one line on stderr and exit
-code 2 (3 for "not comparable"); there is no traceback for them. Ctrl-C (SIGINT) exits 130 with
+code 2 (`DiffbenchError.exit_code`); there is no traceback for them. Ctrl-C (SIGINT) exits 130 with
 "interrupted; rerun the same command to resume". The gate exits 1 on a regression.
 """
 

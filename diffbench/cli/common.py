@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import errno
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import click
 import yaml
 
-from diffbench.errors import ConfigError, StorageError
+from diffbench.errors import ConfigError
 from diffbench.resources import include_paths
 
 
@@ -27,22 +23,6 @@ def parse_model_args(items: tuple[str, ...]) -> dict[str, Any]:
         except yaml.YAMLError:
             raise ConfigError(f"--model-arg '{item}': the value is not valid YAML") from None
     return args
-
-
-_WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS)
-
-
-@contextmanager
-def writes_under(folder: Path) -> Iterator[None]:
-    """Name `folder` in a write error that names no file (``write()`` that filled the disk)."""
-    from diffbench.fsutil import describe_os_error
-
-    try:
-        yield
-    except OSError as exc:
-        if exc.filename is not None or exc.errno not in _WRITE_ERRNOS:
-            raise
-        raise StorageError(describe_os_error(exc, f"{folder} (while writing there)")) from exc
 
 
 def _set_max_pixels(ctx: click.Context, param: click.Parameter, value: int | None) -> int | None:

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import click
 
-from diffbench import refdata
 from diffbench.config import parse_pairs
 
 
@@ -40,6 +39,8 @@ def list_cmd(as_json: bool) -> None:
       diffbench data list
       diffbench data list --json
     """
+    from diffbench import refdata
+
     rows = refdata.list_data()
     if as_json:
         click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
@@ -72,6 +73,8 @@ def fetch_cmd(names: tuple[str, ...], force: bool) -> None:
     Example:
       diffbench data fetch imagenet256-ref imagenet512-ref
     """
+    from diffbench import refdata
+
     for name in names:
         click.echo(f"{name}: {refdata.fetch(name, force=force)}")
 
@@ -86,6 +89,8 @@ def import_cmd(name: str, file: Path) -> None:
     Example:
       diffbench data import imagenet256-ref ./VIRTUAL_imagenet256_labeled.npz
     """
+    from diffbench import refdata
+
     click.echo(f"{name}: {refdata.import_file(name, file)}")
 
 
@@ -102,6 +107,8 @@ def verify_cmd(names: tuple[str, ...], locations: tuple[str, ...]) -> None:
       diffbench data verify imagenet256-ref
       diffbench data verify vitonhd --data vitonhd=zalando-hd-resized/
     """
+    from diffbench import refdata
+
     given = parse_pairs(locations, "--data")
     for name in names:
         refdata.spec(name)

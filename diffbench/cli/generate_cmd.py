@@ -6,15 +6,10 @@ from pathlib import Path
 
 import click
 
-from diffbench import dist
-from diffbench.cli.common import include_path_option, parse_model_args, writes_under
+from diffbench.cli.common import include_path_option, parse_model_args
 from diffbench.config import parse_pairs
 from diffbench.errors import ConfigError
-from diffbench.export import export_npz
-from diffbench.generate import merge_manifests
 from diffbench.preflight import check_device
-from diffbench.run import RunOptions, default_run_dir, parse_sweep, run_suite
-from diffbench.suite import load_suite
 
 
 @click.command("generate")
@@ -57,6 +52,12 @@ def generate_cmd(suite: str, model: str, model_args: tuple[str, ...], tasks: tup
       torchrun --nproc-per-node 8 -m diffbench generate imagenet256 --model sit-repa
       diffbench generate imagenet256 --model toy --shard 0/4 --out runs/toy
     """
+    from diffbench import dist
+    from diffbench.fsutil import writes_under
+    from diffbench.results import RunLayout
+    from diffbench.runner import RunOptions, default_run_dir, parse_sweep, run_suite
+    from diffbench.suite import load_suite
+
     check_device(device)
     loaded = load_suite(suite, list(overrides), include)
     opts = RunOptions(model=model, model_args=parse_model_args(model_args), out=out, tasks=tasks,
@@ -69,19 +70,13 @@ def generate_cmd(suite: str, model: str, model_args: tuple[str, ...], tasks: tup
     for o in outcomes:
         rep = o.generation
         smoke = " (smoke: --limit)" if rep.smoke else ""
-        sample_dir = default_run_dir(loaded, opts) / "samples" / o.point.name
+        sample_dir = RunLayout(default_run_dir(loaded, opts)).samples(o.point.name)
         click.echo(f"{o.point.name}: part {rep.part}/{rep.parts}: planned {rep.planned}, skipped "
                    f"{rep.skipped}, generated {rep.made_now} in {rep.seconds:.1f} s "
                    f"({rep.images_per_s:.1f} images/s){smoke} -> {sample_dir}")
     if shard is not None:
         click.echo(f"shard {shard}: done; when all shards are, run: diffbench merge "
                    f"{default_run_dir(loaded, opts)}")
-
-
-def _sample_dirs(path: Path) -> list[Path]:
-    if (path / "plan.json").exists() or any(path.glob("manifest.rank*.jsonl")):
-        return [path]
-    return sorted(p.parent for p in path.glob("samples/*/plan.json"))
 
 
 @click.command("merge")
@@ -94,8 +89,10 @@ def merge_cmd(run_dirs: tuple[Path, ...]) -> None:
     Example:
       diffbench merge runs/toy
     """
+    from diffbench.generate import merge_manifests, sample_dirs
+
     for run_dir in run_dirs:
-        dirs = _sample_dirs(run_dir)
+        dirs = sample_dirs(run_dir)
         if not dirs:
             raise ConfigError(f"{run_dir}: no samples/<task>/plan.json; is it a run directory?")
         for sample_dir in dirs:
@@ -119,6 +116,8 @@ def export_npz_cmd(sample_dir: Path, output: Path, allow_partial: bool) -> None:
     Example:
       diffbench export-npz runs/toy/samples/repa-sde-cfg -o samples.npz
     """
+    from diffbench.export import export_npz
+
     done = export_npz(sample_dir, output, allow_partial=allow_partial)
     (h, w), partial = done.size, ""
     if done.left_out:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import click
 
-from diffbench.errors import RegistryError
 from diffbench.registry import ADAPTERS, DATASETS, METRICS, PROTOCOLS, Registry
 
 
 def _print_registry(registry: Registry, verbose: bool) -> None:
-    names = registry.names()
+    from diffbench.errors import RegistryError
+
+    names = registry.ordered_names() if registry is METRICS else registry.names()
     if not names:
         click.echo(f"(no {registry.kind}s registered yet)")
         return
@@ -21,9 +22,22 @@ def _print_registry(registry: Registry, verbose: bool) -> None:
             continue
         origin = "" if desc.source == "builtin" else f"  [{desc.source}]"
         click.echo(f"{name:<18} {desc.summary}{origin}")
+        if registry is METRICS:
+            _metric_facts(registry.get(name))
         if verbose or desc.arguments:
             args = ", ".join(desc.arguments) if desc.arguments else "(none)"
             click.echo(f"{'':<18}   arguments: {args}")
+
+
+def _metric_facts(spec) -> None:
+    """A metric's family, outputs (label, direction, gate tolerance) and defining protocols."""
+    from diffbench.display import arrow
+
+    outputs = ", ".join(
+        f"{o.key} ({o.label} {arrow(o.higher_is_better)}, gate "
+        f"{' or '.join(f'{k} {v:g}' for k, v in o.tolerance.items())})" for o in spec.outputs)
+    click.echo(f"{'':<18}   family: {spec.family}; outputs: {outputs}")
+    click.echo(f"{'':<18}   protocols: {', '.join(spec.protocols()) or '(none registered)'}")
 
 
 def _command(registry: Registry, cmd_name: str, example: str):

@@ -7,7 +7,6 @@ from pathlib import Path
 import click
 
 from diffbench.cli.common import include_path_option
-from diffbench.report.build import build_report
 
 
 @click.command("report")
@@ -37,6 +36,8 @@ def report(results_files: tuple[Path, ...], out_dir: Path, published: bool,
     Example:
       diffbench report runs/demo runs/other/results.json -o reports/
     """
+    from diffbench.report.build import build_report
+
     files = build_report(list(results_files), out_dir, published, title, extra_published,
                          include)
     click.echo(f"{files.rows} rows -> {files.csv}, {files.markdown}, {files.html}")

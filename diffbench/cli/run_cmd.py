@@ -2,46 +2,22 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import click
 
-from diffbench import dist
-from diffbench.cli.common import (
-    include_path_option,
-    max_pixels_option,
-    parse_model_args,
-    writes_under,
-)
-from diffbench.comparability import comparability
+from diffbench.cli.common import include_path_option, max_pixels_option, parse_model_args
 from diffbench.config import parse_pairs
-from diffbench.display import display
-from diffbench.preflight import check_device
-from diffbench.run import RunOptions, default_run_dir, parse_sweep, run_suite
-from diffbench.suite import load_suite
-
-
-def _value(name: str, entry: dict) -> str:
-    info = display(name)
-    scale = entry.get("scale") or 1.0
-    decimals = max(0, (info.decimals if info else 4) - round(math.log10(scale)))
-    text = f"{entry['value'] * scale:.{decimals}f}"
-    if entry.get("ci"):
-        half = (entry["ci"]["high"] - entry["ci"]["low"]) / 2 * scale
-        text += f" ± {half:.{decimals}f}"
-    elif entry.get("std") is not None:
-        text += f" ± {entry['std'] * scale:.{decimals}f}"
-    return text + (f" (×{scale:g})" if scale != 1.0 else "")
 
 
 def summary(outcome) -> str:
     """A few lines per point: metrics, counts, where the record is."""
+    from diffbench.display import metric_lines
+
     rec = outcome.record
     state = "up to date, not rescored" if outcome.reused else f"-> {outcome.path}"
-    lines = [f"{outcome.point.name} [{rec['protocol']['name']}] {state}"]
-    for name, entry in rec["metrics"].items():
-        lines.append(f"  {name:<10} {_value(name, entry)}")
+    lines = [f"{outcome.point.name} [{rec['protocol']['name']}] {state}",
+             *metric_lines(rec["metrics"], indent="  ")]
     rep = outcome.generation
     if rep is not None:
         rate = f" ({rep.images_per_s:.1f} images/s)" if rep.made_now else ""
@@ -107,6 +83,13 @@ def run_cmd(suite, model, model_args, tasks, out, data, overrides, weights, swee
       diffbench run dreambooth --model dco --sweep rg_scale=0,1,2,3
       diffbench run my_suite --include-path my_suites/ --model toy
     """
+    from diffbench import dist
+    from diffbench.comparability import comparability
+    from diffbench.fsutil import writes_under
+    from diffbench.preflight import check_device
+    from diffbench.runner import RunOptions, default_run_dir, parse_sweep, run_suite
+    from diffbench.suite import load_suite
+
     check_device(device)
     loaded = load_suite(suite, list(overrides), include)
     opts = RunOptions(model=model, model_args=parse_model_args(model_args), out=out, tasks=tasks,

@@ -5,27 +5,44 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from diffbench.errors import ConfigError
-
-EXTRACTORS = ("inception", "vgg16", "digits")
+# Feature dimensions of the layers Fréchet distances are computed on (a test checks them against
+# the extractors): the bias warning of a Fréchet distance from few images is given before any
+# image is read.
+LAYER_DIMS = {"pool3": 2048, "sfid": 2023, "features": 64}
 
 
 def build_extractor(name: str, resize: str = "tf-bilinear", weights: Mapping[str, str] | None = None,
                     device: str = "cpu") -> Any:
-    """The distribution metrics' extractor `name` with verified weights (see diffbench.weights)."""
-    weights = dict(weights or {})
-    if name == "inception":
-        from diffbench import weights as w
-        from diffbench.features.inception import WEIGHTS_NAME, InceptionExtractor
+    """The distribution metrics' extractor `name` with verified weights (see diffbench.weights).
 
-        return InceptionExtractor(w.resolve(WEIGHTS_NAME, weights), resize=resize, device=device)
-    if name == "vgg16":
-        from diffbench import weights as w
-        from diffbench.features.vgg16 import WEIGHTS_NAME, VGG16Extractor
+    Extractors are found by name in `diffbench.registry.EXTRACTORS` (plugins add theirs with the
+    ``diffbench.extractors`` entry point): each entry is ``build(resize, weights, device)``. The
+    builders here are named ``build_<name>``: a plain ``digits`` would be replaced by the
+    submodule ``diffbench.features.digits`` as soon as that is imported.
+    """
+    from diffbench.registry import EXTRACTORS
 
-        return VGG16Extractor(w.resolve(WEIGHTS_NAME, weights), device=device)
-    if name == "digits":
-        from diffbench.features.digits import DEFAULT_WEIGHTS, DigitsExtractor
+    return EXTRACTORS.get(name)(resize, dict(weights or {}), device)
 
-        return DigitsExtractor(weights.get("digits-classifier", DEFAULT_WEIGHTS), device=device)
-    raise ConfigError(f"extractor '{name}': expected one of {', '.join(EXTRACTORS)}")
+
+def build_inception(resize: str, weights: dict[str, str], device: str) -> Any:
+    """The 2015 TF Inception (torch-fidelity's port): FID, sFID, KID, IS, precision/recall."""
+    from diffbench import weights as w
+    from diffbench.features.inception import WEIGHTS_NAME, InceptionExtractor
+
+    return InceptionExtractor(w.resolve(WEIGHTS_NAME, weights), resize=resize, device=device)
+
+
+def build_vgg16(resize: str, weights: dict[str, str], device: str) -> Any:
+    """torchvision VGG16 fc2_relu at 224 px: torch-fidelity's precision/recall features."""
+    from diffbench import weights as w
+    from diffbench.features.vgg16 import WEIGHTS_NAME, VGG16Extractor
+
+    return VGG16Extractor(w.resolve(WEIGHTS_NAME, weights), device=device)
+
+
+def build_digits(resize: str, weights: dict[str, str], device: str) -> Any:
+    """The offline demo's digits classifier (shipped weights): 64-d features and 10-way logits."""
+    from diffbench.features.digits import DEFAULT_WEIGHTS, DigitsExtractor
+
+    return DigitsExtractor(weights.get("digits-classifier", DEFAULT_WEIGHTS), device=device)

@@ -23,6 +23,7 @@ import numpy as np
 
 from diffbench.errors import MetricInputError
 from diffbench.metrics.args import FROM_PROTOCOL, Arg
+from diffbench.metrics.spec import MetricSpec, Needs, Output
 
 AVERAGES = ("subject", "image", "pair")
 TEXTS = ("base_prompt", "prompt", "context")
@@ -30,11 +31,14 @@ TEXTS = ("base_prompt", "prompt", "context")
 # Suite arguments (`diffbench.metrics.args`); the protocol's params give the defaults.
 _PREP_ARGS = {
     "resize_mode": Arg("str", FROM_PROTOCOL, "shortest: resize the shorter side, then crop; "
-                       "squash: resize both sides", choices=("shortest", "squash")),
+                       "squash: resize both sides", choices=("shortest", "squash"),
+                       extractor=True),
     "interpolation": Arg("str", FROM_PROTOCOL, "resize filter",
-                         choices=("bicubic", "bilinear", "nearest", "lanczos")),
-    "mean": Arg("floats", FROM_PROTOCOL, "per-channel mean of the input normalisation"),
-    "std": Arg("floats", FROM_PROTOCOL, "per-channel std of the input normalisation"),
+                         choices=("bicubic", "bilinear", "nearest", "lanczos"), extractor=True),
+    "mean": Arg("floats", FROM_PROTOCOL, "per-channel mean of the input normalisation",
+                extractor=True),
+    "std": Arg("floats", FROM_PROTOCOL, "per-channel std of the input normalisation",
+               extractor=True),
 }
 _COMMON_ARGS = {
     "weights": Arg("str", FROM_PROTOCOL, "weights name (`diffbench weights list`, --weights)"),
@@ -43,17 +47,19 @@ _COMMON_ARGS = {
 }
 DINO_ARGS = {
     "extractor": Arg("str", "dino", "extractor family", choices=("dino",)),
-    "arch": Arg("str", FROM_PROTOCOL, "timm architecture, e.g. vit_small_patch16_224.dino"),
-    "resize": Arg("int", FROM_PROTOCOL, "resize size in pixels", minimum=1),
+    "arch": Arg("str", FROM_PROTOCOL, "timm architecture, e.g. vit_small_patch16_224.dino",
+                extractor=True),
+    "resize": Arg("int", FROM_PROTOCOL, "resize size in pixels", minimum=1, extractor=True),
     "crop": Arg("int", FROM_PROTOCOL, "center crop size (null: no crop)", minimum=1,
-                nullable=True),
+                nullable=True, extractor=True),
     **_PREP_ARGS, **_COMMON_ARGS,
 }
 CLIP_ARGS = {
     "extractor": Arg("str", "clip", "extractor family", choices=("clip",)),
-    "model": Arg("str", FROM_PROTOCOL, "open_clip model config, e.g. ViT-B-32-quickgelu"),
+    "model": Arg("str", FROM_PROTOCOL, "open_clip model config, e.g. ViT-B-32-quickgelu",
+                 extractor=True),
     "tokenizer": Arg("str", None, "open_clip tokenizer name (null: the model's)",
-                     nullable=True),
+                     nullable=True, extractor=True),
     **_PREP_ARGS, **_COMMON_ARGS,
 }
 CLIP_TEXT_ARGS = {
@@ -61,50 +67,6 @@ CLIP_TEXT_ARGS = {
     "text": Arg("str", "base_prompt", "which text: the prompt without the token (base_prompt), "
                 "with it (prompt), or without token and class (context)", choices=TEXTS),
 }
-
-
-class _Alignment:
-    family = "alignment"
-    higher_is_better = True
-    kind = "image"
-    extractor = "clip"
-    args_schema = CLIP_ARGS
-
-
-class DINO(_Alignment):
-    """DINO ViT-S/16 CLS cosine of generated vs reference images of the subject (higher is better)."""
-
-    extractor = "dino"
-    args_schema = DINO_ARGS
-
-
-class CLIPI(_Alignment):
-    """CLIP image-embedding cosine of generated vs reference images of the subject (higher is better)."""
-
-
-class CLIPT(_Alignment):
-    """CLIP cosine of each generated image with its prompt, token removed (higher is better)."""
-
-    kind = "text"
-    args_schema = CLIP_TEXT_ARGS
-
-
-class DINOv2(_Alignment):
-    """DINOv2 CLS cosine of generated vs reference images of the subject (higher is better)."""
-
-    extractor = "dino"
-    args_schema = DINO_ARGS
-
-
-class SigLIPI(_Alignment):
-    """SigLIP image-embedding cosine of generated vs reference images (higher is better)."""
-
-
-class SigLIPT(_Alignment):
-    """SigLIP cosine of each generated image with its prompt, token removed (higher is better)."""
-
-    kind = "text"
-    args_schema = CLIP_TEXT_ARGS
 
 
 def unit_rows(x: np.ndarray) -> np.ndarray:
@@ -163,3 +125,49 @@ def aggregate(scores: np.ndarray, subjects: Sequence[str], average: str = "subje
     else:
         value = float(scores.mean())
     return value, per
+
+
+_IMAGES = Needs(against="references")
+_TEXT = Needs(against="text")
+
+DINO = MetricSpec(
+    name="dino", family="alignment",
+    summary="DINO ViT-S/16 CLS cosine of generated vs reference images of the subject (higher "
+            "is better)",
+    outputs=(Output("dino", "DINO", True, 3, {"abs": 0.01}),),
+    compute=image_scores, needs=_IMAGES, args=DINO_ARGS)
+
+CLIP_I = MetricSpec(
+    name="clip_i", family="alignment",
+    summary="CLIP image-embedding cosine of generated vs reference images of the subject "
+            "(higher is better)",
+    outputs=(Output("clip_i", "CLIP-I", True, 3, {"abs": 0.01}),),
+    compute=image_scores, needs=_IMAGES, args=CLIP_ARGS)
+
+CLIP_T = MetricSpec(
+    name="clip_t", family="alignment",
+    summary="CLIP cosine of each generated image with its prompt, token removed (higher is "
+            "better)",
+    # DreamBooth/DCO fronts: prompt fidelity on x, subject fidelity on y
+    outputs=(Output("clip_t", "CLIP-T", True, 3, {"abs": 0.005}, pareto=("dino", "clip_i")),),
+    compute=text_scores, needs=_TEXT, args=CLIP_TEXT_ARGS)
+
+DINOV2 = MetricSpec(
+    name="dinov2", family="alignment",
+    summary="DINOv2 CLS cosine of generated vs reference images of the subject (higher is "
+            "better)",
+    outputs=(Output("dinov2", "DINOv2", True, 3),),
+    compute=image_scores, needs=_IMAGES, args=DINO_ARGS)
+
+SIGLIP_I = MetricSpec(
+    name="siglip_i", family="alignment",
+    summary="SigLIP image-embedding cosine of generated vs reference images (higher is better)",
+    outputs=(Output("siglip_i", "SigLIP-I", True, 3),),
+    compute=image_scores, needs=_IMAGES, args=CLIP_ARGS)
+
+SIGLIP_T = MetricSpec(
+    name="siglip_t", family="alignment",
+    summary="SigLIP cosine of each generated image with its prompt, token removed (higher is "
+            "better)",
+    outputs=(Output("siglip_t", "SigLIP-T", True, 3, pareto=("dinov2", "siglip_i")),),
+    compute=text_scores, needs=_TEXT, args=CLIP_TEXT_ARGS)

@@ -1,10 +1,11 @@
 """The arguments a metric accepts in a suite (``metrics: {name: {args: {...}}}``), as a schema.
 
-Each metric class declares ``args_schema``: argument name → `Arg` (kind, default, one-line doc,
-allowed values, bounds). `check_args` turns a suite's arguments into one line per problem (an
-unknown name with a "did you mean", a wrong type, a value out of range) so that ``diffbench
-suites validate`` and the start of ``diffbench run`` refuse them before any image is made.
-A metric without a schema (a plugin's) accepts anything.
+Each metric's spec (`diffbench.metrics.spec.MetricSpec.args`) maps argument names to `Arg`s
+(kind, default, one-line doc, allowed values, bounds). `check_args` turns a suite's arguments
+into one line per problem (an unknown name with a "did you mean", a wrong type, a value out of
+range) so that ``diffbench suites validate``, the start of ``diffbench run`` and the scoring
+families refuse them before any image is made. The defaults that are not ``FROM_PROTOCOL`` are
+the metric's own defaults (`MetricSpec.settings`).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ class Arg:
     choices: tuple[Any, ...] = ()
     minimum: float | None = None
     nullable: bool = False
+    extractor: bool = False  # passed to the metric's extractor (its network or preprocessing)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:

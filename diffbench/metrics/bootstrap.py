@@ -8,6 +8,7 @@ metric. The interval is the percentile interval of the bootstrap values.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -42,3 +43,20 @@ def bootstrap_ci(fn: Callable[[np.ndarray], float], fake_feats: object, n_boot: 
                                "generated set is probably too small for it")
     low, high = np.quantile(values, [alpha / 2, 1 - alpha / 2])
     return float(low), float(high), float(np.std(values, ddof=1))
+
+
+BOOTSTRAP_SEED = 0  # every interval diffbench records resamples with this seed
+
+
+def interval(fn: Callable[[np.ndarray], float], rows: object, n_boot: int,
+             over: str) -> dict[str, Any] | None:
+    """A record's ``ci`` block: the 95% percentile bootstrap of `fn` over the rows of `rows`.
+
+    `over` names what is resampled (``the generated set``, ``subjects``, ...); None when
+    `n_boot` is 0.
+    """
+    if not n_boot:
+        return None
+    low, high, _ = bootstrap_ci(fn, rows, n_boot, BOOTSTRAP_SEED)
+    return {"low": low, "high": high, "level": 0.95, "method": f"percentile bootstrap over {over}",
+            "n": n_boot}

@@ -1,12 +1,16 @@
-"""The distribution metrics as registered names: what each needs and how a protocol computes it.
+"""The distribution metrics: a generated set against a reference set through one extractor.
 
-Each class computes its values from two sides (objects with ``n``, ``gaussians`` — layer →
-(mu, sigma) — and ``banks`` — layer → float32 rows) under a protocol's settings, and returns
-entries of a results record's ``metrics`` block.
+Each metric is a compute function (arrays in, numbers out, on `diffbench.metrics.functional`)
+and its `MetricSpec`, declared once below. The ``distribution`` family
+(`diffbench.scoring.distribution`) reads each image set once per extractor and hands every
+metric what its spec says it needs: the Gaussians of both sides (FID, sFID), the feature rows of
+both sides (KID, precision/recall) or the rows of the generated side (IS; class accuracy with the
+requested labels).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -14,28 +18,15 @@ import numpy as np
 from diffbench.errors import MetricInputError
 from diffbench.metrics import functional as F
 from diffbench.metrics.args import FROM_PROTOCOL, SCALE, Arg
-from diffbench.metrics.bootstrap import bootstrap_ci
-
-BOOTSTRAP_SEED = 0
+from diffbench.metrics.spec import Gaussian, MetricSpec, Needs, Output, Shortfall, Value
 
 
-def _entry(value: float, n: dict[str, int], higher: bool, fingerprint: str, protocol: str,
-           std: float | None = None, **details: Any) -> dict[str, Any]:
-    out: dict[str, Any] = {"value": float(value), "n": n, "higher_is_better": higher,
-                           "protocol": protocol, "extractor": fingerprint}
-    if std is not None:
-        out["std"] = float(std)
-    if details:
-        out["details"] = details
-    return out
-
-
-def _ci(fn, rows: np.ndarray, n_boot: int) -> dict[str, Any] | None:
-    if not n_boot:
+def rank_warning(n: int, dim: int) -> str | None:
+    """The warning of a Fréchet distance from fewer images than feature dimensions (or None)."""
+    if n > dim:
         return None
-    low, high, _ = bootstrap_ci(fn, rows, n_boot, BOOTSTRAP_SEED)
-    return {"low": low, "high": high, "level": 0.95, "method": "percentile bootstrap over the "
-            "generated set", "n": n_boot}
+    return (f"fewer images ({n}) than feature dimensions ({dim}): the covariance is "
+            "rank-deficient and the value is biased; not comparable to full-sample numbers")
 
 
 def fid_from_rows(mu1: np.ndarray, sigma1: np.ndarray, rows: np.ndarray) -> float:
@@ -57,54 +48,142 @@ def fid_from_rows(mu1: np.ndarray, sigma1: np.ndarray, rows: np.ndarray) -> floa
     return float(diff @ diff + np.trace(sigma1) + (x * x).sum() / (n - 1) - 2 * tr_sqrt)
 
 
-class FID:
-    """Fréchet distance of feature Gaussians (Inception pool3 under the Inception protocols)."""
-
-    family = "distribution"
-    higher_is_better = False
-    args_schema = {"scale": SCALE}
-
-    name = "fid"
-
-    def compute(self, real, fake, protocol, fingerprint: str, bootstrap: int = 0) -> dict:
-        """The metric's entries in a results record."""
-        self.layer = protocol.layers[self.name]
+def _frechet(name: str):
+    def frechet(real: Gaussian, fake: Gaussian) -> Value:
+        """Fréchet distance of two feature Gaussians; flagged when a covariance is rank-deficient."""
         for side, label in ((real, "reference"), (fake, "generated")):
-            if self.layer not in side.gaussians:
-                raise MetricInputError(f"{self.name}: the {label} side has no {self.layer} "
-                                       "statistics")
             if side.n < 2:
-                raise MetricInputError(f"{self.name} needs at least 2 {label} images, got "
-                                       f"{side.n}")
-        mu1, s1 = real.gaussians[self.layer]
-        mu2, s2 = fake.gaussians[self.layer]
-        value = F.frechet_distance(mu1, s1, mu2, s2)
-        dim = len(mu1)
-        details = {}
-        if min(real.n, fake.n) <= dim:
-            details["warning"] = (f"fewer images ({min(real.n, fake.n)}) than feature dimensions "
-                                  f"({dim}): the covariance is rank-deficient and the value is "
-                                  "biased; not comparable to full-sample numbers")
-        entry = _entry(value, {"real": real.n, "fake": fake.n}, False, fingerprint,
-                       protocol.name, **details)
-        rows = fake.banks.get(self.layer)
-        if bootstrap and rows is not None:
-            entry["ci"] = _ci(lambda r: fid_from_rows(mu1, s1, r), rows, bootstrap)
-        return {self.name: entry}
+                raise MetricInputError(f"{name} needs at least 2 {label} images, got {side.n}")
+        value = F.frechet_distance(real.mu, real.sigma, fake.mu, fake.sigma)
+        warning = rank_warning(min(real.n, fake.n), len(real.mu))
+        return Value(value, details={"warning": warning} if warning else {})
+
+    return frechet
 
 
-class SFID(FID):
-    """ADM's spatial FID: Fréchet distance on Mixed_6d.branch1x1[:7] (17×17×7) features."""
-
-    name = "sfid"
+def _fid_resample(real: Gaussian, rows: np.ndarray) -> float:
+    return fid_from_rows(real.mu, real.sigma, rows)
 
 
-class KID:
-    """Kernel Inception Distance: unbiased MMD², cubic kernel, on pool3 (lower is better)."""
+def kid(real: np.ndarray, fake: np.ndarray, *, variant: str, subsets: int, subset_size: int,
+        seed: int | None) -> Value:
+    """KID (mean and std over subsets) by torch-fidelity's or clean-fid's estimator."""
+    if variant == "clean-fid":
+        # real as feats1, generated as feats2 (drawn first): clean-fid's compute_kid with
+        # reference statistics, and compute_kid(real_dir, fake_dir) as the try-on scripts call it
+        mean, std = F.kid_cleanfid(real, fake, subsets, subset_size, seed)
+    else:
+        if min(len(real), len(fake)) < subset_size:
+            raise MetricInputError(f"kid: subset size {subset_size} needs at least {subset_size} "
+                                   f"images per side, got {len(real)} reference and {len(fake)} "
+                                   "generated; lower subset_size (--kid-subset-size)")
+        mean, std = F.kid(fake, real, subsets, subset_size, seed)
+    return Value(mean, std, {"subsets": subsets,
+                             "subset_size": min(subset_size, len(real), len(fake))})
 
-    family = "distribution"
-    higher_is_better = False
-    args_schema = {
+
+def _kid_shortfalls(n_real: int, n_fake: int, s: Mapping[str, Any]) -> list[Shortfall]:
+    low, size = min(n_real, n_fake), s["subset_size"]
+    if s["variant"] != "clean-fid" and low < size:
+        return [Shortfall(f": subset size {size} needs at least {size} images per side",
+                          "subset_size", max(low, 2), "use more images")]
+    if low < 2:
+        return [Shortfall(" needs at least 2 images per side")]
+    return []
+
+
+def _isc_value(fake: np.ndarray, *, splits: int | None = None, split_size: int | None = None,
+               shuffle_seed: int | None = None) -> float:
+    if split_size is not None:
+        return F.inception_score_adm(fake, split_size)
+    return F.inception_score(fake, splits, shuffle_seed)[0]
+
+
+def isc(fake: np.ndarray, *, splits: int | None = None, split_size: int | None = None,
+        shuffle_seed: int | None = None) -> Value:
+    """Inception Score: ADM's consecutive splits when ``split_size`` is set, else torch-fidelity's."""
+    if split_size is not None:
+        mean, std = F.inception_score_adm(fake, split_size), None
+    else:
+        if len(fake) < splits:
+            raise MetricInputError(f"isc: {splits} splits need at least {splits} generated "
+                                   f"images, got {len(fake)}")
+        mean, std = F.inception_score(fake, splits, shuffle_seed)
+    if not np.isfinite(mean):
+        raise MetricInputError("isc is not finite: some class has probability 0 in every "
+                               "generated image (saturated logits); check the weights file")
+    return Value(mean, std)
+
+
+def _isc_shortfalls(n_real: int, n_fake: int, s: Mapping[str, Any]) -> list[Shortfall]:
+    if s.get("split_size") is not None or n_fake >= s["splits"]:
+        return []
+    splits = s["splits"]
+    return [Shortfall(f": {splits} splits need at least {splits} generated images", "splits",
+                      max(n_fake, 1), "generate more images")]
+
+
+def _isc_conflicts(protocol: Mapping[str, Any], args: Mapping[str, Any]) -> list[str]:
+    if "splits" in args and "split_size" in protocol and "split_size" not in args:
+        return [f"'splits' does not apply: the protocol computes IS over consecutive splits of "
+                f"split_size ({protocol['split_size']}) images, as the ADM evaluator; set "
+                "split_size instead"]
+    return []
+
+
+def prc(real: np.ndarray, fake: np.ndarray, *, k: int, mode: str) -> dict[str, Value]:
+    """Improved precision and recall (k-NN manifolds) of the generated rows against the real ones."""
+    if min(len(real), len(fake)) <= k:
+        raise MetricInputError(f"prc with k={k} needs more than {k} images per side, got "
+                               f"{len(real)} reference and {len(fake)} generated")
+    p, r = F.precision_recall(real, fake, k=k, mode=mode)
+    return {"precision": Value(p, details={"k": k}), "recall": Value(r, details={"k": k})}
+
+
+def _prc_features(s: Mapping[str, Any]) -> tuple[str, str, str] | None:
+    # torch-fidelity computes precision/recall on VGG16 fc2_relu features at 224 px (a second
+    # pass); `pool3`/`features` keep them on the protocol's extractor (ADM's choice).
+    return ("vgg16", "tf-bilinear", "fc2_relu") if s.get("features") == "vgg16" else None
+
+
+def _prc_shortfalls(n_real: int, n_fake: int, s: Mapping[str, Any]) -> list[Shortfall]:
+    k = s["k"]
+    if min(n_real, n_fake) <= k:
+        return [Shortfall(f" with k={k} needs more than {k} images per side")]
+    return []
+
+
+def accuracy(fake: np.ndarray, labels: np.ndarray) -> Value:
+    """Share of generated images whose classifier logits put them in the requested class."""
+    logits = np.asarray(fake)
+    hits = (logits.argmax(1) == labels).astype(np.float64)
+    return Value(hits.mean(), details={"classes": int(logits.shape[1])})
+
+
+def _accuracy_resample(rows: np.ndarray, labels: np.ndarray) -> float:
+    return float((np.asarray(rows).argmax(1) == labels).astype(np.float64).mean())
+
+
+_FID_SUMMARY = "Fréchet distance of feature Gaussians (Inception pool3 under the Inception protocols)"
+FID = MetricSpec(
+    name="fid", family="distribution", summary=_FID_SUMMARY,
+    outputs=(Output("fid", "FID", False, 2, {"rel": 0.05}, pareto=("isc",)),),
+    compute=_frechet("fid"), needs=Needs(form="moments"), args={"scale": SCALE},
+    resample=_fid_resample)
+
+SFID = MetricSpec(
+    name="sfid", family="distribution",
+    summary="ADM's spatial FID: Fréchet distance on Mixed_6d.branch1x1[:7] (17×17×7) features",
+    outputs=(Output("sfid", "sFID", False, 2, {"rel": 0.05}),),
+    compute=_frechet("sfid"), needs=Needs(form="moments"), args={"scale": SCALE},
+    resample=_fid_resample)
+
+KID = MetricSpec(
+    name="kid", family="distribution",
+    summary="Kernel Inception Distance: unbiased MMD², cubic kernel, on pool3 (lower is better)",
+    outputs=(Output("kid", "KID", False, 5, {"rel": 0.10}),),
+    compute=kid, needs=Needs(form="rows"), shortfalls=_kid_shortfalls,
+    args={
         "variant": Arg("str", FROM_PROTOCOL, "whose estimator: torch-fidelity (needs subset_size "
                        "images per side) or clean-fid (shrinks the subset to fit)",
                        choices=("torch-fidelity", "clean-fid")),
@@ -112,38 +191,15 @@ class KID:
         "subset_size": Arg("int", FROM_PROTOCOL, "images drawn per subset and side", minimum=2),
         "seed": Arg("int", FROM_PROTOCOL, "seed of the subset draws", minimum=0),
         "scale": SCALE,
-    }
+    })
 
-    def compute(self, real, fake, protocol, fingerprint: str, bootstrap: int = 0) -> dict:
-        """The metric's entries in a results record."""
-        settings = protocol.kid
-        layer = protocol.layers["kid"]
-        r, f = real.banks.get(layer), fake.banks.get(layer)
-        if r is None or f is None:
-            raise MetricInputError(f"kid needs {layer} features of both sides; a statistics file "
-                                   "must be made with --keep-features")
-        size = settings["subset_size"]
-        if settings["variant"] == "clean-fid":
-            # real as feats1, generated as feats2 (drawn first): clean-fid's compute_kid with
-            # reference statistics, and compute_kid(real_dir, fake_dir) as the try-on scripts call it
-            mean, std = F.kid_cleanfid(r, f, settings["subsets"], size, settings["seed"])
-        else:
-            if min(len(r), len(f)) < size:
-                raise MetricInputError(f"kid: subset size {size} needs at least {size} images per "
-                                       f"side, got {len(r)} reference and {len(f)} generated; "
-                                       f"lower it with --kid-subset-size")
-            mean, std = F.kid(f, r, settings["subsets"], size, settings["seed"])
-        return {"kid": _entry(mean, {"real": len(r), "fake": len(f)}, False, fingerprint,
-                              protocol.name, std=std, subsets=settings["subsets"],
-                              subset_size=min(size, len(r), len(f)))}
-
-
-class ISC:
-    """Inception Score of the generated set from logits_unbiased (higher is better)."""
-
-    family = "distribution"
-    higher_is_better = True
-    args_schema = {
+ISC = MetricSpec(
+    name="isc", family="distribution",
+    summary="Inception Score of the generated set from logits_unbiased (higher is better)",
+    outputs=(Output("isc", "IS", True, 1, {"rel": 0.05}),),
+    compute=isc, needs=Needs(form="fake_rows"), resample=_isc_value,
+    shortfalls=_isc_shortfalls, conflicts=_isc_conflicts,
+    args={
         "splits": Arg("int", FROM_PROTOCOL, "number of splits (torch-fidelity's definition)",
                       minimum=1),
         "split_size": Arg("int", FROM_PROTOCOL, "images per consecutive split (the ADM "
@@ -152,95 +208,28 @@ class ISC:
         "shuffle_seed": Arg("int", FROM_PROTOCOL, "seed of the shuffle before splitting (null: "
                             "no shuffle)", nullable=True),
         "scale": SCALE,
-    }
+    })
 
-    def compute(self, real, fake, protocol, fingerprint: str, bootstrap: int = 0) -> dict:
-        """The metric's entries in a results record."""
-        logits = fake.banks.get(protocol.layers["isc"])
-        if logits is None:
-            raise MetricInputError("isc needs the generated images (not statistics)")
-        s = protocol.isc
-
-        def fn(x: np.ndarray) -> float:
-            if "split_size" in s:
-                return F.inception_score_adm(x, s["split_size"])
-            return F.inception_score(x, s["splits"], s["shuffle_seed"])[0]
-
-        if "split_size" in s:
-            mean, std = F.inception_score_adm(logits, s["split_size"]), None
-        else:
-            if len(logits) < s["splits"]:
-                raise MetricInputError(f"isc: {s['splits']} splits need at least {s['splits']} "
-                                       f"generated images, got {len(logits)}")
-            mean, std = F.inception_score(logits, s["splits"], s["shuffle_seed"])
-        if not np.isfinite(mean):
-            raise MetricInputError("isc is not finite: some class has probability 0 in every "
-                                   "generated image (saturated logits); check the weights file")
-        entry = _entry(mean, {"fake": len(logits)}, True, fingerprint, protocol.name, std=std)
-        if bootstrap:
-            entry["ci"] = _ci(fn, logits, bootstrap)
-        return {"isc": entry}
-
-
-class PRC:
-    """Improved precision and recall (k-NN manifolds, k=3) on pool3 features (higher is better)."""
-
-    family = "distribution"
-    higher_is_better = True
-    args_schema = {
+PRC = MetricSpec(
+    name="prc", family="distribution",
+    summary="Improved precision and recall (k-NN manifolds, k=3) on pool3 features (higher is "
+            "better)",
+    outputs=(Output("precision", "Precision", True, 3, {"abs": 0.02}),
+             Output("recall", "Recall", True, 3, {"abs": 0.02})),
+    compute=prc, needs=Needs(form="rows"), features=_prc_features, shortfalls=_prc_shortfalls,
+    args={
         "k": Arg("int", FROM_PROTOCOL, "neighbours that set each manifold radius", minimum=1),
         "mode": Arg("str", FROM_PROTOCOL, "distance arithmetic: adm (float16 blocks) or "
                     "torch-fidelity (float32 cdist)", choices=("adm", "torch-fidelity")),
         "features": Arg("str", FROM_PROTOCOL, "vgg16: a VGG16 fc2_relu pass (torch-fidelity); "
                         "pool3/features: the protocol's extractor", choices=("pool3", "vgg16",
                                                                               "features")),
-    }
+    })
 
-    def compute(self, real, fake, protocol, fingerprint: str, bootstrap: int = 0) -> dict:
-        """The metric's entries in a results record."""
-        layer = protocol.layers["prc"]
-        r, f = real.banks.get(layer), fake.banks.get(layer)
-        if r is None or f is None:
-            raise MetricInputError(f"prc needs {layer} features of both sides (images, or "
-                                   "statistics made with --keep-features)")
-        k = protocol.prc["k"]
-        if min(len(r), len(f)) <= k:
-            raise MetricInputError(f"prc with k={k} needs more than {k} images per side, got "
-                                   f"{len(r)} reference and {len(f)} generated")
-        p, rec = F.precision_recall(r, f, k=k, mode=protocol.prc["mode"])
-        n = {"real": len(r), "fake": len(f)}
-        return {"precision": _entry(p, n, True, fingerprint, protocol.name, k=k),
-                "recall": _entry(rec, n, True, fingerprint, protocol.name, k=k)}
-
-
-class Accuracy:
-    """Class accuracy: share of generated images the protocol's classifier puts in the asked class."""
-
-    family = "distribution"
-    higher_is_better = True
-    args_schema = {"scale": SCALE}
-
-    def compute(self, real, fake, protocol, fingerprint: str, bootstrap: int = 0) -> dict:
-        """The metric's entries in a results record."""
-        logits = fake.banks.get(protocol.layers.get("accuracy", ""))
-        if logits is None or fake.labels is None:
-            raise MetricInputError("accuracy needs classifier logits of generated images with "
-                                   "their requested class labels (a class-conditional run)")
-        hits = (np.asarray(logits).argmax(1) == fake.labels).astype(np.float64)
-        entry = _entry(hits.mean(), {"fake": len(hits)}, True, fingerprint, protocol.name,
-                       classes=int(np.asarray(logits).shape[1]))
-        if bootstrap:
-            entry["ci"] = _ci(lambda h: float(h.mean()), hits[:, None], bootstrap)
-        return {"accuracy": entry}
-
-
-METRICS = {"fid": FID, "sfid": SFID, "kid": KID, "isc": ISC, "prc": PRC, "accuracy": Accuracy}
-
-
-def compute_all(real, fake, protocol, metrics: list[str], fingerprint: str,
-                bootstrap: int = 0) -> dict[str, dict[str, Any]]:
-    """Every requested metric's entries, in the order asked."""
-    out: dict[str, dict[str, Any]] = {}
-    for name in metrics:
-        out.update(METRICS[name]().compute(real, fake, protocol, fingerprint, bootstrap))
-    return out
+ACCURACY = MetricSpec(
+    name="accuracy", family="distribution",
+    summary="Class accuracy: share of generated images the protocol's classifier puts in the "
+            "asked class",
+    outputs=(Output("accuracy", "Accuracy", True, 3, {"abs": 0.02}),),
+    compute=accuracy, needs=Needs(form="fake_rows", labels=True), args={"scale": SCALE},
+    resample=_accuracy_resample)

@@ -19,12 +19,15 @@ tiny negative FIDs (about -1e-8) on identical inputs are normal, as in the refer
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from diffbench.errors import MetricInputError
 from diffbench.log import progress
+
+if TYPE_CHECKING:
+    import torch
 
 _PSD_TOL = 1e-4
 _SYM_TOL = 1e-5
@@ -264,7 +267,9 @@ def inception_score_adm(logits: object, split_size: int = 5000) -> float:
 
 # ---------------------------------------------------------------- precision / recall
 
-DistanceFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+# torch is imported where precision/recall runs: the other metrics (and listing the metric specs
+# that import this module) do not need it.
+DistanceFn = Callable[["torch.Tensor", "torch.Tensor"], "torch.Tensor"]
 
 
 def _sqdist_fp32(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
@@ -280,6 +285,8 @@ def adm_pairwise_distances(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     float32 accumulation inside the reductions and the matmul (as on a GPU); each op's result
     is rounded to float16. Bit-identity with TensorFlow is not guaranteed.
     """
+    import torch
+
     u16, v16 = u.half(), v.half()
     nu = (u16 * u16).float().sum(1).half()[:, None]
     nv = (v16 * v16).float().sum(1).half()[None, :]
@@ -291,11 +298,15 @@ def adm_pairwise_distances(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
 
 
 def _cdist_torch_fidelity(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    import torch
+
     return torch.cdist(u, v)
 
 
 def _knn_radii(feats: torch.Tensor, k: int, block: int, dist: DistanceFn) -> torch.Tensor:
     """Distance of each row to its k-th neighbour (index k of the sorted row, self included)."""
+    import torch
+
     radii = []
     for rows in progress(feats.split(block), desc="PR radii", unit="blocks", detail=True):
         best = None
@@ -311,6 +322,8 @@ def _knn_radii(feats: torch.Tensor, k: int, block: int, dist: DistanceFn) -> tor
 def _coverage(real: torch.Tensor, r_real: torch.Tensor, fake: torch.Tensor,
               r_fake: torch.Tensor, block: int,
               dist: DistanceFn) -> tuple[torch.Tensor, torch.Tensor]:
+    import torch
+
     real_in = torch.zeros(len(real), dtype=torch.bool, device=real.device)
     fake_in = torch.zeros(len(fake), dtype=torch.bool, device=real.device)
     for i in progress(range(0, len(real), block), desc="PR coverage", unit="blocks",
@@ -335,6 +348,8 @@ def precision_recall(real_feats: object, fake_feats: object, k: int = 3, mode: s
     same blocks, radius = ``kthvalue(k + 1)``. Rows are processed in blocks and only the k+1
     nearest distances are kept, so memory stays bounded for 10k x 50k x 2048 features.
     """
+    import torch
+
     dist = {"adm": adm_pairwise_distances, "torch-fidelity": _cdist_torch_fidelity}.get(mode)
     if dist is None:
         raise MetricInputError(f"precision_recall mode must be 'adm' or 'torch-fidelity', got "

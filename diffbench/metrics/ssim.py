@@ -22,37 +22,19 @@ from __future__ import annotations
 
 import math
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from diffbench.errors import MetricInputError
 from diffbench.metrics.args import PAIRED_PREP_ARGS, Arg
+from diffbench.metrics.spec import MetricSpec, Needs, Output
+
+if TYPE_CHECKING:  # torch is imported by the functions that run: the spec alone stays light
+    import torch
 
 BORDERS = ("valid", "reflect")
 CPU_STRIP_ROWS = 32  # measured: 16–48 output rows keep the five float64 maps in cache
-
-
-class SSIM:
-    """Structural similarity of each generated image with its ground truth (higher is better)."""
-
-    family = "paired"
-    higher_is_better = True
-    name = "ssim"
-    args_schema = {
-        "color": Arg("str", "rgb", "rgb: RGB in [0, 1]; gray: PIL 'L' luma in [0, 255]",
-                     choices=("rgb", "gray")),
-        "data_range": Arg("float", 1.0, "the data range L of C1 = (k1 L)², C2 = (k2 L)²",
-                          minimum=0),
-        "sigma": Arg("float", 1.5, "σ of the Gaussian window (11 taps at 1.5)", minimum=0),
-        "k1": Arg("float", 0.01, "constant k1", minimum=0),
-        "k2": Arg("float", 0.03, "constant k2", minimum=0),
-        "border": Arg("str", "valid", "valid: windows inside the image (scikit-image, "
-                      "torchmetrics <= 1.4.1); reflect: reflect-padded (torchmetrics >= 1.4.2)",
-                      choices=BORDERS),
-        **PAIRED_PREP_ARGS,
-    }
 
 
 def gaussian_window(sigma: float = 1.5, truncate: float = 3.5) -> list[float]:
@@ -65,6 +47,8 @@ def gaussian_window(sigma: float = 1.5, truncate: float = 3.5) -> list[float]:
 
 def pil_gray(rgb: torch.Tensor) -> torch.Tensor:
     """uint8 N×3×H×W → uint8 N×1×H×W exactly as PIL's ``convert('L')`` (L = R·299/1000 + …)."""
+    import torch
+
     if rgb.dtype != torch.uint8 or rgb.ndim != 4 or rgb.shape[1] != 3:
         raise MetricInputError(f"grayscale conversion needs uint8 N×3×H×W, got {rgb.dtype} "
                                f"{tuple(rgb.shape)}")
@@ -86,6 +70,8 @@ def _blur(x: torch.Tensor, window: list[float], dim: int, n_out: int) -> torch.T
 def _ssim_sum(x: torch.Tensor, y: torch.Tensor, window: list[float], c1: float,
               c2: float) -> torch.Tensor:
     """Per-image sum of the valid SSIM map of float64 N×C×H×W inputs."""
+    import torch
+
     k = len(window)
     h_out, w_out = x.shape[-2] - k + 1, x.shape[-1] - k + 1
     maps = torch.stack((x, y, x * x, y * y, x * y))
@@ -108,6 +94,9 @@ def ssim_batch(x: torch.Tensor, y: torch.Tensor, *, data_range: float = 1.0, sig
     (default: strips of 32 on the CPU, spread over threads; whole batches on a GPU); it never
     changes the result beyond float64 rounding.
     """
+    import torch
+    import torch.nn.functional as F
+
     if x.shape != y.shape or x.ndim != 4:
         raise MetricInputError(f"ssim: images must have equal N×C×H×W shapes, got "
                                f"{tuple(x.shape)} and {tuple(y.shape)}")
@@ -158,6 +147,8 @@ def ssim_batch(x: torch.Tensor, y: torch.Tensor, *, data_range: float = 1.0, sig
 def ssim_images(a: np.ndarray, b: np.ndarray, *, color: str = "rgb", border: str = "valid",
                 **kwargs: float) -> float:
     """SSIM of two uint8 H×W×3 images: ``color`` rgb ([0,1], range 1) or gray (PIL 'L', range 255)."""
+    import torch
+
     ta = torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)[None]
     tb = torch.from_numpy(np.ascontiguousarray(b)).permute(2, 0, 1)[None]
     if color == "gray":
@@ -167,3 +158,35 @@ def ssim_images(a: np.ndarray, b: np.ndarray, *, color: str = "rgb", border: str
         raise MetricInputError(f"ssim: color {color!r} is not rgb or gray")
     return float(ssim_batch(ta.double() / 255.0, tb.double() / 255.0, data_range=1.0,
                             border=border, **kwargs)[0])
+
+
+def ssim_values(gt: torch.Tensor, pred: torch.Tensor, *, color: str, data_range: float,
+                sigma: float, k1: float, k2: float, border: str) -> torch.Tensor:
+    """Per-pair SSIM (float64) of uint8 N×3×H×W batches: RGB in units of ``data_range``/255, or
+    PIL's luma (``color: gray``)."""
+    if color == "gray":
+        gt, pred = pil_gray(gt), pil_gray(pred)
+    unit = float(data_range) / 255.0
+    return ssim_batch(pred.double() * unit, gt.double() * unit, data_range=float(data_range),
+                      sigma=float(sigma), k1=float(k1), k2=float(k2), border=border)
+
+
+SSIM = MetricSpec(
+    name="ssim", family="paired",
+    summary="Structural similarity of each generated image with its ground truth (higher is "
+            "better)",
+    outputs=(Output("ssim", "SSIM", True, 4, {"abs": 0.005}),),
+    compute=ssim_values, needs=Needs(against="ground_truth"),
+    args={
+        "color": Arg("str", "rgb", "rgb: RGB in [0, 1]; gray: PIL 'L' luma in [0, 255]",
+                     choices=("rgb", "gray")),
+        "data_range": Arg("float", 1.0, "the data range L of C1 = (k1 L)², C2 = (k2 L)²",
+                          minimum=0),
+        "sigma": Arg("float", 1.5, "σ of the Gaussian window (11 taps at 1.5)", minimum=0),
+        "k1": Arg("float", 0.01, "constant k1", minimum=0),
+        "k2": Arg("float", 0.03, "constant k2", minimum=0),
+        "border": Arg("str", "valid", "valid: windows inside the image (scikit-image, "
+                      "torchmetrics <= 1.4.1); reflect: reflect-padded (torchmetrics >= 1.4.2)",
+                      choices=BORDERS),
+        **PAIRED_PREP_ARGS,
+    })

@@ -8,13 +8,15 @@ protocols are never put in one table.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from diffbench.errors import ConfigError
 
+# The layer each metric reads under the 2015 TF Inception (the Inception protocols' `layers`).
 INCEPTION_LAYERS = {"fid": "pool3", "sfid": "sfid", "kid": "pool3", "prc": "pool3",
                     "isc": "logits_unbiased"}
+_OWN = {"metric_settings": True}  # a field holding one metric's settings (the record format)
 
 
 @dataclass(frozen=True)
@@ -23,18 +25,19 @@ class Protocol:
 
     ``extractor`` names the feature extractor of the distribution metrics (``inception``: the 2015
     TF Inception; ``digits``: the offline demo's classifier) and ``layers`` which of its layers
-    each metric reads. ``params`` holds the settings of every other metric family, keyed by
-    metric name (``{"ssim": {...}, "lpips": {...}, "clip_t": {...}}``); the family evaluators read
-    them and the results record carries them all.
+    each metric reads. ``isc``, ``kid`` and ``prc`` hold those metrics' settings (fields of their
+    own since the first record format); ``params`` holds every other metric's, keyed by metric
+    name (``{"ssim": {...}, "lpips": {...}, "clip_t": {...}}``), and display settings
+    (``scale``). `metric_settings` reads either; the results record carries them all.
     """
 
     name: str
     summary: str
     resize: str
     metrics: tuple[str, ...]
-    isc: dict[str, Any] = field(default_factory=dict)
-    kid: dict[str, Any] = field(default_factory=dict)
-    prc: dict[str, Any] = field(default_factory=dict)
+    isc: dict[str, Any] = field(default_factory=dict, metadata=_OWN)
+    kid: dict[str, Any] = field(default_factory=dict, metadata=_OWN)
+    prc: dict[str, Any] = field(default_factory=dict, metadata=_OWN)
     notes: str = ""
     extractor: str = "inception"
     layers: dict[str, str] = field(default_factory=lambda: dict(INCEPTION_LAYERS))
@@ -50,8 +53,13 @@ class Protocol:
         return out
 
     def param(self, metric: str) -> dict[str, Any]:
-        """The settings this protocol gives `metric` (empty when it sets none)."""
+        """The ``params`` entry of `metric` (empty when it has none)."""
         return dict(self.params.get(metric, {}))
+
+    def metric_settings(self, metric: str) -> dict[str, Any]:
+        """Every setting this protocol gives `metric`: its own field's, then its params."""
+        own = getattr(self, metric) if metric in _metric_fields() else {}
+        return {**own, **self.param(metric)}
 
     def check_metrics(self, names: list[str]) -> None:
         """Refuse metrics this protocol does not define."""
@@ -118,8 +126,12 @@ DEMO_DIGITS = Protocol(
 
 PROTOCOLS = {p.name: p for p in (ADM, TORCH_FIDELITY, CLEAN_FID, DEMO_DIGITS)}
 
-_DIST_SETTINGS = ("isc", "kid", "prc")
 _DISPLAY_ARGS = ("scale",)  # how a value is shown: in ``params`` for every metric
+
+
+def _metric_fields() -> tuple[str, ...]:
+    """The Protocol fields that hold one metric's settings (named after the metric)."""
+    return tuple(f.name for f in fields(Protocol) if f.metadata.get("metric_settings"))
 
 
 def apply_metric_args(protocol: Protocol, metric_args: dict[str, dict[str, Any]]) -> Protocol:
@@ -131,7 +143,7 @@ def apply_metric_args(protocol: Protocol, metric_args: dict[str, dict[str, Any]]
     for metric, args in metric_args.items():
         display = {k: v for k, v in args.items() if k in _DISPLAY_ARGS}
         rest = {k: v for k, v in args.items() if k not in _DISPLAY_ARGS}
-        if metric in _DIST_SETTINGS:
+        if metric in _metric_fields():
             if rest:
                 changes[metric] = {**getattr(protocol, metric), **rest}
             rest = {}

@@ -21,8 +21,7 @@ from typing import Any
 import pandas as pd
 
 from diffbench.comparability import comparability
-from diffbench.display import METRICS as DISPLAY
-from diffbench.display import display
+from diffbench.display import higher_is_better, output_order
 from diffbench.published import PublishedFile
 
 COLUMNS = ["suite", "suite_version", "task", "protocol", "model", "model_args", "sweep", "metric",
@@ -119,9 +118,8 @@ def sweep_text(record: dict[str, Any]) -> str:
 
 
 def direction(metric: str, entry: dict[str, Any] | None = None) -> bool | None:
-    """Higher is better? The results entry's flag, else the display table, else unknown."""
-    info = display(metric, entry)
-    return info.higher_is_better if info else None
+    """Higher is better? The results entry's flag, else the metric's spec, else unknown."""
+    return higher_is_better(metric, entry)
 
 
 def record_rows(record: dict[str, Any]) -> list[dict[str, Any]]:
@@ -176,8 +174,7 @@ def _column_scales(rows: list[dict[str, Any]]) -> dict[tuple[str, ...], float]:
     out = {}
     for key, (measured, published) in found.items():
         votes = measured or published
-        default = DISPLAY[key[3]].scale if key[3] in DISPLAY else 1.0
-        out[key] = votes.most_common(1)[0][0] if votes else default
+        out[key] = votes.most_common(1)[0][0] if votes else 1.0
     return out
 
 
@@ -203,7 +200,7 @@ def groups(frame: pd.DataFrame) -> list[tuple[tuple[str, str, str], pd.DataFrame
 
 def wide(part: pd.DataFrame) -> tuple[list[str], list[dict[str, Any]]]:
     """One group as (metric names, rows of {model, origin, source, metric: cell dict})."""
-    order = {name: i for i, name in enumerate(DISPLAY)}
+    order = output_order()
     metrics = sorted(dict.fromkeys(part["metric"]), key=lambda m: (order.get(m, len(order)), m))
     rows: dict[tuple[str, str, str, str], dict[str, Any]] = {}
     for r in part.to_dict("records"):

@@ -1,4 +1,8 @@
-"""Scoring a generated task: group its metrics by family and run each family's evaluator once."""
+"""Scoring a generated task: group its metrics by family and run each family's evaluator once.
+
+`diffbench run` scores tasks here, and `diffbench score` (`diffbench.api.score`) is the
+distribution family with the two image sets given: one scoring path.
+"""
 
 from __future__ import annotations
 
@@ -7,25 +11,17 @@ import importlib
 import time
 from collections.abc import Callable
 
-from diffbench.errors import RegistryError
+from diffbench.metrics.spec import get_spec
 from diffbench.scoring.base import FAMILIES, EvalContext, FamilyResult, TaskInputs
 
 Evaluator = Callable[[list[str], TaskInputs, EvalContext], FamilyResult]
 
 
 def family_of(metric: str) -> tuple[str, Evaluator]:
-    """The family name and evaluator of a registered metric."""
-    from diffbench.registry import METRICS
-
-    cls = METRICS.get(metric)
-    family = getattr(cls, "family", None)
-    if family in FAMILIES:
-        module, _, fn = FAMILIES[family].partition(":")
-        return family, getattr(importlib.import_module(module), fn)
-    if callable(getattr(cls, "evaluate", None)):
-        return f"plugin:{metric}", cls.evaluate
-    raise RegistryError(f"metric '{metric}' has no known family ({family!r}) and no evaluate(); "
-                        f"families: {', '.join(FAMILIES)}")
+    """The family name (from the metric's spec) and that family's evaluator."""
+    family = get_spec(metric).family
+    module, _, fn = FAMILIES[family].partition(":")
+    return family, getattr(importlib.import_module(module), fn)
 
 
 def evaluate_task(inputs: TaskInputs, ctx: EvalContext) -> FamilyResult:

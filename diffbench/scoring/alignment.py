@@ -24,11 +24,15 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from diffbench.data.base import is_task_dataset
 from diffbench.data.images import load_rgb
 from diffbench.errors import ConfigError, DataError, DiffbenchError, ImageError
+from diffbench.fsutil import hash_file_into
 from diffbench.log import progress
 from diffbench.metrics import alignment as A
-from diffbench.metrics.bootstrap import bootstrap_ci
+from diffbench.metrics.args import check_args
+from diffbench.metrics.bootstrap import interval
+from diffbench.metrics.spec import get_spec
 from diffbench.scoring.base import (
     EvalContext,
     FamilyResult,
@@ -37,14 +41,6 @@ from diffbench.scoring.base import (
     metric_entry,
 )
 
-EXTRACTOR_ARGS = {
-    "dino": ("arch", "resize", "crop", "resize_mode", "interpolation", "mean", "std"),
-    "clip": ("model", "resize_mode", "interpolation", "mean", "std", "tokenizer"),
-}
-OTHER_ARGS = ("extractor", "weights", "average", "text", "scale")
-TEXTS = ("base_prompt", "prompt", "context")
-DISPLAY_SCALE = 100.0
-BOOTSTRAP_SEED = 0
 _CACHE: OrderedDict[tuple, Any] = OrderedDict()
 
 
@@ -59,10 +55,10 @@ class ExtractorSpec:
 
 @dataclass(frozen=True)
 class Plan:
-    """How one metric is computed."""
+    """How one metric is computed: what it is compared against, with which extractor."""
 
     metric: str
-    kind: str
+    against: str
     spec: ExtractorSpec
     average: str
     text: str | None
@@ -74,28 +70,23 @@ def _freeze(value: Any) -> Any:
 
 
 def plan(metric: str, args: dict[str, Any]) -> Plan:
-    """The computation of `metric` under its protocol settings and suite arguments."""
-    from diffbench.registry import METRICS
-
-    cls = METRICS.get(metric)
-    kind = args.get("extractor", getattr(cls, "extractor", None))
-    if kind not in EXTRACTOR_ARGS or "weights" not in args:
+    """The computation of `metric` under its protocol settings and suite arguments (checked
+    against its spec's schema)."""
+    spec = get_spec(metric)
+    problems = check_args(spec.args, args)
+    if problems:
+        raise ConfigError(f"metric {metric}: {'; '.join(problems)}")
+    merged = spec.settings(args)
+    if "weights" not in merged:
         raise ConfigError(f"metric {metric}: the protocol gives no extractor settings "
                           f"(extractor: dino|clip, weights: NAME, ...); use a personalization "
                           f"protocol such as dreambench or dco")
-    unknown = set(args) - set(EXTRACTOR_ARGS[kind]) - set(OTHER_ARGS)
-    if unknown:
-        raise ConfigError(f"metric {metric}: unknown arguments {sorted(unknown)}; allowed: "
-                          f"{', '.join((*EXTRACTOR_ARGS[kind], *OTHER_ARGS))}")
-    settings = tuple(sorted((k, _freeze(args[k])) for k in EXTRACTOR_ARGS[kind] if k in args))
-    average = args.get("average", "subject")
-    if average not in A.AVERAGES:
-        raise ConfigError(f"metric {metric}: average {average!r} is not one of {A.AVERAGES}")
-    text = args.get("text", "base_prompt") if cls.kind == "text" else None
-    if text is not None and text not in TEXTS:
-        raise ConfigError(f"metric {metric}: text {text!r} is not one of {', '.join(TEXTS)}")
-    return Plan(metric, cls.kind, ExtractorSpec(kind, str(args["weights"]), settings), average,
-                text, float(args.get("scale", DISPLAY_SCALE)))
+    settings = tuple(sorted((k, _freeze(v)) for k, v in merged.items() if spec.args[k].extractor))
+    against = spec.needs.against
+    return Plan(metric, against, ExtractorSpec(merged["extractor"], str(merged["weights"]),
+                                               settings),
+                merged["average"], merged["text"] if against == "text" else None,
+                float(merged["scale"]))
 
 
 def build_extractor(spec: ExtractorSpec, ctx: EvalContext) -> Any:
@@ -109,13 +100,13 @@ def build_extractor(spec: ExtractorSpec, ctx: EvalContext) -> Any:
         _CACHE.move_to_end(key)
         return _CACHE[key]
     kwargs = dict(spec.settings)
-    if spec.kind == "dino":
-        from diffbench.features.dino import DinoExtractor
-        ext = DinoExtractor(path, name=spec.weights, device=ctx.device, **kwargs)
-    else:
+    if spec.kind == "clip":  # the extractor family (the schema allows clip or dino)
         from diffbench.features.clip import ClipExtractor
         ext = ClipExtractor(path, name=spec.weights, weights_name=spec.weights,
                             device=ctx.device, **kwargs)
+    else:
+        from diffbench.features.dino import DinoExtractor
+        ext = DinoExtractor(path, name=spec.weights, device=ctx.device, **kwargs)
     _CACHE[key] = ext
     while len(_CACHE) > 4:
         _CACHE.popitem(last=False)
@@ -211,7 +202,7 @@ def _refs_hash(refs: list[str]) -> str:
     h = hashlib.sha256()
     for path in refs:
         h.update(f"{Path(path).parent.name}/{Path(path).name}\0".encode())
-        h.update(Path(path).read_bytes())
+        hash_file_into(h, path)
     return h.hexdigest()
 
 
@@ -228,9 +219,7 @@ def _ci(per_subject: dict, scores: np.ndarray, p: Plan, n_boot: int,
         fn, unit = (lambda r: float(r[:, 0].sum() / r[:, 1].sum())), "generated images"
     if len(rows) < 2:
         return None
-    low, high, _ = bootstrap_ci(fn, rows, n_boot, BOOTSTRAP_SEED)
-    return {"low": low, "high": high, "level": 0.95, "n": n_boot,
-            "method": f"percentile bootstrap over {unit}"}
+    return interval(fn, rows, n_boot, unit)
 
 
 def _entry(p: Plan, scores: np.ndarray, subjects: list[str], weights: np.ndarray,
@@ -242,7 +231,8 @@ def _entry(p: Plan, scores: np.ndarray, subjects: list[str], weights: np.ndarray
     details: dict[str, Any] = {"average": p.average, "subjects": per}
     if p.text:
         details["text"] = p.text
-    return metric_entry(value, higher_is_better=True, protocol=protocol, n=n, extractor=fp,
+    higher = get_spec(p.metric).higher_is_better  # the spec's, as every family records it
+    return metric_entry(value, higher_is_better=higher, protocol=protocol, n=n, extractor=fp,
                         ci=_ci(per, scores, p, n_boot, weights), scale=p.scale, **details)
 
 
@@ -286,15 +276,16 @@ def evaluate(metrics: list[str], inputs: TaskInputs, ctx: EvalContext) -> Family
     for p in plans:
         gen = feats[p.spec][:n_gen]
         weights = np.array([len(s.refs) for s in samples], dtype=np.float64)
-        if p.kind == "text":
-            scores = A.text_scores(gen, _text_features(p, exts[specs.index(p.spec)], samples))
+        compute = get_spec(p.metric).compute
+        if p.against == "text":
+            scores = compute(gen, _text_features(p, exts[specs.index(p.spec)], samples))
             weights = np.ones(n_gen)
         else:
             scores = np.empty(n_gen)
             for subj in n_refs:
                 sel = [i for i, s in enumerate(samples) if s.subject == subj]
                 ref_rows = [row[r] for r in samples[sel[0]].refs]
-                scores[sel] = A.image_scores(gen[sel], feats[p.spec][ref_rows])
+                scores[sel] = compute(gen[sel], feats[p.spec][ref_rows])
         out.metrics[p.metric] = _entry(p, scores, subjects, weights, n_refs, inputs.protocol.name,
                                        hashes[p.spec], ctx.bootstrap, n)
     return out
@@ -302,9 +293,9 @@ def evaluate(metrics: list[str], inputs: TaskInputs, ctx: EvalContext) -> Family
 
 def oracle(metrics: list[str], inputs: TaskInputs, ctx: EvalContext) -> FamilyResult:
     """The real-image oracle: each subject's references against each other (no self-pairs)."""
-    if inputs.dataset is None or not callable(getattr(inputs.dataset, "items", None)):
+    if not is_task_dataset(inputs.dataset):
         raise DataError(f"task {inputs.name}: the oracle needs the task dataset's subjects")
-    plans = [p for p in (plan(m, inputs.args(m)) for m in metrics) if p.kind == "image"]
+    plans = [p for p in (plan(m, inputs.args(m)) for m in metrics) if p.against == "references"]
     out = FamilyResult(notes=[f"{m}: not defined for the real-image oracle (no prompt)"
                               for m in metrics if m not in {p.metric for p in plans}])
     if not plans:

@@ -1,8 +1,8 @@
 """The contract between `diffbench run` and the metric families that score a task.
 
-Every metric class in the registry names its ``family``. `diffbench.scoring.evaluate_task` groups a
-task's metrics by family and calls each family's evaluator once, so a family reads each image once
-for all of its metrics:
+Every metric's spec (`diffbench.metrics.spec.MetricSpec`) names its ``family``.
+`diffbench.scoring.evaluate_task` groups a task's metrics by family and calls each family's
+evaluator once, so a family reads each image once for all of its metrics:
 
     evaluate(metrics: list[str], inputs: TaskInputs, ctx: EvalContext) -> FamilyResult
 
@@ -14,8 +14,8 @@ Families shipped with diffbench (``FAMILIES``):
 - ``alignment``: each generated image against its subject's reference images or its prompt
   (DINO, CLIP-I, CLIP-T).
 
-A plugin metric whose family is not one of these implements ``evaluate`` itself as a classmethod
-with the same signature.
+Each evaluator computes a metric with its spec's function and writes its entries with
+`metric_entry`, the one builder of a record's metric entries.
 
 Under ``torchrun`` every rank calls the evaluator; each reads its share of the images
 (`TaskInputs.shard`) and the family reduces its states across ranks (`diffbench.dist`); every
@@ -112,6 +112,7 @@ class FamilyResult:
     counts: dict[str, int] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    generated: dict[str, Any] = field(default_factory=dict)  # how the generated set was read
 
     def merge(self, other: FamilyResult) -> FamilyResult:
         """Combine two families' results (later values of the same key win)."""
@@ -119,14 +120,16 @@ class FamilyResult:
                             {**self.extractors, **other.extractors},
                             {**self.references, **other.references},
                             {**self.counts, **other.counts},
-                            {**self.timings, **other.timings}, self.notes + other.notes)
+                            {**self.timings, **other.timings}, self.notes + other.notes,
+                            self.generated or other.generated)
 
 
 def metric_entry(value: float, *, higher_is_better: bool, protocol: str, n: dict[str, int],
                  extractor: str | None = None, std: float | None = None,
                  ci: dict[str, Any] | None = None, scale: float | None = None,
                  **details: Any) -> dict[str, Any]:
-    """One entry of a results record's ``metrics`` block (the schema's ``metric``)."""
+    """One entry of a results record's ``metrics`` block (the schema's ``metric``); every family
+    writes its entries with this."""
     out: dict[str, Any] = {"value": float(value), "n": n, "higher_is_better": higher_is_better,
                            "protocol": protocol}
     if extractor is not None:

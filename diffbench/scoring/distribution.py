@@ -1,10 +1,12 @@
-"""The ``distribution`` family: a generated set against a reference set through one extractor.
+"""The ``distribution`` family: a generated set against a reference set through an extractor.
 
-FID, sFID, KID, IS, precision/recall and class accuracy, as the task's protocol computes them
-(`diffbench.metrics.distribution`). Each image is read once: one pass per side feeds every metric
-of the family. The reference is, in order: the task's ``reference.dataset``, its ``reference.stats``
-file, or the real images of the task dataset (`reference_images()`, e.g. VITON-HD's test persons),
-prepared as the protocol's ``reals`` settings say (`diffbench.data.vton_reals`).
+The task's distribution metrics are grouped into passes, one per extractor (the protocol's, plus
+any a metric's spec or settings name: torch-fidelity's precision/recall on VGG16); each pass
+reads each side once and every metric of the pass is computed from those features, as its spec
+says (`diffbench.metrics.spec`). The reference is, in order: the task's ``reference.dataset``,
+its ``reference.stats`` file, or the real images of the task dataset (`reference_images()`, e.g.
+VITON-HD's test persons), prepared as the protocol's ``reals`` settings say
+(`diffbench.data.vton_reals`). ``diffbench score`` is this family with the two sets given.
 Under torchrun each rank extracts its share of both sides and the feature rows are gathered back
 into global order, so every rank computes the same values as one process would, bit for bit.
 """
@@ -12,20 +14,136 @@ into global order, so every rank computes the same values as one process would, 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from diffbench import dist
+from diffbench.data.base import is_task_dataset
+from diffbench.data.samples import SampleSet
 from diffbench.data.vton_reals import reals_for
 from diffbench.errors import ConfigError, DataError, MetricInputError
 from diffbench.extract import FeatureSet, extract
 from diffbench.features import build_extractor
-from diffbench.metrics.distribution import compute_all
+from diffbench.metrics.bootstrap import interval
+from diffbench.metrics.spec import Gaussian, MetricSpec, call, get_spec, values_of
 from diffbench.metrics.states import FeatureBank, GaussianMoments
-from diffbench.protocols import apply_metric_args
-from diffbench.scorer import Side, bootstrap_rows, load_side, passes
-from diffbench.scoring.base import EvalContext, FamilyResult, TaskInputs, batch_share
+from diffbench.protocols import Protocol, apply_metric_args
+from diffbench.scoring.base import EvalContext, FamilyResult, TaskInputs, batch_share, metric_entry
+from diffbench.scoring.sides import Side, load_side
+
+
+@dataclass(frozen=True)
+class Pass:
+    """One pass over the images: an extractor and the layer each of its metrics reads."""
+
+    extractor: str
+    resize: str
+    layers: dict[str, str]
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        """The metrics this pass feeds, in the order asked."""
+        return tuple(self.layers)
+
+
+def settings_of(spec: MetricSpec, protocol: Protocol) -> dict[str, Any]:
+    """The settings `spec` is computed with under `protocol` (suite arguments already applied)."""
+    return spec.settings(protocol.metric_settings(spec.name))
+
+
+def feature_of(spec: MetricSpec, protocol: Protocol) -> tuple[str, str, str]:
+    """(extractor, resize, layer) a distribution metric reads under `protocol`."""
+    picked = spec.features(settings_of(spec, protocol)) if spec.features else None
+    if picked:
+        return picked
+    if spec.needs.extractor:  # a metric defined by its own network
+        return spec.needs.extractor, spec.needs.resize or protocol.resize, spec.needs.layer
+    layer = protocol.layers.get(spec.name)
+    if layer is None:
+        raise ConfigError(f"protocol '{protocol.name}' names no feature layer for '{spec.name}'")
+    return protocol.extractor, protocol.resize, layer
+
+
+def passes(protocol: Protocol, metrics: list[str]) -> list[Pass]:
+    """The extractor passes the metrics need: the protocol's extractor first, then the others."""
+    groups: dict[tuple[str, str], dict[str, str]] = {}
+    for name in metrics:
+        extractor, resize, layer = feature_of(get_spec(name), protocol)
+        groups.setdefault((extractor, resize), {})[name] = layer
+    main = (protocol.extractor, protocol.resize)
+    order = sorted(groups, key=lambda key: key != main)  # stable: the others as first asked
+    return [Pass(e, r, groups[(e, r)]) for e, r in order]
+
+
+def needs(p: Pass, fake: bool, bootstrap: int = 0) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(layers needing Gaussian moments, layers needing feature rows) of one side of a pass.
+
+    The generated side also keeps the rows of moment metrics that bootstrap intervals resample.
+    """
+    moments: set[str] = set()
+    banks: set[str] = set()
+    for name, layer in p.layers.items():
+        spec = get_spec(name)
+        if spec.needs.form == "moments":
+            moments.add(layer)
+            if fake and bootstrap and spec.resample is not None:
+                banks.add(layer)
+        elif spec.needs.form == "rows" or fake:
+            banks.add(layer)
+    return tuple(sorted(moments)), tuple(sorted(banks))
+
+
+def _inputs(spec: MetricSpec, layer: str, real: Side, fake: Side) -> tuple[tuple, dict]:
+    """The compute function's positional inputs and the entry's counts."""
+    form = spec.needs.form
+    if form == "moments":
+        for side, label in ((real, "reference"), (fake, "generated")):
+            if layer not in side.gaussians:
+                raise MetricInputError(f"{spec.name}: the {label} side has no {layer} statistics")
+        return ((Gaussian(*real.gaussians[layer], real.n), Gaussian(*fake.gaussians[layer], fake.n)),
+                {"real": real.n, "fake": fake.n})
+    rows = fake.banks.get(layer)
+    if form == "rows":
+        ref = real.banks.get(layer)
+        if ref is None or rows is None:
+            raise MetricInputError(f"{spec.name} needs {layer} features of both sides (images, "
+                                   "or statistics made with --keep-features)")
+        return (ref, rows), {"real": len(ref), "fake": len(rows)}
+    if rows is None:
+        raise MetricInputError(f"{spec.name} needs the generated images (not statistics)")
+    if not spec.needs.labels:
+        return (rows,), {"fake": len(rows)}
+    if fake.labels is None:
+        raise MetricInputError(f"{spec.name} needs the requested class label of each generated "
+                               "image (a class-conditional run)")
+    return (rows, fake.labels), {"fake": len(rows)}
+
+
+def compute_metric(name: str, layer: str, real: Side, fake: Side, protocol: Protocol,
+                   fingerprint: str, bootstrap: int = 0) -> dict[str, dict[str, Any]]:
+    """The results entries of one distribution metric (one per output of its spec)."""
+    spec = get_spec(name)
+    settings = settings_of(spec, protocol)
+    args, n = _inputs(spec, layer, real, fake)
+    values = values_of(spec, call(spec.compute, *args, **settings))
+    out = {o.key: metric_entry(values[o.key].value, higher_is_better=o.higher_is_better,
+                               protocol=protocol.name, n=n, extractor=fingerprint,
+                               std=values[o.key].std, **values[o.key].details)
+           for o in spec.outputs}
+    rows = fake.banks.get(layer)
+    if bootstrap and spec.resample is not None and rows is not None:
+        # resample generated rows (with their labels): the reference is fixed
+        head = args[:1] if spec.needs.form in ("moments", "rows") else ()
+        extra = (fake.labels,) if spec.needs.labels else ()
+
+        def resampled(idx: np.ndarray) -> float:
+            return call(spec.resample, *head, rows[idx], *(e[idx] for e in extra), **settings)
+
+        first = out[spec.outputs[0].key]
+        first["ci"] = interval(resampled, np.arange(len(rows)), bootstrap, "the generated set")
+    return out
 
 
 def sharded_extract(ctx: EvalContext):
@@ -70,8 +188,7 @@ def reference_of(inputs: TaskInputs) -> Any:
     """What the generated set is compared with (path, statistics file or image source)."""
     if inputs.reference is not None:
         return inputs.reference
-    ref = inputs.dataset.reference_images() if inputs.dataset is not None and callable(
-        getattr(inputs.dataset, "reference_images", None)) else None
+    ref = inputs.dataset.reference_images() if is_task_dataset(inputs.dataset) else None
     if ref is None:
         raise ConfigError(f"task {inputs.name}: distribution metrics need a reference; add "
                           "reference: {dataset: {name, reader}} or reference: {stats: NAME} "
@@ -84,11 +201,10 @@ def reference_of(inputs: TaskInputs) -> Any:
                      inputs.protocol.name)
 
 
-def _labels(samples) -> np.ndarray | None:
-    try:
-        labels = [samples.condition(k).get("class") for k in samples.keys]
-    except AttributeError:
+def _labels(samples: Any) -> np.ndarray | None:
+    if not isinstance(samples, SampleSet):  # a score task's images: no requests behind them
         return None
+    labels = [samples.condition(k).get("class") for k in samples.keys]
     if any(lab is None for lab in labels):
         return None
     return np.asarray(labels, dtype=np.int64)
@@ -104,26 +220,28 @@ def evaluate(metrics: list[str], inputs: TaskInputs, ctx: EvalContext) -> Family
     values: dict[str, dict[str, Any]] = {}
     reference = reference_of(inputs)
     for p in passes(protocol, metrics):
-        names = list(p.metrics)
+        what = ", ".join(p.metrics)
         extractor = build_extractor(p.extractor, p.resize, ctx.weights, ctx.device)
         start = time.perf_counter()
-        real = load_side(reference, names, extractor, p.protocol, False, ctx.batch_size,
-                         ctx.workers, ctx.cache, extract_fn=run, write_cache=ctx.rank == 0)
+        real = load_side(reference, *needs(p, False), extractor, False, ctx.batch_size,
+                         ctx.workers, ctx.cache, extract_fn=run, write_cache=ctx.rank == 0,
+                         what=what)
         real_s = time.perf_counter() - start
-        fake = load_side(inputs.samples, names, extractor, p.protocol, True, ctx.batch_size,
-                         ctx.workers, False, bootstrap_rows(names, p.protocol, ctx.bootstrap),
-                         extract_fn=run)
-        if "accuracy" in names:
+        fake = load_side(inputs.samples, *needs(p, True, ctx.bootstrap), extractor, True,
+                         ctx.batch_size, ctx.workers, False, extract_fn=run, what=what)
+        if any(get_spec(m).needs.labels for m in p.metrics):
             fake.labels = _labels(inputs.samples)
         _check_counts(real, fake, inputs)
-        values.update(compute_all(real, fake, p.protocol, names, extractor.fingerprint_hash(),
-                                  ctx.bootstrap))
+        for name, layer in p.layers.items():
+            values.update(compute_metric(name, layer, real, fake, protocol,
+                                         extractor.fingerprint_hash(), ctx.bootstrap))
         tag = "" if p.extractor == protocol.extractor else f"_{p.extractor}"
         out = out.merge(FamilyResult(
             extractors={extractor.name: extractor.fingerprint()},
             references={"real": real.describe}, counts={"real": real.n, "scored": fake.n},
             timings={f"real_features{tag}": round(real_s, 3),
-                     f"fake_features{tag}": round(time.perf_counter() - start - real_s, 3)}))
+                     f"fake_features{tag}": round(time.perf_counter() - start - real_s, 3)},
+            generated=fake.describe))
     for name, entry in values.items():
         scale = protocol.param(name).get("scale")
         if scale is not None:

@@ -14,7 +14,6 @@ are gathered back in order, so every rank returns the numbers of a one-process r
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,21 +27,12 @@ from diffbench.data.images import load_rgb
 from diffbench.data.vton_reals import prediction_size, prepare_gt
 from diffbench.errors import ConfigError, DataError, DiffbenchError, MetricInputError
 from diffbench.log import progress
-from diffbench.metrics.bootstrap import bootstrap_ci
+from diffbench.metrics.args import PAIRED_PREP_ARGS, check_args
+from diffbench.metrics.bootstrap import interval
+from diffbench.metrics.spec import call, get_spec
 from diffbench.scoring.base import EvalContext, FamilyResult, TaskInputs, metric_entry
 
-GT_RESIZES = ("none", "lanczos-height", "bilinear")
-SSIM_ARGS = {"color": "rgb", "data_range": 1.0, "sigma": 1.5, "k1": 0.01, "k2": 0.03,
-             "border": "valid"}
-LPIPS_ARGS = {"net": "alex"}
-PREP_ARGS = {"gt_resize": "none", "gt_jpeg_quality": None, "eval_size": None}
-# Pixels of the image pairs per LPIPS call. CPU: measured (1 thread, SqueezeNet, channels-last)
-# one 512x384 or 1024x768 pair per call is fastest (0.09 s, 0.69 s per pair; 4 per call 0.17 s,
-# 0.83 s): activations stay in cache. Smaller images are grouped up to the same pixel count.
-LPIPS_PIXELS = {"cpu": 512 * 384, "cuda": 64 * 1024 * 768}
-BOOTSTRAP_SEED = 0
 WORST = 5
-_NETS: OrderedDict[tuple, Any] = OrderedDict()
 
 
 @dataclass(frozen=True)
@@ -56,36 +46,25 @@ class Prep:
 
 @dataclass(frozen=True)
 class Plan:
-    """One metric: its preparation and settings."""
+    """One metric: its preparation and its own settings."""
 
     metric: str
     prep: Prep
     settings: tuple[tuple[str, Any], ...]
 
-    def get(self, name: str) -> Any:
-        """A setting by name."""
-        return dict(self.settings)[name]
-
 
 def plan(metric: str, args: dict[str, Any]) -> Plan:
-    """Validate a metric's protocol settings (with suite arguments laid over them)."""
-    own = SSIM_ARGS if metric == "ssim" else LPIPS_ARGS
-    unknown = set(args) - set(own) - set(PREP_ARGS) - {"library"}
-    if unknown:
-        raise ConfigError(f"metric {metric}: unknown arguments {sorted(unknown)}; allowed: "
-                          f"{', '.join([*own, *PREP_ARGS])}")
-    merged = {**PREP_ARGS, **own, **args}
-    if merged["gt_resize"] not in GT_RESIZES:
-        raise ConfigError(f"metric {metric}: gt_resize {merged['gt_resize']!r} is not one of "
-                          f"{', '.join(GT_RESIZES)}")
+    """Check a metric's protocol settings with the suite's arguments laid over them (its spec's
+    schema) and split them into the pair preparation and the metric's own settings."""
+    spec = get_spec(metric)
+    problems = check_args(spec.args, args)
+    if problems:
+        raise ConfigError(f"metric {metric}: {'; '.join(problems)}")
+    merged = spec.settings(args)
     size = merged["eval_size"]
-    if size is not None and (len(size) != 2 or min(int(s) for s in size) < 1):
-        raise ConfigError(f"metric {metric}: eval_size must be [height, width], got {size!r}")
-    if metric == "ssim" and merged["color"] not in ("rgb", "gray"):
-        raise ConfigError(f"metric ssim: color {merged['color']!r} is not rgb or gray")
     prep = Prep(merged["gt_resize"], merged["gt_jpeg_quality"],
                 tuple(int(s) for s in size) if size is not None else None)
-    settings = tuple(sorted((k, v) for k, v in merged.items() if k in own))
+    settings = tuple(sorted((k, v) for k, v in merged.items() if k not in PAIRED_PREP_ARGS))
     return Plan(metric, prep, settings)
 
 
@@ -165,48 +144,22 @@ def _rows(inputs: TaskInputs, metrics: list[str]) -> list[tuple[str, str, str]]:
     return rows
 
 
-def lpips_net(net: str, ctx: EvalContext):
-    """The LPIPS network of `net` with resolved weights (kept loaded across sweep points)."""
-    from diffbench.metrics.lpips import BACKBONE_WEIGHTS, LPIPSNet
-    from diffbench.weights import resolve
-
-    path = Path(resolve(BACKBONE_WEIGHTS[net], dict(ctx.weights)))
-    linear = ctx.weights.get(f"lpips-lin-{net}")
-    st = path.stat()
-    key = (net, str(path.resolve()), st.st_size, st.st_mtime_ns, linear, ctx.device)
-    if key not in _NETS:
-        _NETS[key] = LPIPSNet(net, path, linear).to(ctx.device)
-        while len(_NETS) > 3:
-            _NETS.popitem(last=False)
-    _NETS.move_to_end(key)
-    return _NETS[key]
+def _models(plans: list[Plan], ctx: EvalContext) -> dict[str, Any]:
+    """The networks the metrics compute with (LPIPS), built once with resolved weights."""
+    out = {}
+    for p in plans:
+        spec = get_spec(p.metric)
+        if spec.model is not None:
+            out[p.metric] = spec.model(dict(p.settings), ctx.weights, ctx.device)
+    return out
 
 
-def _ssim_values(p: Plan, gt: torch.Tensor, pred: torch.Tensor) -> torch.Tensor:
-    from diffbench.metrics.ssim import pil_gray, ssim_batch
-
-    if p.get("color") == "gray":
-        gt, pred = pil_gray(gt), pil_gray(pred)
-    unit = float(p.get("data_range")) / 255.0
-    return ssim_batch(pred.double() * unit, gt.double() * unit, data_range=float(p.get("data_range")),
-                      sigma=float(p.get("sigma")), k1=float(p.get("k1")), k2=float(p.get("k2")),
-                      border=p.get("border"))
-
-
-def _lpips_values(net, gt: torch.Tensor, pred: torch.Tensor, device: str) -> torch.Tensor:
-    # (x/255)*2-1 in float32: ToTensor then the scripts' [-1, 1] mapping
-    budget = LPIPS_PIXELS["cuda" if device.startswith("cuda") else "cpu"]
-    chunk = max(1, budget // (gt.shape[-2] * gt.shape[-1]))
-    out = [net((gt[i:i + chunk].float() / 255) * 2 - 1, (pred[i:i + chunk].float() / 255) * 2 - 1)
-           for i in range(0, gt.shape[0], chunk)]
-    return torch.cat(out).double()
-
-
-def _score(rows, plans: list[Plan], ctx: EvalContext, nets: dict[str, Any]) -> np.ndarray:
+def _score(rows, plans: list[Plan], ctx: EvalContext, models: dict[str, Any]) -> np.ndarray:
     """Per-pair values (len(rows) × len(plans), float64) of this process's rows."""
     from diffbench.cpu import default_workers
 
     preps = list(dict.fromkeys(p.prep for p in plans))
+    computes = [get_spec(p.metric).compute for p in plans]
     workers = default_workers() if ctx.workers is None else ctx.workers
     loader = DataLoader(_Pairs(rows, preps), batch_size=ctx.batch_size, shuffle=False,
                         num_workers=workers, collate_fn=_collate,
@@ -226,8 +179,8 @@ def _score(rows, plans: list[Plan], ctx: EvalContext, nets: dict[str, Any]) -> n
                 gt = torch.from_numpy(np.stack([g for g, _ in group])).permute(0, 3, 1, 2)
                 pred = torch.from_numpy(np.stack([q for _, q in group])).permute(0, 3, 1, 2)
                 gt, pred = gt.to(ctx.device), pred.to(ctx.device)
-                vals = (_ssim_values(p, gt, pred) if p.metric == "ssim"
-                        else _lpips_values(nets[p.get("net")], gt, pred, ctx.device))
+                vals = call(computes[j], gt, pred, model=models.get(p.metric),
+                            **dict(p.settings))
                 out[start:start + len(group), j] = vals.cpu().numpy()
                 start += len(group)
         done += len(batch)
@@ -247,15 +200,10 @@ def _same_size(pairs: list[tuple[np.ndarray, np.ndarray]]):
 
 def _entry(p: Plan, values: np.ndarray, keys: list[str], inputs: TaskInputs, ctx: EvalContext,
            fp: str | None) -> dict[str, Any]:
-    from diffbench.registry import METRICS
-
-    higher = bool(METRICS.get(p.metric).higher_is_better)
+    higher = get_spec(p.metric).higher_is_better
     ci = None
-    if ctx.bootstrap and len(values) >= 2:
-        low, high, _ = bootstrap_ci(lambda r: float(r.mean()), values, ctx.bootstrap,
-                                    BOOTSTRAP_SEED)
-        ci = {"low": low, "high": high, "level": 0.95, "n": ctx.bootstrap,
-              "method": "percentile bootstrap over generated images"}
+    if len(values) >= 2:
+        ci = interval(lambda r: float(r.mean()), values, ctx.bootstrap, "generated images")
     order = np.argsort(values if higher else -values, kind="stable")[:WORST]
     return metric_entry(float(values.mean()), higher_is_better=higher,
                         protocol=inputs.protocol.name, n={"generated": len(values)},
@@ -274,20 +222,19 @@ def evaluate(metrics: list[str], inputs: TaskInputs, ctx: EvalContext) -> Family
     if any(p.prep.gt_resize == "lanczos-height" for p in plans):
         # CatVTON scores at one height; refuse mixed sizes before decoding any pair.
         prediction_size([Path(r[1]) for r in rows], f"task {inputs.name}", inputs.protocol.name)
-    nets = {n: lpips_net(n, ctx) for n in dict.fromkeys(p.get("net") for p in plans
-                                                          if p.metric == "lpips")}
+    models = _models(plans, ctx)
     start = time.perf_counter()
     mine = inputs.shard(len(rows), ctx.rank, ctx.world_size, ctx.batch_size)
-    values = _score([rows[i] for i in mine], plans, ctx, nets)
+    values = _score([rows[i] for i in mine], plans, ctx, models)
     if ctx.world_size > 1:
         values = dist.gather_rows(values, mine, len(rows))
     seconds = time.perf_counter() - start
-    fps = {n: net.fingerprint() for n, net in nets.items()}
+    fps = {m: model.fingerprint() for m, model in models.items()}
     out = FamilyResult(extractors={fp["extractor"]: fp for fp in fps.values()},
                        counts={"scored": len(rows)}, timings={"paired": round(seconds, 3)},
                        notes=[])
     keys = [r[0] for r in rows]
     for j, p in enumerate(plans):
-        fp = fingerprint_hash(fps[p.get("net")]) if p.metric == "lpips" else None
+        fp = fingerprint_hash(fps[p.metric]) if p.metric in fps else None
         out.metrics[p.metric] = _entry(p, values[:, j], keys, inputs, ctx, fp)
     return out

@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from diffbench import dist, results
-from diffbench.data.base import is_task_dataset, open_dataset
+from diffbench.adapters.base import Adapter
+from diffbench.data.base import ImageSource, is_task_dataset, open_dataset
 from diffbench.data.samples import SampleSet
 from diffbench.errors import ConfigError, DiffbenchError
 from diffbench.faults import maybe_fail
@@ -109,9 +110,9 @@ def point_name(task: str, sweep: dict[str, Any]) -> str:
     return task + "".join(f"@{k}={v}" for k, v in sweep.items())
 
 
-def build_adapter(model: str, args: dict[str, Any], device: str, dtype: str):
+def build_adapter(model: str, args: dict[str, Any], device: str, dtype: str) -> Adapter:
     """The adapter registered as `model`, constructed with the user's --model-arg values."""
-    cls = ADAPTERS.get(model)
+    cls = ADAPTERS.get(model)  # the registry refuses anything but an Adapter subclass
     try:
         return cls(device=device, dtype=dtype, **args)
     except TypeError as exc:
@@ -159,8 +160,7 @@ def plan(loaded: LoadedSuite, opts: RunOptions, adapter) -> list[Point]:
             requests = spread(requests, opts.limit)
         for sweep in values:
             reqs = [dataclasses.replace(r, sampler={**r.sampler, **sweep}) for r in requests]
-            if hasattr(adapter, "check_keys"):
-                adapter.check_keys(reqs)  # requests: conditions fill templated folders, inputs
+            adapter.check_keys(reqs)  # requests: conditions fill templated folders, inputs
             points.append(Point(point_name(name, sweep), name, task, sweep, dataset, reqs))
     return points
 
@@ -231,7 +231,7 @@ def _run_fingerprint(loaded: LoadedSuite, point: Point, opts: RunOptions, sample
     from diffbench import __version__
 
     text = repr((__version__, loaded.resolved["tasks"][point.task_name], point.sweep,
-                 samples.content_hash() if hasattr(samples, "content_hash") else None,
+                 samples.content_hash() if isinstance(samples, ImageSource) else None,
                  opts.model, sorted((k, repr(v)) for k, v in opts.model_args.items()),
                  opts.bootstrap, sorted(opts.weights.items()), sorted(opts.data.items()),
                  opts.limit))

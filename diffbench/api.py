@@ -1,0 +1,166 @@
+"""The Python API: the functions the CLI calls, for scripts and notebooks.
+
+    import diffbench
+
+    record = diffbench.score("ref/", "samples/", metrics=["fid", "kid"], protocol="torch-fidelity",
+                             weights={"inception-2015-12-05": "pt_inception.pth"})
+    record["metrics"]["fid"]["value"]
+
+    records = diffbench.run("suites/demo.yaml", model="demo-sit", out="runs/demo")
+    records = diffbench.load_results("runs/demo")
+
+`score` is ``diffbench score`` and `run` is ``diffbench run``: the same checks before any work,
+the same scoring path (`diffbench.scoring`), the same results records (`diffbench.results`). User
+errors raise `diffbench.errors.DiffbenchError` with the message the CLI prints.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from diffbench.errors import ConfigError
+
+
+def parse_metrics(metrics: str | Iterable[str]) -> list[str]:
+    """``"fid,kid,isc"`` (or a list) → the names, each a metric `score` can compute."""
+    from diffbench.metrics.spec import all_specs
+
+    names = [m.strip() for m in (metrics.split(",") if isinstance(metrics, str) else metrics)
+             if m.strip()]
+    usable = [s.name for s in all_specs() if s.family == "distribution" and not s.needs.labels]
+    unknown = [m for m in names if m not in usable]
+    if unknown or not names:
+        raise ConfigError(f"--metrics: unknown {', '.join(unknown) or '(none given)'}; choose "
+                          f"from {', '.join(usable)} (two image sets: distribution metrics "
+                          "without class labels)")
+    return names
+
+
+def score_protocol(protocol: Any, kid_subset_size: int | None = None,
+                   kid_subsets: int | None = None, prc_features: str | None = None):
+    """The protocol `score` runs: a name or a Protocol, with the command's overrides applied."""
+    from diffbench.protocols import apply_metric_args, get_protocol
+
+    proto = get_protocol(protocol) if isinstance(protocol, str) else protocol
+    kid = {k: v for k, v in (("subset_size", kid_subset_size), ("subsets", kid_subsets)) if v}
+    prc = {"features": prc_features} if prc_features else {}
+    return apply_metric_args(proto, {"kid": kid, "prc": prc})
+
+
+def score(real: str | Path, fake: str | Path, metrics: str | Iterable[str] = ("fid",),
+          protocol: Any = "torch-fidelity", weights: Mapping[str, str] | None = None,
+          device: str = "cpu", batch_size: int = 50, workers: int | None = None,
+          bootstrap: int = 0, cache: bool = True, kid_subset_size: int | None = None,
+          kid_subsets: int | None = None, prc_features: str | None = None) -> dict[str, Any]:
+    """Score the images `fake` against `real` under a protocol; returns the results record.
+
+    `real`/`fake`: a folder (recursive: png, jpg, jpeg, webp), an ADM ``.npz`` batch or a
+    statistics file (`diffbench stats compute`). ``record["metrics"][name]["value"]`` holds each
+    number (``prc`` writes ``precision`` and ``recall``). `weights` maps weights names to local
+    files (``--weights NAME=PATH``). Counts are checked before any feature is extracted.
+    """
+    from diffbench import results
+    from diffbench.metrics.spec import output_keys
+    from diffbench.preflight import check_device, check_score
+    from diffbench.scoring import EvalContext, TaskInputs, evaluate_task
+    from diffbench.scoring.sides import open_side
+    from diffbench.suite import MetricSpec as TaskMetric
+    from diffbench.suite import TaskSpec
+
+    check_device(device)
+    proto = score_protocol(protocol, kid_subset_size, kid_subsets, prc_features)
+    names = parse_metrics(metrics)
+    proto.check_metrics(names)
+    check_score(proto, names, real, fake)  # counts before any feature is extracted
+    start = time.perf_counter()
+    real_src, fake_src = open_side(real), open_side(fake)  # data problems before weights ones
+    task = TaskSpec(kind="score", protocol=proto.name, metrics={m: TaskMetric() for m in names})
+    inputs = TaskInputs("score", task, proto, fake_src, reference=real_src)
+    ctx = EvalContext(device=device, batch_size=batch_size, workers=workers, bootstrap=bootstrap,
+                      cache=cache, weights=dict(weights or {}))
+    part = evaluate_task(inputs, ctx)
+    record = results.new_record(
+        kind="score", protocol=proto.name, protocol_settings=proto.settings(),
+        metrics={k: part.metrics[k] for k in output_keys(names) if k in part.metrics},
+        counts={"real": part.counts["real"], "fake": part.counts["scored"]},
+        inputs={"real": part.references["real"], "fake": part.generated},
+        extractors=part.extractors,
+        timings={**part.timings, "total": round(time.perf_counter() - start, 3)},
+        environment=results.environment(device=device, dtype="fp32"))
+    return json.loads(results.dumps(record, "score"))  # validated, as the --json file holds it
+
+
+def compute_stats(source: str | Path, output: str | Path, protocol: Any = "torch-fidelity",
+                  keep_features: bool = False, weights: Mapping[str, str] | None = None,
+                  device: str = "cpu", batch_size: int = 50,
+                  workers: int | None = None) -> dict[str, Any]:
+    """Write the reference statistics of `source` (``diffbench stats compute``); returns
+    ``{"path", "n", "seconds"}``.
+
+    The file holds the Gaussians of every moment layer the protocol's distribution metrics read
+    on its extractor (FID, sFID) and, with `keep_features`, the rows of every row layer (KID,
+    precision/recall), as the metric specs say.
+    """
+    from diffbench import stats as stats_lib
+    from diffbench.data import open_images
+    from diffbench.extract import extract
+    from diffbench.features import build_extractor
+    from diffbench.metrics.spec import get_spec
+    from diffbench.preflight import check_device
+    from diffbench.scoring.distribution import needs, passes
+
+    check_device(device)
+    proto = score_protocol(protocol)
+    extractor = build_extractor(proto.extractor, proto.resize, dict(weights or {}), device)
+    names = [m for m in proto.metrics if get_spec(m).family == "distribution"]
+    main = next((p for p in passes(proto, names)
+                 if (p.extractor, p.resize) == (proto.extractor, proto.resize)), None)
+    moments, rows = needs(main, fake=False) if main is not None else ((), ())
+    src = open_images(source)
+    fs = extract(src, extractor, moments, rows if keep_features else (), batch_size, workers,
+                 desc=str(source))
+    describe = {**src.describe(), "content_sha256": src.content_hash()}
+    stats_lib.save(output, fs.moments, fs.banks, extractor.fingerprint(), proto.name, describe,
+                   fs.n)
+    return {"path": Path(output), "n": fs.n, "seconds": fs.seconds}
+
+
+def run(suite: str | Path, model: str | None = None, model_args: Mapping[str, Any] | None = None,
+        out: str | Path | None = None, *, overrides: Iterable[str] = (),
+        **options: Any) -> list[dict[str, Any]]:
+    """Run a suite (``diffbench run``): generate, score and write ``OUT/results/<task>.json``;
+    returns the records written (or reused).
+
+    `options` are `diffbench.runner.RunOptions` fields: ``tasks``, ``device``, ``dtype``,
+    ``batch_size``, ``score_batch_size``, ``workers``, ``limit``, ``bootstrap``, ``weights``,
+    ``data``, ``sweep`` (``{"rg_scale": [0, 1, 2]}``), ``cache``, ``rescore``, ``fresh``, ...
+    `overrides` are ``--set KEY.PATH=VALUE`` strings.
+    """
+    from diffbench.fsutil import writes_under
+    from diffbench.preflight import check_device
+    from diffbench.runner import RunOptions, default_run_dir, run_suite
+    from diffbench.suite import load_suite
+
+    opts = RunOptions(model=model, model_args=dict(model_args or {}),
+                      out=Path(out) if out is not None else None,
+                      **{k: tuple(v) if k == "tasks" else v for k, v in options.items()})
+    check_device(opts.device)
+    loaded = load_suite(suite, list(overrides))
+    with writes_under(default_run_dir(loaded, opts)):
+        outcomes = run_suite(loaded, opts)
+    return [o.record for o in outcomes if o.record is not None]
+
+
+def load_results(path: str | Path) -> dict[str, Any] | list[dict[str, Any]]:
+    """A results file's record, or every record of a run folder (one per task), validated."""
+    from diffbench import results
+    from diffbench.report.collect import collect
+
+    path = Path(path)
+    if not path.is_dir():
+        return results.read(path)
+    return [results.read(p) for p in collect([path])]
