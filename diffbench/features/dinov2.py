@@ -24,7 +24,7 @@ import torch
 
 from diffbench.errors import ConfigError, WeightsError
 from diffbench.features.base import file_sha256, fingerprint_hash
-from diffbench.features.dinov2_vit import VITL14, DinoV2ViT, ViTConfig
+from diffbench.features.dinov2_vit import DinoV2ViT, ViTConfig
 
 WEIGHTS_NAME = "dinov2-vitl14"
 EXTRACTOR_NAME = "dinov2-vitl14"
@@ -62,15 +62,33 @@ class DinoV2Preprocess:
         return x / torch.tensor(_STD, dtype=torch.float32).view(-1, 1, 1)
 
 
-def load_dinov2(weights_path: str | Path, cfg: ViTConfig = VITL14) -> DinoV2ViT:
-    """The DINOv2 backbone with the official state dict, loaded strictly (safe loading)."""
+def config_of(state: dict[str, torch.Tensor]) -> ViTConfig:
+    """The ViT shape a DINOv2 state dict holds (all DINOv2 ViTs have 64-wide heads)."""
+    try:
+        dim = int(state["cls_token"].shape[-1])
+        depth = 1 + max(int(k.split(".")[1]) for k in state if k.startswith("blocks."))
+        hidden = int(state["blocks.0.mlp.fc1.weight"].shape[0])
+        grid = int(round((state["pos_embed"].shape[1] - 1) ** 0.5))
+        patch = int(state["patch_embed.proj.weight"].shape[-1])
+    except (KeyError, ValueError, IndexError, AttributeError) as exc:
+        raise WeightsError(f"not a DINOv2 ViT state dict (missing or odd {exc})") from None
+    return ViTConfig(embed_dim=dim, depth=depth, num_heads=max(dim // 64, 1),
+                     mlp_ratio=hidden / dim, patch_size=patch, img_size=grid * patch)
+
+
+def load_dinov2(weights_path: str | Path) -> DinoV2ViT:
+    """The DINOv2 backbone of a state dict (official: ViT-L/14), loaded strictly (safe loading).
+
+    The shape is read from the file, so smaller DINOv2 ViTs (and the tests' tiny random ones)
+    load too; their sha256 in the fingerprint tells them apart from the official ViT-L/14.
+    """
     from diffbench.features.dino import read_state_dict
 
     state = read_state_dict(weights_path, "DINOv2")
-    net = DinoV2ViT(cfg)
     try:
+        net = DinoV2ViT(config_of(state))
         net.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
+    except (RuntimeError, WeightsError) as exc:
         raise WeightsError(f"{weights_path} is not a DINOv2 ViT-L/14 state dict "
                            f"(dinov2_vitl14_pretrain.pth): {str(exc).splitlines()[0][:200]}; "
                            f"run `diffbench weights fetch {WEIGHTS_NAME}`") from exc
@@ -84,11 +102,11 @@ class DinoV2Extractor:
     layers = (LAYER,)
 
     def __init__(self, weights_path: str | Path, resize_mode: str = "torch",
-                 device: str = "cpu", cfg: ViTConfig = VITL14):
+                 device: str = "cpu"):
         self.weights_path = Path(weights_path)
         self.prep = DinoV2Preprocess(resize_mode)
         self.device = torch.device(device)
-        self.net = load_dinov2(self.weights_path, cfg).to(self.device)
+        self.net = load_dinov2(self.weights_path).to(self.device)
 
     def preprocessor(self) -> DinoV2Preprocess:
         """The per-image preprocessing, picklable for loader workers."""
@@ -108,7 +126,8 @@ class DinoV2Extractor:
         return {"extractor": self.name, "weights_sha256": file_sha256(self.weights_path),
                 "resize": self.prep.resize_mode, "size": SIZE,
                 "normalisation": "x/255, imagenet mean/std", "layers": list(self.layers),
-                "pos_embed": "bicubic from 37x37, scale (w//14+0.1)/37, no antialias",
+                "arch": {"embed_dim": self.net.cfg.embed_dim, "depth": self.net.cfg.depth},
+                "pos_embed": "bicubic, scale_factor (w//14+0.1)/grid, no antialias",
                 "dtype": "float32"}
 
     def fingerprint_hash(self) -> str:
