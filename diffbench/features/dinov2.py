@@ -50,11 +50,11 @@ class DinoV2Preprocess:
         if self.resize_mode == "pil":
             from PIL import Image
 
-            small = np.asarray(Image.fromarray(image, "RGB").resize((SIZE, SIZE),
-                                                                     Image.Resampling.BICUBIC))
-            x = torch.from_numpy(np.ascontiguousarray(small)).permute(2, 0, 1).to(torch.float32)
+            small = np.array(Image.fromarray(image, "RGB").resize((SIZE, SIZE),
+                                                                   Image.Resampling.BICUBIC))
+            x = torch.from_numpy(small).permute(2, 0, 1).to(torch.float32)
         else:
-            x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None]
+            x = torch.from_numpy(np.array(image)).permute(2, 0, 1)[None]  # a writable copy
             x = torch.nn.functional.interpolate(x.to(torch.float32), size=(SIZE, SIZE),
                                                 mode="bicubic", antialias=True)[0]
         x = x / 255
