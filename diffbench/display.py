@@ -61,16 +61,23 @@ def scale_suffix(scale: float) -> str:
     return "" if scale == 1 else f"×{scale:g}"
 
 
+def value_text(value: float, decimals: int, scale: float = 1.0, ci: tuple[float, float] | None
+               = None, std: float | None = None) -> str:
+    """``value ± half CI`` (or ``± std``) times `scale` at `decimals` digits: the one way the
+    console (`run`, `score`) and the reports write a number."""
+    text = f"{value * scale:.{decimals}f}"
+    if ci is not None:
+        text += f" ± {(ci[1] - ci[0]) * scale / 2:.{decimals}f}"
+    elif std is not None:
+        text += f" ± {std * scale:.{decimals}f}"
+    return text
+
+
 def format_value(name: str, entry: Mapping[str, Any]) -> str:
     """A results entry as the console shows it: value ± half CI (or ± std) at its scale."""
     scale = entry.get("scale") or 1.0
-    decimals = decimals_at(name, scale)
-    text = f"{entry['value'] * scale:.{decimals}f}"
-    if entry.get("ci"):
-        half = (entry["ci"]["high"] - entry["ci"]["low"]) / 2 * scale
-        text += f" ± {half:.{decimals}f}"
-    elif entry.get("std") is not None:
-        text += f" ± {entry['std'] * scale:.{decimals}f}"
+    ci = (entry["ci"]["low"], entry["ci"]["high"]) if entry.get("ci") else None
+    text = value_text(entry["value"], decimals_at(name, scale), scale, ci, entry.get("std"))
     return text + (f" (×{scale:g})" if scale != 1.0 else "")
 
 

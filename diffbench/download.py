@@ -5,11 +5,14 @@ file is there (a server that ignores it sends the whole file again, which then r
 part), checked by the caller's `check` while still a ``.part``, and only then renamed to its
 name: a file under its final name has always passed its check. A part that fails the check is
 deleted, so the next fetch starts over.
+
+`is_offline` is diffbench's one answer to "may we use the network?": ``DIFFBENCH_OFFLINE`` or
+``HF_HUB_OFFLINE`` set to a true value (1, true, yes, on; as huggingface_hub reads its own).
+Every download refuses then, and the adapters load hub models from the local cache only.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import urllib.error
 import urllib.request
@@ -20,20 +23,27 @@ from diffbench.errors import DiffbenchError
 from diffbench.log import logger, progress
 
 _CHUNK = 1 << 20
+OFFLINE_VARS = ("DIFFBENCH_OFFLINE", "HF_HUB_OFFLINE")
+_TRUE = ("1", "true", "yes", "on")
+
+
+def offline_variable() -> str | None:
+    """The variable that turns downloads off (``DIFFBENCH_OFFLINE=1``), or None when online."""
+    for name in OFFLINE_VARS:
+        value = os.environ.get(name, "").strip()
+        if value.lower() in _TRUE:
+            return f"{name}={value}"
+    return None
+
+
+def is_offline() -> bool:
+    """True when downloads are off (``DIFFBENCH_OFFLINE`` or ``HF_HUB_OFFLINE`` is true)."""
+    return offline_variable() is not None
 
 
 def diffbench_home() -> Path:
     """diffbench's own folder (``$DIFFBENCH_HOME``, default ``~/.cache/diffbench``)."""
     return Path(os.environ.get("DIFFBENCH_HOME") or Path.home() / ".cache" / "diffbench").expanduser()
-
-
-def sha256_file(path: Path) -> str:
-    """The sha256 of a file, read in 4 MiB chunks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def part_path(target: Path) -> Path:
@@ -66,9 +76,13 @@ def download(url: str, target: Path, check: Callable[[Path], None], desc: str,
              error: type[DiffbenchError], fix: str, timeout: float = 60.0) -> Path:
     """Fetch `url` to `target` (resuming a ``.part``), run `check` on it, then rename it.
 
-    A network failure raises `error` naming the URL and `fix`; a failed `check` deletes the part
-    and lets its error through.
+    A network failure, or downloads turned off (`is_offline`), raises `error` naming the URL and
+    `fix`; a failed `check` deletes the part and lets its error through.
     """
+    off = offline_variable()
+    if off is not None:
+        raise error(f"cannot download {desc}: downloads are off ({off}); {fix}, or unset "
+                    f"{off.split('=')[0]}")
     target.parent.mkdir(parents=True, exist_ok=True)
     part = part_path(target)
     try:

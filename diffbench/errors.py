@@ -43,9 +43,3 @@ class StorageError(DiffbenchError):
 
 class ResultsError(DiffbenchError):
     """A results file is missing, unreadable or does not follow the schema."""
-
-
-class NotComparableError(DiffbenchError):
-    """Two results cannot be compared (other protocol, fingerprint or sample count)."""
-
-    exit_code = 3

@@ -21,6 +21,7 @@ from PIL import Image
 
 from diffbench.data.samples import read_manifest
 from diffbench.errors import DataError, ImageError
+from diffbench.fsutil import file_sha256
 from diffbench.generate import temp_name
 
 
@@ -50,7 +51,7 @@ def _checked(sample_dir: Path) -> tuple[list[dict[str, Any]], list[str], int]:
         png = sample_dir / f"{key}.png"
         if not png.is_file():
             left_out.append(f"{key} (no PNG)")
-        elif hashlib.sha256(png.read_bytes()).hexdigest() != rec["sha256"]:
+        elif file_sha256(png, cached=False) != rec["sha256"]:
             left_out.append(f"{key} (PNG differs from its sha256)")
         else:
             good.append(rec)

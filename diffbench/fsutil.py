@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from diffbench.errors import StorageError
 
@@ -182,11 +182,16 @@ def file_sha256(path: str | Path, cached: bool = True) -> str:
     return _sha256_once(str(resolved), st.st_size, st.st_mtime_ns)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
+def hash_file_into(digest: Any, path: str | Path) -> None:
+    """Feed a file's bytes to `digest` in 4 MiB blocks (for hashes over several files)."""
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 22), b""):
             digest.update(block)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    hash_file_into(digest, path)
     return digest.hexdigest()
 
 

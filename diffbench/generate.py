@@ -27,6 +27,7 @@ from diffbench.adapters.base import Adapter, Request
 from diffbench.data.samples import read_manifest
 from diffbench.errors import DataError, ImageError
 from diffbench.faults import maybe_fail
+from diffbench.fsutil import file_sha256
 from diffbench.log import logger
 from diffbench.log import progress as progress_bar
 from diffbench.requests import spread
@@ -166,7 +167,7 @@ def _resume_state(out_dir: Path, mine: list[Request], manifest: Path,
         if not png.exists():
             todo.append(req)
         elif req.key not in own:
-            sha = hashlib.sha256(png.read_bytes()).hexdigest()
+            sha = file_sha256(png, cached=False)
             shas = {r["sha256"] for r in recorded.get(req.key, ())}
             if shas and sha not in shas:
                 logger.warning("%s: differs from its manifest records; made again", png)
@@ -230,7 +231,7 @@ def merge_manifests(out_dir: str | Path) -> list[dict[str, Any]]:
                         f"(first: {', '.join(missing[:5])}); rerun generate (all shards/ranks)")
     merged, bad = {}, []
     for key in sorted(planned):
-        sha = hashlib.sha256((out_dir / f"{key}.png").read_bytes()).hexdigest()
+        sha = file_sha256(out_dir / f"{key}.png", cached=False)
         match = [r for r in by_key[key] if r["sha256"] == sha]
         if match:
             merged[key] = match[-1]

@@ -42,11 +42,6 @@ def set_quiet(quiet: bool) -> None:
     logger.setLevel(logging.WARNING if quiet else logging.INFO)
 
 
-def is_quiet() -> bool:
-    """True when progress output is suppressed."""
-    return _quiet
-
-
 def configure_logging(verbose: bool = False, quiet: bool = False) -> None:
     """Set up the ``diffbench`` logger for the CLI: one handler on stderr."""
     set_quiet(quiet)
@@ -72,11 +67,6 @@ def progress_mode() -> str:
     if mode == "auto":
         return "bar" if sys.stderr.isatty() else "lines"
     return mode
-
-
-def progress_enabled() -> bool:
-    """True when loops show a bar or progress lines."""
-    return progress_mode() != "off"
 
 
 def _env_float(name: str, default: float) -> float:

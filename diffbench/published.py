@@ -17,7 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from diffbench.errors import ConfigError
-from diffbench.resources import PUBLISHED, include_paths, published_paths, shipped_dir
+from diffbench.resources import include_paths, published_paths
 
 
 class PublishedEntry(BaseModel):
@@ -49,11 +49,6 @@ class PublishedFile(BaseModel):
     def raw_value(self, metric: str, printed: float) -> float:
         """The raw value of a number printed with this file's scale for `metric`."""
         return printed / self.scales.get(metric, 1.0)
-
-
-def default_dir() -> Path:
-    """The shipped published numbers (package data, or ``reference_stats/`` of a checkout)."""
-    return shipped_dir(PUBLISHED)
 
 
 def load_published(path: str | Path) -> PublishedFile:

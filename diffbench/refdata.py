@@ -31,8 +31,9 @@ from pathlib import Path
 
 from diffbench.config import config_path, get_value
 from diffbench.data.npz import NpzSource
-from diffbench.download import diffbench_home, download, sha256_file
+from diffbench.download import diffbench_home, download
 from diffbench.errors import DataError
+from diffbench.fsutil import file_sha256
 from diffbench.log import logger
 
 _ADM = "https://openaipublic.blob.core.windows.net/diffusion/jul-2021/ref_batches/"
@@ -206,7 +207,7 @@ def check(s: DataSpec, path: Path, record: bool = False) -> str:
     """Check a file of `s`: its sha256 (published or recorded) and, for ADM batches, that it
     reads as one. With `record`, a first digest is recorded. Returns the sha256."""
     NpzSource(path)  # a truncated or foreign file fails here, with the reason
-    digest = sha256_file(path)
+    digest = file_sha256(path)
     expected, origin = expected_sha256(s)
     if expected is not None and digest != expected:
         raise DataError(f"{path}: sha256 {digest} does not match {s.name} ({expected}, "

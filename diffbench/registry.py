@@ -213,11 +213,11 @@ PROTOCOLS = Registry("protocol", "diffbench.protocols", kind_of="diffbench.proto
 
 # Feature extractors of the distribution metrics: `build(resize, weights, device)` each.
 EXTRACTORS = Registry("extractor", "diffbench.extractors", {
-    "inception": "diffbench.features:inception",
-    "vgg16": "diffbench.features:vgg16",
-    "digits": "diffbench.features:digits",
-    "dinov2-vitl14": "diffbench.features:dinov2_vitl14",
-    "clip-vit-l-14-336": "diffbench.features:clip_vit_l14_336",
+    "inception": "diffbench.features:build_inception",
+    "vgg16": "diffbench.features:build_vgg16",
+    "digits": "diffbench.features:build_digits",
+    "dinov2-vitl14": "diffbench.features:build_dinov2_vitl14",
+    "clip-vit-l-14-336": "diffbench.features:build_clip_vit_l14_336",
 })
 
 REGISTRIES = {"adapters": ADAPTERS, "metrics": METRICS, "datasets": DATASETS,

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from diffbench import dist, results
+from diffbench.fsutil import hash_file_into
 from diffbench.pareto import sweep_front
 from diffbench.protocols import Protocol
 from diffbench.requests import request_sampler
@@ -23,7 +24,7 @@ SEED_RULE = "per image: sha256(f'{suite_seed}/{key}')[:8] big-endian & (2**63-1)
 def _suite_block(loaded) -> dict[str, Any]:
     digest = hashlib.sha256()
     for path in loaded.files:
-        digest.update(Path(path).read_bytes())
+        hash_file_into(digest, path)
     return {"name": loaded.suite.name, "version": loaded.suite.version, "path": str(loaded.path),
             "sha256": digest.hexdigest(), "overrides": dict(loaded.overrides)}
 

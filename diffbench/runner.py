@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from diffbench import dist, results
+from diffbench.adapters.base import Adapter
 from diffbench.data.base import ImageSource, is_task_dataset, open_dataset
 from diffbench.data.samples import SampleSet
 from diffbench.errors import ConfigError, DiffbenchError
@@ -109,9 +110,9 @@ def point_name(task: str, sweep: dict[str, Any]) -> str:
     return task + "".join(f"@{k}={v}" for k, v in sweep.items())
 
 
-def build_adapter(model: str, args: dict[str, Any], device: str, dtype: str):
+def build_adapter(model: str, args: dict[str, Any], device: str, dtype: str) -> Adapter:
     """The adapter registered as `model`, constructed with the user's --model-arg values."""
-    cls = ADAPTERS.get(model)
+    cls = ADAPTERS.get(model)  # the registry refuses anything but an Adapter subclass
     try:
         return cls(device=device, dtype=dtype, **args)
     except TypeError as exc:

@@ -15,18 +15,20 @@ A run whose fingerprint differs is refused before any work, naming the first dif
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
 from datetime import datetime, timezone
-from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from diffbench import __version__
 from diffbench.errors import DiffbenchError
+from diffbench.fsutil import file_sha256
 from diffbench.generate import remove_temps, temp_name
+
+if TYPE_CHECKING:
+    from diffbench.adapters.base import Adapter
 
 STORE_FILE = "store.json"
 STORE_FORMAT = 1
@@ -36,15 +38,6 @@ _NOT_PIXELS = ("device",)  # describe() keys that differ per rank or machine, no
 
 class StoreMismatch(DiffbenchError):
     """The sample store was made by another model or with other settings."""
-
-
-@lru_cache(maxsize=64)
-def _file_sha(path: str, size: int, mtime_ns: int) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _content(value: Any, files: bool = True) -> Any:
@@ -57,8 +50,7 @@ def _content(value: Any, files: bool = True) -> Any:
         path = Path(value).expanduser()
         try:
             if path.is_file():
-                st = path.stat()
-                return {"sha256": _file_sha(str(path.resolve()), st.st_size, st.st_mtime_ns)}
+                return {"sha256": file_sha256(path)}
         except OSError:
             pass
         return value
@@ -81,10 +73,9 @@ def settings_fingerprint(loaded, task_name: str, task, sweep: dict[str, Any], mo
                         "dataset": dataset, "generation": generation}, files=False)}
 
 
-def adapter_fingerprint(adapter) -> dict[str, Any]:
+def adapter_fingerprint(adapter: Adapter) -> dict[str, Any]:
     """The adapter's `describe()`, without what differs per rank or machine."""
-    describe = adapter.describe() if hasattr(adapter, "describe") else {}
-    return _content({k: v for k, v in describe.items() if k not in _NOT_PIXELS})
+    return _content({k: v for k, v in adapter.describe().items() if k not in _NOT_PIXELS})
 
 
 def _flat(value: Any, prefix: str = "") -> dict[str, Any]:

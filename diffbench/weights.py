@@ -4,7 +4,7 @@ Resolution order for a name: an explicit path (``--weights NAME=PATH``) → ``we
 user config (``diffbench config set weights.NAME PATH``) → ``$DIFFBENCH_HOME/weights`` (default
 ``~/.cache/diffbench/weights``) → the usual library cache (torch hub's
 ``$TORCH_HOME/hub/checkpoints``) → download (unless offline: ``DIFFBENCH_OFFLINE=1`` or
-``HF_HUB_OFFLINE=1``; `diffbench.download`), then verification against the full sha256 when
+``HF_HUB_OFFLINE=1``; `diffbench.download.is_offline`), then verification against the full sha256 when
 known, else the published prefix. A path the user gave (option or config) that is not the
 official file is used with a warning. Verified digests are remembered per (path, size, mtime) so
 big files are hashed once.
@@ -19,8 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from diffbench.config import config_path, get_value
-from diffbench.download import diffbench_home, download, sha256_file
+from diffbench.download import diffbench_home, download, is_offline
 from diffbench.errors import WeightsError
+from diffbench.fsutil import file_sha256
 from diffbench.log import logger
 
 
@@ -122,12 +123,6 @@ def library_cache_paths(s: WeightSpec) -> list[Path]:
     return [roots[c] / s.filename for c in s.library_caches if c in roots]
 
 
-def is_offline() -> bool:
-    """True when downloads are off (DIFFBENCH_OFFLINE=1 or HF_HUB_OFFLINE=1)."""
-    return any(os.environ.get(k, "") not in ("", "0") for k in ("DIFFBENCH_OFFLINE",
-                                                                "HF_HUB_OFFLINE"))
-
-
 def spec(name: str) -> WeightSpec:
     """The spec of a known name, or a WeightsError listing the known ones."""
     if name not in WEIGHTS:
@@ -140,7 +135,8 @@ def _digest_cache() -> Path:
 
 
 def sha256_of(path: Path) -> str:
-    """sha256 of a file, remembered per (path, size, mtime)."""
+    """sha256 of a file (`fsutil.file_sha256`), remembered across processes per (path, size,
+    mtime) in the weights home, so a checked multi-GB file is not read again next run."""
     st = path.stat()
     key = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
     cache_file = _digest_cache()
@@ -150,7 +146,7 @@ def sha256_of(path: Path) -> str:
         cache = {}
     if key in cache:
         return cache[key]
-    cache[key] = sha256_file(path)
+    cache[key] = file_sha256(path)
     try:
         cache_file.parent.mkdir(parents=True, exist_ok=True)
         cache_file.write_text(json.dumps(cache))

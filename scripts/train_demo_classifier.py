@@ -17,7 +17,8 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 
 from diffbench.data.digits import load_digits
-from diffbench.features.digits import ASSETS, DEFAULT_WEIGHTS, DigitsNet, file_sha256, to_input
+from diffbench.features.digits import ASSETS, DEFAULT_WEIGHTS, DigitsNet, to_input
+from diffbench.fsutil import file_sha256
 
 SEED, EPOCHS, BATCH, LR = 0, 40, 64, 2e-3
 

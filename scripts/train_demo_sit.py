@@ -35,7 +35,8 @@ from diffbench.adapters.base import Request
 from diffbench.adapters.sit import SiTAdapter
 from diffbench.adapters.sit_model import SiT, SiTConfig
 from diffbench.data.digits import load_digits
-from diffbench.features.digits import ASSETS, file_sha256, load_digits_net, to_input
+from diffbench.features.digits import ASSETS, load_digits_net, to_input
+from diffbench.fsutil import file_sha256
 from diffbench.metrics.functional import frechet_distance
 from diffbench.sampling.seeding import sample_seed
 

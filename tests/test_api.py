@@ -43,6 +43,29 @@ def test_score_equals_the_cli_json(tmp_path):
     fid = record["metrics"]["fid"]
     half = (fid["ci"]["high"] - fid["ci"]["low"]) / 2
     assert f"fid        {fid['value']:.2f} ± {half:.2f}" in res.output.splitlines()
+    _same_numbers_in_run_and_report(record, res.output, tmp_path)
+
+
+def _same_numbers_in_run_and_report(record: dict, score_output: str, tmp_path) -> None:
+    """`score`, `run` and `report` write each number with the same digits (the spec's)."""
+    from types import SimpleNamespace
+
+    from diffbench.cli.run_cmd import summary
+    from diffbench.display import format_value
+
+    shown = {k: format_value(k, e) for k, e in record["metrics"].items()}
+    lines = score_output.splitlines()
+    assert all(f"{k:<10} {v}" in lines for k, v in shown.items())
+    point = SimpleNamespace(record=record, reused=True, generation=None,
+                            point=SimpleNamespace(name="t"), path=None)
+    assert summary(point).splitlines()[1:] == [f"  {k:<10} {v}" for k, v in shown.items()]
+    (tmp_path / "results.json").write_text(json.dumps(record))
+    res = CliRunner().invoke(main, ["report", str(tmp_path / "results.json"), "--no-published",
+                                    "-o", str(tmp_path / "report")])
+    assert res.exit_code == 0, res.output
+    table = (tmp_path / "report" / "report.md").read_text()
+    for text in shown.values():
+        assert f"| {text} |" in table, (text, table)
 
 
 def test_score_errors_are_the_cli_errors(tmp_path):

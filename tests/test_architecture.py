@@ -142,3 +142,47 @@ def test_cli_imports_no_numpy_or_torch():
             "heavy = [m for m in ('numpy', 'torch', 'pandas', 'scipy') if m in sys.modules]; "
             "assert not heavy, heavy")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_one_file_hash_helper():
+    """Files are hashed by `fsutil.file_sha256` (or fed to a digest by `fsutil.hash_file_into`):
+    no other module feeds a file's bytes to a digest (bytes already read for another use, such
+    as a PNG decoded or a text file parsed, may be hashed where they are)."""
+    found = []
+    for module, tree in modules().items():
+        if module == "diffbench.fsutil":
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and ast.unparse(node.func).endswith(
+                    ("sha256", ".update")) and any(
+                    r in ast.unparse(a) for a in node.args for r in ("read_bytes(", ".read(")):
+                found.append(f"{module}:{node.lineno}: {ast.unparse(node)}")
+            if isinstance(node, ast.For) and ".read(" in ast.unparse(node.iter) \
+                    and any(".update(" in ast.unparse(b) for b in node.body):
+                found.append(f"{module}:{node.lineno}: a block-read digest loop")
+    assert not found, f"file hashes outside fsutil.file_sha256: {found}"
+
+
+def test_one_offline_check():
+    """Only `diffbench.download.is_offline` reads DIFFBENCH_OFFLINE / HF_HUB_OFFLINE."""
+    found = [f"{module}:{node.lineno}"
+             for module, tree in modules().items() if module != "diffbench.download"
+             for node in ast.walk(tree)
+             if isinstance(node, ast.Constant) and node.value in ("DIFFBENCH_OFFLINE",
+                                                                  "HF_HUB_OFFLINE")]
+    assert not found, f"offline checks outside diffbench.download.is_offline: {found}"
+
+
+def test_no_package_name_is_shadowed_by_its_submodule():
+    """Importing ``pkg.x`` rebinds ``pkg.x`` to the submodule: a function ``x`` in
+    ``pkg/__init__.py`` (a registry target such as ``diffbench.features:x``) would vanish."""
+    found = []
+    for module, tree in modules().items():
+        init = PACKAGE.parent / Path(*module.split(".")) / "__init__.py"
+        if not init.is_file():
+            continue
+        subs = {p.stem for p in init.parent.glob("*.py")} | {
+            p.name for p in init.parent.iterdir() if (p / "__init__.py").is_file()}
+        found += [f"{module}.{n.name}" for n in tree.body
+                  if isinstance(n, (ast.FunctionDef, ast.ClassDef)) and n.name in subs]
+    assert not found, f"names shadowed by submodules of the same name: {found}"

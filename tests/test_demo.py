@@ -16,7 +16,8 @@ from click.testing import CliRunner
 from PIL import Image
 
 from diffbench.cli import main
-from diffbench.features.digits import ASSETS, file_sha256
+from diffbench.features.digits import ASSETS
+from diffbench.fsutil import file_sha256
 from diffbench.published import all_published
 
 ROOT = Path(__file__).resolve().parent.parent

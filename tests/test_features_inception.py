@@ -144,7 +144,8 @@ def test_unknown_resize_mode_is_refused(inception_weights):
 def test_extractor_protocol_and_cached_weights_hash(exact, tmp_path):
     import hashlib
 
-    from diffbench.features.base import Extractor, file_sha256
+    from diffbench.features.base import Extractor
+    from diffbench.fsutil import file_sha256
 
     assert isinstance(exact, Extractor)
     path = tmp_path / "blob.bin"

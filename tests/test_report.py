@@ -34,7 +34,8 @@ def as_measured(protocol: str, n: int, sha256: str | None = None) -> dict:
     """The fields a real run records that make it comparable: the protocol's settings, the
     official extractor weights (sha256 from the registry, or the shipped demo classifier's) and
     as many scored images as the task asks. `sha256` replaces the weights (random ones)."""
-    from diffbench.features.digits import DEFAULT_WEIGHTS, file_sha256
+    from diffbench.features.digits import DEFAULT_WEIGHTS
+    from diffbench.fsutil import file_sha256
     from diffbench.protocols import get_protocol
     from diffbench.weights import WEIGHTS
 

@@ -19,7 +19,8 @@ from click.testing import CliRunner
 
 from diffbench import __version__
 from diffbench.cli import main
-from diffbench.features.digits import DEFAULT_WEIGHTS, file_sha256
+from diffbench.features.digits import DEFAULT_WEIGHTS
+from diffbench.fsutil import file_sha256
 from diffbench.results import write
 from tests.test_report import XSS, as_measured, demo_metrics, demo_record, demo_runs
 

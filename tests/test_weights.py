@@ -12,6 +12,7 @@ from click.testing import CliRunner
 
 from diffbench import weights as w
 from diffbench.cli import main
+from diffbench.download import OFFLINE_VARS
 from diffbench.errors import WeightsError
 
 PAYLOAD = bytes(range(256)) * 4096  # 1 MiB
@@ -37,7 +38,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def server():
+def server(monkeypatch):
+    """A loopback file server; downloads are on (conftest turns HF_HUB_OFFLINE on for the rest)."""
+    for name in OFFLINE_VARS:
+        monkeypatch.delenv(name, raising=False)
     _Handler.ranges = []
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
@@ -87,6 +91,22 @@ def test_offline_missing_names_the_fix(spec, monkeypatch):
     assert "diffbench weights fetch test-net" in msg
     assert "diffbench weights import test-net" in msg
     assert _Handler.ranges == []  # nothing was requested
+
+
+@pytest.mark.parametrize("variable", ["DIFFBENCH_OFFLINE", "HF_HUB_OFFLINE"])
+@pytest.mark.parametrize("value", ["1", "true", "YES", "on"])
+def test_offline_variables_stop_every_download(spec, monkeypatch, tmp_path, variable, value):
+    """One offline check: either variable, any true spelling, stops an explicit fetch too."""
+    from diffbench import download
+
+    monkeypatch.setenv(variable, value)
+    assert download.is_offline()
+    with pytest.raises(WeightsError, match=f"downloads are off \\({variable}={value}\\).*"
+                                           "diffbench weights import test-net"):
+        w.fetch("test-net")
+    assert _Handler.ranges == [] and not (w.home() / spec.filename).exists()
+    monkeypatch.setenv(variable, "0")
+    assert not download.is_offline()
 
 
 def test_unreachable_server_is_clear(spec, monkeypatch):
@@ -197,7 +217,7 @@ def test_digest_cache_skips_rehash(tmp_path, monkeypatch):
     f = _write(tmp_path / "f.bin", PAYLOAD)
     expected = hashlib.sha256(PAYLOAD).hexdigest()
     assert w.sha256_of(f) == expected
-    monkeypatch.setattr(w, "sha256_file", None)  # a second hash would fail
+    monkeypatch.setattr(w, "file_sha256", None)  # a second hash would fail
     assert w.sha256_of(f) == expected
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import hashlib
 import json
 import re
 from collections.abc import Iterator, Sequence
@@ -22,7 +21,9 @@ import numpy as np
 import torch
 
 from diffbench.adapters.base import Request
+from diffbench.download import is_offline
 from diffbench.errors import ConfigError, WeightsError
+from diffbench.fsutil import file_sha256
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 SCHEDULERS = {"ddim": "DDIMScheduler", "ddpm": "DDPMScheduler", "pndm": "PNDMScheduler",
@@ -110,6 +111,8 @@ def check_model_spec(spec: str, arg: str) -> None:
 def _from_pretrained(cls: Any, spec: str, arg: str, **kwargs: Any) -> Any:
     check_model_spec(spec, arg)
     local = Path(spec).expanduser()
+    if is_offline():  # huggingface_hub reads only its own variable, and only at import
+        kwargs.setdefault("local_files_only", True)
     try:
         return cls.from_pretrained(str(local) if local.exists() else spec, **kwargs)
     except (OSError, ValueError) as exc:
@@ -133,15 +136,6 @@ def set_scheduler(pipe: Any, name: str | None) -> None:
     pipe.scheduler = cls.from_config(pipe.scheduler.config)
 
 
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file, read in 1 MiB blocks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def resolve_file(spec: str, defaults: Sequence[str], weight_name: str | None, arg: str) -> Path:
     """A local file for `spec`: itself, `weight_name`/a default file in a folder, or a hub download."""
     local = Path(spec).expanduser()
@@ -161,7 +155,7 @@ def resolve_file(spec: str, defaults: Sequence[str], weight_name: str | None, ar
 
     name = weight_name or defaults[0]
     try:
-        return Path(hf_hub_download(spec, name))
+        return Path(hf_hub_download(spec, name, local_files_only=is_offline()))
     except Exception as exc:  # hub errors have many types; every one means "not available here"
         raise WeightsError(f"cannot get {name} of '{spec}' from the Hugging Face hub "
                            f"({_one_line(exc)}); without internet, download it elsewhere "
@@ -196,7 +190,7 @@ def load_lora(pipe: Any, spec: str, weight_name: str | None = None,
     if not lora_layers(pipe.unet):
         raise WeightsError(f"{path}: no UNet LoRA layers were loaded from it; is it a LoRA of "
                            "this base model?")
-    return {"lora": spec, "lora_file": str(path), "lora_sha256": sha256_file(path)}
+    return {"lora": spec, "lora_file": str(path), "lora_sha256": file_sha256(path)}
 
 
 def load_embeddings(pipe: Any, spec: str, tokens: str | Sequence[str] | None,
@@ -224,7 +218,7 @@ def load_embeddings(pipe: Any, spec: str, tokens: str | Sequence[str] | None,
         raise WeightsError(f"{path}: cannot add the embeddings ({_one_line(exc)}); check "
                            "--model-arg tokens (one token per vector, or one for all)") from None
     return {"embeddings": spec, "embeddings_file": str(path),
-            "embeddings_sha256": sha256_file(path), "tokens": toks}
+            "embeddings_sha256": file_sha256(path), "tokens": toks}
 
 
 def unload_embeddings(pipe: Any) -> None:

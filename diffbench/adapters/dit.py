@@ -27,7 +27,8 @@ import numpy as np
 import torch
 
 from diffbench.adapters.base import Adapter, Request
-from diffbench.adapters.sit import DTYPES, check_dtype_uint8, offline, to_uint8
+from diffbench.adapters.sit import DTYPES, check_dtype_uint8, to_uint8
+from diffbench.download import is_offline
 from diffbench.errors import ConfigError, WeightsError
 
 SCHEDULERS = ("ddpm", "ddim", "folder")
@@ -35,11 +36,11 @@ DEFAULTS: dict[str, Any] = {"steps": 250, "cfg_scale": 1.5, "scheduler": "ddpm",
                             "guide_channels": 3}
 HOW_TO_FIX = ("pass --model-arg model=PATH to a DiTPipeline folder (transformer/, vae/), e.g. "
               "one saved by `huggingface-cli download facebook/DiT-XL-2-256 --local-dir PATH` on a "
-              "machine with internet, or unset HF_HUB_OFFLINE to download it")
+              "machine with internet, or unset DIFFBENCH_OFFLINE/HF_HUB_OFFLINE to download it")
 
 
 def _from_pretrained(cls, name: str, what: str, **kw):
-    if offline():
+    if is_offline():
         kw["local_files_only"] = True
     try:
         return cls.from_pretrained(name, **kw)

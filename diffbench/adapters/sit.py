@@ -16,7 +16,6 @@ to the data); with `convention=sit` the model is wrapped as v_repa(x, t) = -v_si
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ import numpy as np
 import torch
 
 from diffbench.adapters.base import Adapter, Request
+from diffbench.download import is_offline
 from diffbench.errors import ConfigError, WeightsError
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -158,18 +158,13 @@ class SiTAdapter(Adapter):
                 "convention": self.convention}
 
 
-def offline() -> bool:
-    """Whether HF_HUB_OFFLINE is set now (huggingface_hub itself reads it once, at import)."""
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
-
-
 def _load_vae(name: str, device: str):
     try:
         from diffusers.models import AutoencoderKL
     except ImportError as exc:
         raise ConfigError("decoding latents needs diffusers: pip install diffusers") from exc
     try:
-        vae = AutoencoderKL.from_pretrained(name, **({"local_files_only": True} if offline() else {}))
+        vae = AutoencoderKL.from_pretrained(name, **({"local_files_only": True} if is_offline() else {}))
     except (OSError, ValueError) as exc:
         raise WeightsError(f"cannot load VAE '{name}' ({exc}); give a local folder with "
                            "--model-arg vae=PATH, or vae=none for a pixel-space model") from exc

@@ -9,6 +9,7 @@ import click
 from diffbench.cli.common import include_path_option, parse_model_args
 from diffbench.config import parse_pairs
 from diffbench.errors import ConfigError
+from diffbench.preflight import check_device
 
 
 @click.command("generate")
@@ -53,7 +54,6 @@ def generate_cmd(suite: str, model: str, model_args: tuple[str, ...], tasks: tup
     """
     from diffbench import dist
     from diffbench.fsutil import writes_under
-    from diffbench.preflight import check_device
     from diffbench.results import RunLayout
     from diffbench.runner import RunOptions, default_run_dir, parse_sweep, run_suite
     from diffbench.suite import load_suite

@@ -14,17 +14,32 @@ from diffbench.config import parse_pairs
 _PATH = click.Path(path_type=Path, readable=False)  # our own one-line errors say how to fix
 
 
-class _MetricsHelp(click.Option):
-    """``--metrics`` help listing the metrics `score` can compute, read from the specs when
-    help is shown (not when the CLI loads)."""
+def _scoreable() -> list:
+    from diffbench.metrics.spec import all_specs
+
+    return [s for s in all_specs() if s.family == "distribution" and not s.needs.labels]
+
+
+class _SpecHelp(click.Option):
+    """An option whose help is read from the metric specs when help is shown (not when the
+    CLI loads): the metrics `score` can compute, those with bootstrap intervals."""
+
+    def __init__(self, *args, spec_help, **kwargs):
+        self.spec_help = spec_help
+        super().__init__(*args, **kwargs)
 
     def get_help_record(self, ctx: click.Context):
-        from diffbench.metrics.spec import all_specs
-
-        names = [s.name for s in all_specs() if s.family == "distribution"
-                 and not s.needs.labels]
-        self.help = f"Comma list: {','.join(names)} (`diffbench metrics`)."
+        self.help = self.spec_help()
         return super().get_help_record(ctx)
+
+
+def _metrics_help() -> str:
+    return f"Comma list: {','.join(s.name for s in _scoreable())} (`diffbench metrics`)."
+
+
+def _bootstrap_help() -> str:
+    names = [o.label for s in _scoreable() if s.resample is not None for o in s.outputs[:1]]
+    return f"Resamples for 95% confidence intervals of {'/'.join(names)} (0: none)."
 
 
 @click.command("score")
@@ -32,14 +47,15 @@ class _MetricsHelp(click.Option):
 @click.option("--fake", required=True, type=_PATH, help="Generated: folder or ADM .npz.")
 @click.option("--protocol", "protocol_name", default="torch-fidelity", show_default=True,
               help="adm | torch-fidelity | clean-fid (see `diffbench protocols`).")
-@click.option("--metrics", default="fid", show_default=True, cls=_MetricsHelp)
+@click.option("--metrics", default="fid", show_default=True, cls=_SpecHelp,
+              spec_help=_metrics_help)
 @click.option("--weights", multiple=True, metavar="NAME=PATH", help="Use a local weights file.")
 @click.option("--batch-size", default=50, show_default=True)
 @click.option("--workers", type=int, default=None,
               help="Loader workers (default: CPU 0 on ≤2 cores else 1; GPU cores - 1, ≤8).")
 @click.option("--device", default="cpu", show_default=True)
-@click.option("--bootstrap", default=0, show_default=True,
-              help="Resamples for 95% confidence intervals of FID/sFID/IS (0: none).")
+@click.option("--bootstrap", default=0, show_default=True, cls=_SpecHelp,
+              spec_help=_bootstrap_help)
 @click.option("--kid-subset-size", type=int, default=None, help="Override the protocol's KID subset size.")
 @click.option("--kid-subsets", type=int, default=None, help="Override the protocol's KID subset count.")
 @click.option("--prc-features", type=click.Choice(["pool3", "vgg16"]), default=None,

@@ -28,6 +28,7 @@ import numpy as np
 
 from diffbench.data.images import load_rgb
 from diffbench.errors import ConfigError, DataError
+from diffbench.fsutil import hash_file_into
 from diffbench.names import SAFE_NAME, check_name
 
 KEY_PATTERN = SAFE_NAME  # the one file-name pattern (diffbench.names)
@@ -111,9 +112,7 @@ class FileListSource:
         h = hashlib.sha256()
         for key, path in zip(self.keys, self.paths, strict=True):
             h.update(key.encode() + b"\0" + str(path.stat().st_size).encode() + b"\0")
-            with open(path, "rb") as f:
-                for chunk in iter(lambda: f.read(1 << 20), b""):
-                    h.update(chunk)
+            hash_file_into(h, path)
             h.update(b"\1")
         return h.hexdigest()
 

@@ -31,6 +31,7 @@ from typing import Any
 from diffbench.data.base import Item, check_key, inside
 from diffbench.data.images import EXTENSIONS
 from diffbench.errors import ConfigError, DataError
+from diffbench.fsutil import hash_file_into
 
 PROMPTS_FILE = "prompts_and_classes.txt"
 LIVE_CLASSES = ("cat", "dog")
@@ -244,5 +245,5 @@ class DreamBoothDataset:
         for subject in self.subjects:
             for path in self._refs[subject]:
                 h.update(f"{subject}/{Path(path).name}\0".encode())
-                h.update(Path(path).read_bytes())
+                hash_file_into(h, path)
         return h.hexdigest()

@@ -10,6 +10,7 @@ import numpy as np
 
 from diffbench.data.images import EXTENSIONS, load_rgb
 from diffbench.errors import DataError, StorageError
+from diffbench.fsutil import hash_file_into
 
 
 def _walk_error(exc: OSError) -> None:
@@ -66,8 +67,6 @@ class FolderSource:
         for path in self.paths:
             rel = path.relative_to(self.root).as_posix().encode()
             h.update(rel + b"\0" + str(path.stat().st_size).encode() + b"\0")
-            with open(path, "rb") as f:
-                for chunk in iter(lambda: f.read(1 << 20), b""):
-                    h.update(chunk)
+            hash_file_into(h, path)
             h.update(b"\1")
         return h.hexdigest()

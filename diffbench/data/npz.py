@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from diffbench.errors import DataError
+from diffbench.fsutil import file_sha256
 
 STATS_KEYS = ("mu", "sigma", "mu_s", "sigma_s")
 
@@ -103,10 +104,4 @@ class NpzSource:
 
     def content_hash(self) -> str:
         """sha256 of the whole file."""
-        import hashlib
-
-        h = hashlib.sha256()
-        with open(self.path, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 22), b""):
-                h.update(chunk)
-        return h.hexdigest()
+        return file_sha256(self.path)

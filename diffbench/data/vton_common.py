@@ -41,13 +41,6 @@ def require_dir(path: Path, what: str, hint: str) -> Path:
     return path
 
 
-def require_file(path: Path, what: str, hint: str) -> Path:
-    """`path` if it is a file, else a DataError naming it and how it is usually obtained."""
-    if not path.is_file():
-        raise DataError(f"{path}: missing {what}; {hint}")
-    return path
-
-
 def read_pairs(path: Path) -> list[tuple[str, str]]:
     """``person garment`` lines of a pair file (blank lines skipped), refusing other shapes."""
     try:

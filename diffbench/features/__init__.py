@@ -16,14 +16,16 @@ def build_extractor(name: str, resize: str = "tf-bilinear", weights: Mapping[str
     """The distribution metrics' extractor `name` with verified weights (see diffbench.weights).
 
     Extractors are found by name in `diffbench.registry.EXTRACTORS` (plugins add theirs with the
-    ``diffbench.extractors`` entry point): each entry is ``build(resize, weights, device)``.
+    ``diffbench.extractors`` entry point): each entry is ``build(resize, weights, device)``. The
+    builders here are named ``build_<name>``: a plain ``digits`` would be replaced by the
+    submodule ``diffbench.features.digits`` as soon as that is imported.
     """
     from diffbench.registry import EXTRACTORS
 
     return EXTRACTORS.get(name)(resize, dict(weights or {}), device)
 
 
-def inception(resize: str, weights: dict[str, str], device: str) -> Any:
+def build_inception(resize: str, weights: dict[str, str], device: str) -> Any:
     """The 2015 TF Inception (torch-fidelity's port): FID, sFID, KID, IS, precision/recall."""
     from diffbench import weights as w
     from diffbench.features.inception import WEIGHTS_NAME, InceptionExtractor
@@ -31,7 +33,7 @@ def inception(resize: str, weights: dict[str, str], device: str) -> Any:
     return InceptionExtractor(w.resolve(WEIGHTS_NAME, weights), resize=resize, device=device)
 
 
-def vgg16(resize: str, weights: dict[str, str], device: str) -> Any:
+def build_vgg16(resize: str, weights: dict[str, str], device: str) -> Any:
     """torchvision VGG16 fc2_relu at 224 px: torch-fidelity's precision/recall features."""
     from diffbench import weights as w
     from diffbench.features.vgg16 import WEIGHTS_NAME, VGG16Extractor
@@ -39,14 +41,14 @@ def vgg16(resize: str, weights: dict[str, str], device: str) -> Any:
     return VGG16Extractor(w.resolve(WEIGHTS_NAME, weights), device=device)
 
 
-def digits(resize: str, weights: dict[str, str], device: str) -> Any:
+def build_digits(resize: str, weights: dict[str, str], device: str) -> Any:
     """The offline demo's digits classifier (shipped weights): 64-d features and 10-way logits."""
     from diffbench.features.digits import DEFAULT_WEIGHTS, DigitsExtractor
 
     return DigitsExtractor(weights.get("digits-classifier", DEFAULT_WEIGHTS), device=device)
 
 
-def dinov2_vitl14(resize: str, weights: dict[str, str], device: str) -> Any:
+def build_dinov2_vitl14(resize: str, weights: dict[str, str], device: str) -> Any:
     """DINOv2 ViT-L/14 class token at 224 px (resize ``torch`` or ``pil``): FD_DINOv2, PRDC."""
     from diffbench import weights as w
     from diffbench.features.dinov2 import WEIGHTS_NAME, DinoV2Extractor
@@ -54,7 +56,7 @@ def dinov2_vitl14(resize: str, weights: dict[str, str], device: str) -> Any:
     return DinoV2Extractor(w.resolve(WEIGHTS_NAME, weights), resize_mode=resize, device=device)
 
 
-def clip_vit_l14_336(resize: str, weights: dict[str, str], device: str) -> Any:
+def build_clip_vit_l14_336(resize: str, weights: dict[str, str], device: str) -> Any:
     """OpenAI CLIP ViT-L/14@336px image embeddings on cmmd's preprocessing: CMMD."""
     from diffbench import weights as w
     from diffbench.features.cmmd_clip import WEIGHTS_NAME, CmmdClipExtractor

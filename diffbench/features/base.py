@@ -12,8 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from functools import lru_cache
-from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -46,22 +44,6 @@ class Extractor(Protocol):
     def fingerprint_hash(self) -> str:
         """A short stable hash of `fingerprint()`."""
         ...
-
-
-@lru_cache(maxsize=32)
-def _sha256(path: str, size: int, mtime_ns: int) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def file_sha256(path: str | Path) -> str:
-    """sha256 of a file, computed once per (path, size, mtime)."""
-    resolved = Path(path).resolve()
-    st = resolved.stat()
-    return _sha256(str(resolved), st.st_size, st.st_mtime_ns)
 
 
 def fingerprint_hash(fingerprint: dict[str, Any]) -> str:

@@ -27,8 +27,9 @@ import numpy as np
 import torch
 
 from diffbench.errors import ConfigError, WeightsError
-from diffbench.features.base import file_sha256, fingerprint_hash
+from diffbench.features.base import fingerprint_hash
 from diffbench.features.dino import Preprocess
+from diffbench.fsutil import file_sha256
 
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)

@@ -9,7 +9,6 @@ ship with diffbench (`diffbench/assets/demo/digits_classifier.safetensors`) and 
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from torch import nn
 
 from diffbench.errors import WeightsError
 from diffbench.features.base import fingerprint_hash
+from diffbench.fsutil import file_sha256
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets" / "demo"
 DEFAULT_WEIGHTS = ASSETS / "digits_classifier.safetensors"
@@ -62,11 +62,6 @@ def load_digits_net(path: str | Path = DEFAULT_WEIGHTS) -> DigitsNet:
     net = DigitsNet()
     net.load_state_dict(load_file(str(path)))
     return net.eval()
-
-
-def file_sha256(path: str | Path) -> str:
-    """sha256 of a (small) weights file."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,8 @@ import numpy as np
 import torch
 
 from diffbench.errors import ConfigError, WeightsError
-from diffbench.features.base import file_sha256, fingerprint_hash
+from diffbench.features.base import fingerprint_hash
+from diffbench.fsutil import file_sha256
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

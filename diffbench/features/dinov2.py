@@ -23,8 +23,9 @@ import numpy as np
 import torch
 
 from diffbench.errors import ConfigError, WeightsError
-from diffbench.features.base import file_sha256, fingerprint_hash
+from diffbench.features.base import fingerprint_hash
 from diffbench.features.dinov2_vit import DinoV2ViT, ViTConfig
+from diffbench.fsutil import file_sha256
 
 WEIGHTS_NAME = "dinov2-vitl14"
 EXTRACTOR_NAME = "dinov2-vitl14"

@@ -39,9 +39,10 @@ import numpy as np
 import torch
 
 from diffbench.errors import WeightsError
-from diffbench.features.base import file_sha256, fingerprint_hash
+from diffbench.features.base import fingerprint_hash
 from diffbench.features.inception_net import InceptionNet
 from diffbench.features.resize import MODES, clean_resize, normalise, tf1_bilinear_image
+from diffbench.fsutil import file_sha256
 
 SIZE = 299
 LAYERS = ("pool3", "logits_unbiased", "sfid")

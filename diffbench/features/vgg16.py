@@ -17,8 +17,9 @@ import torch
 import torchvision
 
 from diffbench.errors import WeightsError
-from diffbench.features.base import file_sha256, fingerprint_hash
+from diffbench.features.base import fingerprint_hash
 from diffbench.features.resize import tf1_bilinear_image
+from diffbench.fsutil import file_sha256
 
 SIZE = 224
 WEIGHTS_NAME = "vgg16-imagenet"

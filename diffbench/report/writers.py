@@ -9,7 +9,7 @@ from typing import Any
 
 import pandas as pd
 
-from diffbench.display import arrow, decimals_at, label, scale_suffix
+from diffbench.display import arrow, decimals_at, label, scale_suffix, value_text
 from diffbench.report.table import INTEGER_COLUMNS, args_text, groups, heading, wide
 
 
@@ -53,13 +53,10 @@ def cell_text(col: Column, cell: dict[str, Any] | None) -> str:
     """`value ± half-CI` (or ± std) at the column's scale and decimals."""
     if not cell or not num(cell.get("value")):
         return "—"
-    s, d = col.scale, col.decimals
-    text = f"{cell['value'] * s:.{d}f}"
-    if num(cell.get("ci_low")) and num(cell.get("ci_high")):
-        text += f" ± {(cell['ci_high'] - cell['ci_low']) * s / 2:.{d}f}"
-    elif num(cell.get("std")):
-        text += f" ± {cell['std'] * s:.{d}f}"
-    return text
+    ci = (cell["ci_low"], cell["ci_high"]) if num(cell.get("ci_low")) and \
+        num(cell.get("ci_high")) else None
+    std = cell["std"] if num(cell.get("std")) else None
+    return value_text(cell["value"], col.decimals, col.scale, ci, std)
 
 
 def row_label(row: dict[str, Any]) -> str:

@@ -27,6 +27,7 @@ from torch.utils.data import DataLoader, Dataset
 from diffbench.data.base import is_task_dataset
 from diffbench.data.images import load_rgb
 from diffbench.errors import ConfigError, DataError, DiffbenchError, ImageError
+from diffbench.fsutil import hash_file_into
 from diffbench.log import progress
 from diffbench.metrics import alignment as A
 from diffbench.metrics.args import check_args
@@ -201,7 +202,7 @@ def _refs_hash(refs: list[str]) -> str:
     h = hashlib.sha256()
     for path in refs:
         h.update(f"{Path(path).parent.name}/{Path(path).name}\0".encode())
-        h.update(Path(path).read_bytes())
+        hash_file_into(h, path)
     return h.hexdigest()
 
 
@@ -230,7 +231,8 @@ def _entry(p: Plan, scores: np.ndarray, subjects: list[str], weights: np.ndarray
     details: dict[str, Any] = {"average": p.average, "subjects": per}
     if p.text:
         details["text"] = p.text
-    return metric_entry(value, higher_is_better=True, protocol=protocol, n=n, extractor=fp,
+    higher = get_spec(p.metric).higher_is_better  # the spec's, as every family records it
+    return metric_entry(value, higher_is_better=higher, protocol=protocol, n=n, extractor=fp,
                         ci=_ci(per, scores, p, n_boot, weights), scale=p.scale, **details)
 
 
