@@ -12,9 +12,15 @@ says otherwise:
   condition); sampler settings and seeds may change (they pick the model's configuration), and
   so may the protocol and metrics (judged by the next rule);
 - its protocol settings equal the named protocol's (the one published rows are filed under), so
-  a suite's metric ``args`` or ``diffbench score --kid-subset-size`` make it another protocol,
-  and every metric was computed under that protocol (not a metric's own ``protocol:``);
+  a suite's metric ``args`` or ``diffbench score --kid-subset-size`` make it another protocol;
+  a metric computed under its own ``protocol:`` is judged against that protocol's settings,
+  recorded under ``protocol.others``;
 - no metric carries a warning in its details (FID from fewer images than feature dimensions).
+
+A reason that concerns only some of a record's metrics (the weights of an extractor that only
+they read, a metric computed under its own ``protocol:`` — ImageNet's ``fd_dinov2`` under
+``edm2`` beside the ADM metrics) marks those metrics (`Comparability.metrics`), not the record:
+the other numbers of the row stay comparable, and the report marks the affected cells.
 
 Records of ``diffbench score`` (kind ``score``) and oracle records have no suite task that asks
 for a count: their counts are not judged, every other rule applies.
@@ -25,8 +31,8 @@ Library code: the report, the gate and the CLI read the verdict; nothing here pr
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
@@ -47,6 +53,7 @@ class WeightsUse:
     weights: str
     sha256: str | None
     official: bool | None  # None: no checksum is known to compare with
+    name: str = ""  # its key in the record's ``extractors`` block
 
     @property
     def status(self) -> str:
@@ -61,20 +68,31 @@ class WeightsUse:
 
 @dataclass(frozen=True)
 class Comparability:
-    """The verdict: why a record may not be ranked beside published numbers (empty: it may)."""
+    """The verdict: why a record, or some of its metrics, may not be ranked beside published
+    numbers (both empty: all may)."""
 
     reasons: tuple[str, ...]
     weights: tuple[WeightsUse, ...]
+    metrics: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def comparable(self) -> bool:
-        """True when no reason stands against the record."""
+        """True when no reason stands against the record as a whole."""
         return not self.reasons
 
     @property
     def reason(self) -> str:
-        """The reasons as one line."""
+        """The record's reasons as one line."""
         return "; ".join(self.reasons)
+
+    def metric_reasons(self, metric: str) -> tuple[str, ...]:
+        """What stands against one metric's value: the record's reasons, then its own."""
+        return self.reasons + tuple(self.metrics.get(metric, ()))
+
+    def all_reasons(self) -> tuple[str, ...]:
+        """Every reason, the record's first, then each marked metric's (for warnings)."""
+        return tuple(dict.fromkeys(self.reasons + tuple(
+            r for rs in self.metrics.values() for r in rs)))
 
 
 Judge = Callable[[str], "bool | None"]
@@ -121,35 +139,48 @@ def weights_used(record: dict[str, Any]) -> list[WeightsUse]:
         if not expected:
             digest = fingerprint.get("weights_sha256")
             out.append(WeightsUse(extractor, extractor, digest if isinstance(digest, str)
-                                  else None, None))
-        for field, weights, judge in expected:
-            digest = fingerprint.get(field)
+                                  else None, None, name))
+        for key, weights, judge in expected:
+            digest = fingerprint.get(key)
             ok = judge(digest) if isinstance(digest, str) else False
             out.append(WeightsUse(extractor, weights, digest if isinstance(digest, str) else None,
-                                  ok))
+                                  ok, name))
     return out
 
 
-def _weights_reasons(record: dict[str, Any], used: list[WeightsUse]) -> list[str]:
+def _weights_reasons(record: dict[str, Any], used: list[WeightsUse]) -> list[tuple[str, str]]:
+    """(extractor name, reason) for each weights file that cannot be confirmed official."""
     reasons = []
     for u in used:
         if u.official is False and u.sha256 is None:
-            reasons.append(f"{u.extractor}: no sha256 of {u.weights} recorded")
+            reasons.append((u.name, f"{u.extractor}: no sha256 of {u.weights} recorded"))
         elif u.official is False:
-            reasons.append(f"{u.extractor}: weights sha256 {u.sha256[:12]}… are not the "
-                           f"official {u.weights} file (random, fine-tuned or another file)")
+            reasons.append((u.name, f"{u.extractor}: weights sha256 {u.sha256[:12]}… are not "
+                            f"the official {u.weights} file (random, fine-tuned or another file)"))
         elif u.official is None and not expected_weights(u.extractor):
-            reasons.append(f"{u.extractor}: not in diffbench's weights registry; its weights "
-                           "cannot be checked")
+            reasons.append((u.name, f"{u.extractor}: not in diffbench's weights registry; its "
+                            "weights cannot be checked"))
         elif u.official is None:
-            reasons.append(f"{u.extractor}: no checksum of {u.weights} is published; the weights "
-                           "cannot be confirmed official")
+            reasons.append((u.name, f"{u.extractor}: no checksum of {u.weights} is published; "
+                            "the weights cannot be confirmed official"))
     linked = [m for m, e in record.get("metrics", {}).items() if isinstance(e, dict)
               and e.get("extractor")]
     if linked and not used:
-        reasons.append(f"{linked[0]}: computed on an extractor whose fingerprint is not "
-                       "recorded; its weights cannot be checked")
+        reasons.append(("", f"{linked[0]}: computed on an extractor whose fingerprint is not "
+                        "recorded; its weights cannot be checked"))
     return reasons
+
+
+def _readers(record: dict[str, Any], extractor: str) -> set[str]:
+    """The metrics whose entries name `extractor`'s fingerprint (all of them when unknown)."""
+    from diffbench.features.base import fingerprint_hash
+
+    metrics = record.get("metrics") or {}
+    fingerprint = (record.get("extractors") or {}).get(extractor)
+    if not extractor or not isinstance(fingerprint, dict):
+        return set(metrics)
+    digest = fingerprint_hash(fingerprint)
+    return {m for m, e in metrics.items() if isinstance(e, dict) and e.get("extractor") == digest}
 
 
 def _counts_reasons(record: dict[str, Any]) -> list[str]:
@@ -196,30 +227,47 @@ def _difference(actual: Any, expected: Any, where: str = "") -> str | None:
     return None
 
 
-def _protocol_reasons(record: dict[str, Any]) -> list[str]:
+def _settings_reasons(name: str, recorded: Any, label: str) -> list[str]:
+    """Why settings recorded under protocol `name` are not that protocol's as registered."""
     from diffbench.protocols import get_protocol
 
-    protocol = record.get("protocol") or {}
-    name = protocol.get("name")
     try:
         expected = _plain(get_protocol(name).settings())
     except DiffbenchError:
-        return [f"protocol '{name}' is not known to this diffbench; its settings cannot be "
+        return [f"{label} '{name}' is not known to this diffbench; its settings cannot be "
                 "checked"]
-    actual = _plain(protocol.get("settings") or {})
+    actual = _plain(recorded or {})
     if not actual:
-        return [f"protocol '{name}': the record does not carry its settings"]
+        return [f"{label} '{name}': the record does not carry its settings"]
     for ignored in ("notes",):  # prose, not a setting
         actual.pop(ignored, None)
         expected.pop(ignored, None)
     diff = _difference(actual, expected)
-    reasons = [f"protocol '{name}' changed: {diff}"] if diff else []
+    return [f"{label} '{name}' changed: {diff}"] if diff else []
+
+
+def _protocol_reasons(record: dict[str, Any]) -> tuple[list[str], dict[str, list[str]]]:
+    """The record's protocol reasons, and those of each metric computed under its own."""
+    protocol = record.get("protocol") or {}
+    name = protocol.get("name")
+    reasons = _settings_reasons(name, protocol.get("settings"), "protocol")
+    # A metric may name its own protocol in the suite (ImageNet's fd_dinov2 under edm2 beside the
+    # ADM metrics): the record carries that protocol's settings under `protocol.others`, judged
+    # as the task's are. A record without them cannot show what the metric was computed with.
+    others = protocol.get("others") or {}
+    per_metric: dict[str, list[str]] = {}
     for metric, entry in (record.get("metrics") or {}).items():
         other = entry.get("protocol") if isinstance(entry, dict) else None
-        if other and other != name:  # a metric's own `protocol:` in the suite
-            reasons.append(f"{metric}: computed under protocol '{other}', not the record's "
-                           f"'{name}'")
-    return reasons
+        if not other or other == name:
+            continue
+        if other in others:
+            found = _settings_reasons(other, others[other], f"{metric}: protocol")
+        else:
+            found = [f"{metric}: computed under protocol '{other}', whose settings the record "
+                     "does not carry"]
+        if found:
+            per_metric[metric] = found
+    return reasons, per_metric
 
 
 def _warning_reasons(record: dict[str, Any]) -> list[str]:
@@ -234,10 +282,22 @@ def _warning_reasons(record: dict[str, Any]) -> list[str]:
 def comparability(record: dict[str, Any]) -> Comparability:
     """The verdict of one results record (see the module docstring for the rules)."""
     used = weights_used(record)
+    metrics = set(record.get("metrics") or {})
     reasons = ["smoke run (--limit): only part of the task"] if record.get("smoke") else []
-    reasons += _weights_reasons(record, used)
+    per_metric: dict[str, list[str]] = {}
+    for extractor, reason in _weights_reasons(record, used):
+        readers = _readers(record, extractor)
+        if readers and readers < metrics:  # only some metrics read these weights
+            for m in readers:
+                per_metric.setdefault(m, []).append(reason)
+        else:
+            reasons.append(reason)
     reasons += _counts_reasons(record)
     reasons += _override_reasons(record)
-    reasons += _protocol_reasons(record)
+    protocol, own = _protocol_reasons(record)
+    reasons += protocol
+    for m, found in own.items():
+        per_metric.setdefault(m, []).extend(found)
     reasons += _warning_reasons(record)
-    return Comparability(tuple(dict.fromkeys(reasons)), tuple(used))
+    return Comparability(tuple(dict.fromkeys(reasons)), tuple(used),
+                         {m: tuple(dict.fromkeys(r)) for m, r in per_metric.items()})

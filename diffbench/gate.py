@@ -292,8 +292,9 @@ def gate(records: list[dict[str, Any]] | dict[str, Any], baseline: dict[str, Any
     notes = [f"{task}: not in the baseline, not gated" for task in current
              if task not in baseline["tasks"]]
     # Informative only: a baseline may itself be made with fine-tuned weights or fewer images.
-    notes += [f"{task}: not comparable to published numbers: {v.reason}"
-              for task, v in ((t, comparability(r)) for t, r in current.items()) if v.reasons]
+    notes += [f"{task}: not comparable to published numbers: {'; '.join(v.all_reasons())}"
+              for task, v in ((t, comparability(r)) for t, r in current.items())
+              if v.all_reasons()]
     return Verdict(rows, problems, notes)
 
 

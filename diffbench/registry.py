@@ -183,6 +183,9 @@ METRICS = Registry("metric", "diffbench.metrics", kind_of="diffbench.metrics.spe
     "siglip_i": "diffbench.metrics.alignment:SIGLIP_I",
     "siglip_t": "diffbench.metrics.alignment:SIGLIP_T",
     "accuracy": "diffbench.metrics.distribution:ACCURACY",
+    "fd_dinov2": "diffbench.metrics.representation:FD_DINOV2",
+    "prdc": "diffbench.metrics.representation:PRDC",
+    "cmmd": "diffbench.metrics.representation:CMMD",
 })
 DATASETS = Registry("dataset reader", "diffbench.datasets", {
     "sklearn-digits": "diffbench.data.digits:DigitsSource",
@@ -203,6 +206,9 @@ PROTOCOLS = Registry("protocol", "diffbench.protocols", kind_of="diffbench.proto
     "catvton": "diffbench.protocols.vton:CATVTON",
     "ladi": "diffbench.protocols.vton:LADI",
     "hr-viton": "diffbench.protocols.vton:HR_VITON",
+    "edm2": "diffbench.protocols.representation:EDM2",
+    "dgm-eval": "diffbench.protocols.representation:DGM_EVAL",
+    "cmmd": "diffbench.protocols.representation:CMMD",
 })
 
 # Feature extractors of the distribution metrics: `build(resize, weights, device)` each.
@@ -210,6 +216,8 @@ EXTRACTORS = Registry("extractor", "diffbench.extractors", {
     "inception": "diffbench.features:build_inception",
     "vgg16": "diffbench.features:build_vgg16",
     "digits": "diffbench.features:build_digits",
+    "dinov2-vitl14": "diffbench.features:build_dinov2_vitl14",
+    "clip-vit-l-14-336": "diffbench.features:build_clip_vit_l14_336",
 })
 
 REGISTRIES = {"adapters": ADAPTERS, "metrics": METRICS, "datasets": DATASETS,

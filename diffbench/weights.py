@@ -81,6 +81,18 @@ WEIGHTS: dict[str, WeightSpec] = {s.name: s for s in (
                "dinov2_vits14_pretrain.pth", "dinov2_vits14_pretrain.pth", None, None, None,
                "Apache-2.0 (facebookresearch/dinov2)",
                "DINOv2 ViT-S/14 backbone (torch.hub dinov2_vits14): dinov2, sha256 unknown"),
+    WeightSpec("dinov2-vitl14", "https://dl.fbaipublicfiles.com/dinov2/dinov2_vitl14/"
+               "dinov2_vitl14_pretrain.pth", "dinov2_vitl14_pretrain.pth", None, None, None,
+               "Apache-2.0 (facebookresearch/dinov2)",
+               "DINOv2 ViT-L/14 backbone (torch.hub dinov2_vitl14): FD_DINOv2 (edm2, dgm-eval), "
+               "sha256 unknown"),
+    # The `clip` package checks a download against the sha256 in its URL (clip/clip.py).
+    WeightSpec("clip-vit-l-14-336-openai",
+               "https://openaipublic.azureedge.net/clip/models/3035c92b350959924f9f00213499208652"
+               "fc7ea050643e8b385c2dac08641f02/ViT-L-14-336px.pt", "ViT-L-14-336px.pt",
+               "3035c92b350959924f9f00213499208652fc7ea050643e8b385c2dac08641f02", None, None,
+               "MIT (OpenAI CLIP)", "OpenAI CLIP ViT-L/14@336px (JIT archive): CMMD",
+               ("openai_clip",)),
     WeightSpec("siglip-vit-b-16-webli", "https://huggingface.co/timm/ViT-B-16-SigLIP/resolve/main/"
                "open_clip_pytorch_model.bin", "ViT-B-16-SigLIP-webli.bin", None, None, None,
                "Apache-2.0 (Google big_vision SigLIP, open_clip conversion)",

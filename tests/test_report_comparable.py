@@ -64,8 +64,6 @@ def _edit(fn):
     (_edit(lambda r: r["protocol"].update(name="my-protocol")),
      "protocol 'my-protocol' is not known"),
     (_edit(lambda r: r["protocol"].update(settings={})), "does not carry its settings"),
-    (_edit(lambda r: r["metrics"]["fid"].update(protocol="clean-fid")),
-     "fid: computed under protocol 'clean-fid', not the record's 'adm'"),
     (_edit(lambda r: r["metrics"]["fid"].update(details={"warning": "fewer images (50) than "
                                                          "feature dimensions (2048)"})),
      "fid: fewer images (50) than feature dimensions (2048)"),
@@ -271,3 +269,87 @@ def test_report_refuses_a_non_finite_record_in_one_line(tmp_path, text):
     assert res.exit_code == 2
     assert res.stderr.count("\n") == 1 and "metrics.fid.value is" in res.stderr
     assert "finite numbers only" in res.stderr and not (tmp_path / "r").exists()
+
+
+def _with_fd_dinov2(others: dict | None, sha256: str | None = None) -> dict:
+    """An ImageNet record with fd_dinov2 computed under its own protocol (edm2) on DINOv2
+    features, as suites/imagenet256.yaml asks beside the ADM metrics."""
+    from diffbench.features.base import fingerprint_hash
+    from diffbench.weights import WEIGHTS
+
+    rec = record("m", 2.0)
+    fingerprint = {"extractor": "dinov2-vitl14", "arch": "vitl14",
+                   "weights_sha256": sha256 or WEIGHTS["dinov2-vitl14"].sha256 or "1" * 64}
+    rec["extractors"]["dinov2-vitl14"] = fingerprint
+    rec["metrics"]["fd_dinov2"] = {"value": 50.0, "higher_is_better": False, "protocol": "edm2",
+                                   "extractor": fingerprint_hash(fingerprint)}
+    if others is not None:
+        rec["protocol"]["others"] = others
+    return rec
+
+
+def test_a_metrics_own_protocol_and_weights_mark_that_metric_only():
+    from diffbench.protocols import get_protocol
+
+    edm2 = json.loads(json.dumps(get_protocol("edm2").settings()))
+    # No settings recorded for edm2: fd_dinov2 is marked, the ADM numbers stay comparable.
+    verdict = comparability(_with_fd_dinov2(None))
+    assert verdict.comparable
+    assert any("fd_dinov2: computed under protocol 'edm2', whose settings the record does not "
+               "carry" in r for r in verdict.metric_reasons("fd_dinov2"))
+    assert verdict.metric_reasons("fid") == ()
+    # Settings recorded and equal: only the weights remain (DINOv2's checksum is unpublished).
+    verdict = comparability(_with_fd_dinov2({"edm2": edm2}))
+    assert verdict.comparable
+    assert [r for r in verdict.metric_reasons("fd_dinov2") if "protocol" in r] == []
+    assert any("no checksum of dinov2-vitl14 is published" in r
+               for r in verdict.metric_reasons("fd_dinov2"))
+    assert verdict.all_reasons() == verdict.metric_reasons("fd_dinov2")
+    # Settings changed: the change is named, on that metric.
+    changed = json.loads(json.dumps(edm2))
+    changed["resize"] = "pil"
+    verdict = comparability(_with_fd_dinov2({"edm2": changed}))
+    assert verdict.comparable
+    assert any("fd_dinov2: protocol 'edm2' changed: resize" in r
+               for r in verdict.metric_reasons("fd_dinov2")), verdict.metrics
+    # Weights every metric reads stay a reason against the whole record.
+    rec = _with_fd_dinov2({"edm2": edm2})
+    for entry in rec["metrics"].values():
+        entry["extractor"] = rec["metrics"]["fd_dinov2"]["extractor"]
+    assert not comparability(rec).comparable
+
+
+def test_report_marks_a_cell_not_its_row(tmp_path):
+    from diffbench.protocols import get_protocol
+
+    edm2 = json.loads(json.dumps(get_protocol("edm2").settings()))
+    write(_with_fd_dinov2({"edm2": edm2}), tmp_path / "run" / "results.json")
+    build_report([tmp_path / "run"], tmp_path / "r")
+    frame = pd.read_csv(tmp_path / "r" / "report.csv")
+    mine = frame[frame.origin == "measured"].set_index("metric")
+    assert bool(mine.loc["fid", "comparable"]) and pd.isna(mine.loc["fid", "reason"])
+    assert not mine.loc["fd_dinov2", "comparable"]
+    assert "dinov2-vitl14" in mine.loc["fd_dinov2", "reason"]
+    md = (tmp_path / "r" / "report.md").read_text()
+    table = md.split("### imagenet256 · repa-sde-cfg")[1]
+    assert "Not comparable to published numbers" not in table  # the row is ranked ...
+    assert re.search(r"\| m \(.*\|.* †", table)  # ... its FD_DINOv2 cell marked
+    assert "† m · " in table and "no checksum of dinov2-vitl14 is published" in table
+    page = (tmp_path / "r" / "index.html").read_text()
+    board = page.split('<table class="board">')[1].split("</table>")[0]
+    assert board.count('class="marked"') == 1 and 'title="dinov2-vitl14' in board
+
+
+def test_a_run_records_the_settings_of_a_metrics_own_protocol(tmp_path):
+    from diffbench.protocols import get_protocol
+    from diffbench.run_record import _other_protocols
+    from diffbench.suite import load_suite
+
+    task = load_suite("imagenet256").suite.tasks["repa-sde-cfg"]
+    assert task.metrics["fd_dinov2"].protocol == "edm2"
+    recorded = _other_protocols(task)
+    assert list(recorded) == ["edm2"]
+    rec = _with_fd_dinov2(json.loads(json.dumps(recorded)))
+    assert not [r for r in comparability(rec).metric_reasons("fd_dinov2") if "protocol" in r]
+    assert json.loads(json.dumps(get_protocol("edm2").settings())) == json.loads(
+        json.dumps(recorded["edm2"]))

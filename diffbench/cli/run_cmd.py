@@ -104,7 +104,7 @@ def run_cmd(suite, model, model_args, tasks, out, data, overrides, weights, swee
         for o in outcomes:
             click.echo(summary(o))
             if o.record is not None:
-                for reason in comparability(o.record).reasons:
+                for reason in comparability(o.record).all_reasons():
                     click.echo(f"diffbench: warning: {o.point.name}: not comparable to published "
                                f"numbers: {reason}", err=True)
         click.echo(f"run directory: {default_run_dir(loaded, opts)}")

@@ -92,7 +92,7 @@ def score_cmd(real, fake, protocol_name, metrics, weights, batch_size, workers, 
         click.echo(text, nl=False)
         return
     click.echo(table)
-    for reason in comparability(record).reasons:
+    for reason in comparability(record).all_reasons():
         click.echo(f"diffbench: warning: not comparable to published numbers: {reason}", err=True)
     if json_out:
         results.write(record, json_out)

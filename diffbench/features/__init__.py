@@ -8,7 +8,7 @@ from typing import Any
 # Feature dimensions of the layers Fréchet distances are computed on (a test checks them against
 # the extractors): the bias warning of a Fréchet distance from few images is given before any
 # image is read.
-LAYER_DIMS = {"pool3": 2048, "sfid": 2023, "features": 64}
+LAYER_DIMS = {"pool3": 2048, "sfid": 2023, "features": 64, "dinov2_cls": 1024}
 
 
 def build_extractor(name: str, resize: str = "tf-bilinear", weights: Mapping[str, str] | None = None,
@@ -46,3 +46,19 @@ def build_digits(resize: str, weights: dict[str, str], device: str) -> Any:
     from diffbench.features.digits import DEFAULT_WEIGHTS, DigitsExtractor
 
     return DigitsExtractor(weights.get("digits-classifier", DEFAULT_WEIGHTS), device=device)
+
+
+def build_dinov2_vitl14(resize: str, weights: dict[str, str], device: str) -> Any:
+    """DINOv2 ViT-L/14 class token at 224 px (resize ``torch`` or ``pil``): FD_DINOv2, PRDC."""
+    from diffbench import weights as w
+    from diffbench.features.dinov2 import WEIGHTS_NAME, DinoV2Extractor
+
+    return DinoV2Extractor(w.resolve(WEIGHTS_NAME, weights), resize_mode=resize, device=device)
+
+
+def build_clip_vit_l14_336(resize: str, weights: dict[str, str], device: str) -> Any:
+    """OpenAI CLIP ViT-L/14@336px image embeddings on cmmd's preprocessing: CMMD."""
+    from diffbench import weights as w
+    from diffbench.features.cmmd_clip import WEIGHTS_NAME, CmmdClipExtractor
+
+    return CmmdClipExtractor(w.resolve(WEIGHTS_NAME, weights), device=device)

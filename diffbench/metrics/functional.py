@@ -1,4 +1,7 @@
-"""Array-in, number-out metric math: FID, KID, Inception Score, precision/recall.
+"""Array-in, number-out metric math: FID, KID, Inception Score, precision/recall, PRDC, CMMD.
+
+`prdc` (precision, recall, density, coverage) lives in `diffbench.metrics.knn` and `cmmd` in
+`diffbench.metrics.mmd`; both are exposed here.
 
 Each function takes numpy arrays (features or logits) and returns Python floats. Where a
 reference library defines a metric, the arithmetic follows it step by step so that the numbers
@@ -25,6 +28,8 @@ import numpy as np
 
 from diffbench.errors import MetricInputError
 from diffbench.log import progress
+from diffbench.metrics.knn import prdc as prdc  # re-exported: the public functional API
+from diffbench.metrics.mmd import cmmd as cmmd
 
 if TYPE_CHECKING:
     import torch

@@ -19,7 +19,17 @@ import pandas as pd
 
 from diffbench.report.gallery import Gallery
 from diffbench.report.table import args_text, groups, heading, wide
-from diffbench.report.writers import Column, cell_text, columns, num, ranked_and_apart, row_label
+from diffbench.report.writers import (
+    MARK,
+    Column,
+    cell_text,
+    columns,
+    marked,
+    marked_notes,
+    num,
+    ranked_and_apart,
+    row_label,
+)
 
 e = html.escape
 
@@ -79,7 +89,11 @@ def _row(row: dict, cols: list[Column], reason: bool) -> str:
         cell = row.get(c.metric) or {}
         value = cell.get("value")
         data = repr(float(value)) if num(value) else ""
-        cells.append(f'<td data-value="{data}">{e(cell_text(c, cell))}</td>')
+        if marked(row, cell):
+            cells.append(f'<td data-value="{data}" class="marked" title="{e(cell["reason"])}">'
+                         f'{e(cell_text(c, cell))} {MARK}</td>')
+        else:
+            cells.append(f'<td data-value="{data}">{e(cell_text(c, cell))}</td>')
     n = str(int(row["n"])) if num(row["n"]) else ""
     why = f'<td class="reason">{e(row.get("reason") or "")}</td>' if reason else ""
     return (f'<tr class="{e(row["origin"])}"><td>{_model_cell(row)}</td>{"".join(cells)}'
@@ -99,6 +113,9 @@ def leaderboard(part: pd.DataFrame) -> str:
                 f'{head}<th data-sort="num" scope="col">n</th><th data-sort="text" '
                 f'scope="col">origin</th></tr></thead><tbody>'
                 f'{"".join(_row(r, cols, False) for r in ranked)}</tbody></table>')
+        notes = marked_notes(cols, ranked)
+        if notes:
+            out += '<p class="marked-note">' + "<br>".join(e(n) for n in notes) + "</p>"
     if apart:
         head = "".join(f'<th scope="col">{e(c.header)}</th>' for c in cols)
         out += ('<p class="apart-note">Not comparable to published numbers; not ranked with '

@@ -141,7 +141,8 @@ def record_rows(record: dict[str, Any]) -> list[dict[str, Any]]:
             "fingerprint": m.get("extractor"), "run_id": record["run_id"],
             "origin": "smoke" if record.get("smoke") else "measured", "source": "", "url": "",
             "unverified": False, "higher_is_better": direction(metric, m),
-            "comparable": verdict.comparable, "reason": hide_paths(verdict.reason)})
+            "comparable": not verdict.metric_reasons(metric),
+            "reason": hide_paths("; ".join(verdict.metric_reasons(metric)))})
     return rows
 
 
@@ -209,4 +210,11 @@ def wide(part: pd.DataFrame) -> tuple[list[str], list[dict[str, Any]]]:
                                                       "source", "url", "unverified", "n",
                                                       "run_id", "comparable", "reason")})
         row[r["metric"]] = r
+    for row in rows.values():
+        # A row stands beside published numbers when any of its values may (the others are
+        # marked per cell); a record-wide reason makes every cell, so the row, not comparable.
+        cells = [row[m] for m in metrics if m in row]
+        row["comparable"] = any(c["comparable"] for c in cells)
+        row["reason"] = "" if row["comparable"] else next(
+            (c["reason"] for c in cells if c["reason"]), "")
     return metrics, list(rows.values())

@@ -59,6 +59,20 @@ def cell_text(col: Column, cell: dict[str, Any] | None) -> str:
     return value_text(cell["value"], col.decimals, col.scale, ci, std)
 
 
+MARK = "†"  # a value not comparable to published numbers in an otherwise comparable row
+
+
+def marked(row: dict[str, Any], cell: dict[str, Any] | None) -> bool:
+    """A cell whose own reasons keep it from the published numbers its row stands beside."""
+    return bool(row.get("comparable", True) and cell and not cell.get("comparable", True))
+
+
+def marked_notes(cols: list[Column], rows: list[dict[str, Any]]) -> list[str]:
+    """`† model · metric: why` for each marked cell of `rows`."""
+    return [f"{MARK} {row_label(row)} · {c.header}: {row[c.metric]['reason']}"
+            for row in rows for c in cols if marked(row, row.get(c.metric))]
+
+
 def row_label(row: dict[str, Any]) -> str:
     """The model as shown in a table: name, then the sweep point when there is one."""
     return row["model"] + (f" · {row['sweep']}" if row.get("sweep") else "")
@@ -117,7 +131,8 @@ def _md_table(cols: list[Column], rows: list[dict[str, Any]], reason: bool = Fal
            "|---" + "|--:" * len(cols) + "|--:|---|" + ("---|" if reason else "")]
     for row in rows:
         n = str(int(row["n"])) if num(row["n"]) else ""
-        cells = " | ".join(cell_text(c, row.get(c.metric)) for c in cols)
+        cells = " | ".join(cell_text(c, row.get(c.metric))
+                           + (f" {MARK}" if marked(row, row.get(c.metric)) else "") for c in cols)
         args = args_text(row["model_args"])
         model = row_label(row) + (f" ({args})" if args else "")
         why = f" {md_text(row.get('reason') or '')} |" if reason else ""
@@ -137,6 +152,8 @@ def markdown(frame: pd.DataFrame) -> str:
         out.append(f"### {md_text(heading(suite, task))} · protocol {code}\n")
         if ranked:
             out += _md_table(cols, ranked) + [""]
+            out += [md_text(n) + "  " for n in marked_notes(cols, ranked)]
+            out += [""] if marked_notes(cols, ranked) else []
         if apart:
             out.append("Not comparable to published numbers (not ranked with them):\n")
             out += _md_table(cols, apart, reason=True) + [""]

@@ -1,0 +1,131 @@
+"""Precision, recall, density and coverage (Naeem et al., ICML 2020) as ``prdc.compute_prdc``.
+
+The ``prdc`` package (clovaai) builds three full distance matrices with scikit-learn; at ADM
+scale (10k reference × 50k generated rows) the 50k × 50k one alone takes 10 GB. Here the same
+numbers come from blocks: each block of squared distances is formed as scikit-learn's
+``euclidean_distances`` forms it (``-2 x·yᵀ + ‖x‖² + ‖y‖²`` in float64, rounded to float32 when
+both inputs are float32, clipped at 0, self-distances set to 0, square root in that dtype), so
+every comparison below sees the same distance value ``prdc`` sees:
+
+- radius of a point: the largest of its k+1 smallest distances to its own set (self included);
+- precision: share of generated rows within some reference radius (strict ``<``);
+- recall: share of reference rows within some generated radius;
+- density: (1/k) · mean over generated rows of the number of reference balls holding them;
+- coverage: share of reference rows whose nearest generated row lies within their own radius.
+
+Only the k+1 smallest distances per row, per-row counts and minima are kept between blocks.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from diffbench.errors import MetricInputError
+from diffbench.log import progress
+
+if TYPE_CHECKING:  # torch is imported where the math runs: listing metrics stays light
+    import torch
+
+
+def _rows(x: object, what: str) -> np.ndarray:
+    arr = np.asarray(x)
+    if arr.ndim != 2 or 0 in arr.shape:
+        raise MetricInputError(f"{what} must be a non-empty 2-D array (rows, dim); got shape "
+                               f"{arr.shape}")
+    if not np.issubdtype(arr.dtype, np.floating) or arr.dtype.itemsize < 4:
+        arr = arr.astype(np.float32)
+    if not np.isfinite(arr).all():
+        raise MetricInputError(f"{what} contains NaN/inf values; check the features")
+    return arr
+
+
+class _Distances:
+    """scikit-learn's euclidean distances of row blocks, in its arithmetic (see the module)."""
+
+    def __init__(self, out_dtype: torch.dtype) -> None:
+        self.out_dtype = out_dtype
+
+    def __call__(self, x: torch.Tensor, xx: torch.Tensor, y: torch.Tensor, yy: torch.Tensor,
+                 same: bool = False) -> torch.Tensor:
+        d = x @ y.T
+        d.mul_(-2).add_(xx[:, None]).add_(yy[None, :])
+        d = d.to(self.out_dtype).clamp_min_(0)
+        if same:  # a diagonal block of one set against itself
+            d.fill_diagonal_(0)
+        return d.sqrt_()
+
+
+def _norms(x: torch.Tensor) -> torch.Tensor:
+    return (x * x).sum(1)
+
+
+def _radii(x: torch.Tensor, k: int, block: int, dist: _Distances, what: str) -> torch.Tensor:
+    """Distance of each row to its k-th neighbour in its own set (k+1-th with itself)."""
+    import torch
+
+    nx = _norms(x)
+    out = []
+    for i in progress(range(0, len(x), block), desc=f"PRDC {what} radii", unit="blocks",
+                      detail=True):
+        rows, best = x[i:i + block], None
+        for j in range(0, len(x), block):
+            d = dist(rows, nx[i:i + block], x[j:j + block], nx[j:j + block], same=i == j)
+            best = d if best is None else torch.cat([best, d], dim=1)
+            best = torch.topk(best, min(k + 1, best.shape[1]), dim=1, largest=False).values
+        out.append(best.max(dim=1).values)
+    return torch.cat(out)
+
+
+def prdc(real_features: object, fake_features: object, nearest_k: int = 5,
+         block_size: int = 4096, device: str | torch.device = "cpu") -> dict[str, float]:
+    """Precision, recall, density and coverage of fake rows against real ones (``prdc`` 0.2)."""
+    import torch
+
+    if nearest_k < 1 or block_size < 1:
+        raise MetricInputError(f"prdc needs nearest_k >= 1 and block_size >= 1 (got "
+                               f"{nearest_k}, {block_size})")
+    r = _rows(real_features, "real_features")
+    f = _rows(fake_features, "fake_features")
+    if r.shape[1] != f.shape[1]:
+        raise MetricInputError(f"real_features has dim {r.shape[1]} but fake_features has dim "
+                               f"{f.shape[1]}; both must come from the same extractor layer")
+    if min(len(r), len(f)) < nearest_k + 1:
+        raise MetricInputError(f"prdc with nearest_k={nearest_k} needs at least {nearest_k + 1} "
+                               f"rows per set (real: {len(r)}, fake: {len(f)})")
+    # scikit-learn keeps float32 distances only when both inputs are float32
+    single = r.dtype == np.float32 and f.dtype == np.float32
+    dist = _Distances(torch.float32 if single else torch.float64)
+    real = torch.as_tensor(r, device=device).to(torch.float64)
+    fake = torch.as_tensor(f, device=device).to(torch.float64)
+    k = int(nearest_k)
+    with torch.no_grad():
+        r_real = _radii(real, k, block_size, dist, "reference")
+        r_fake = _radii(fake, k, block_size, dist, "generated")
+        counts, real_in, nearest = _cross(real, r_real, fake, r_fake, block_size, dist)
+    n_fake = len(fake)
+    return dict(precision=int((counts > 0).sum()) / n_fake,
+                recall=int(real_in.sum()) / len(real),
+                density=(1.0 / float(k)) * (int(counts.sum()) / n_fake),
+                coverage=int((nearest < r_real).sum()) / len(real))
+
+
+def _cross(real: torch.Tensor, r_real: torch.Tensor, fake: torch.Tensor, r_fake: torch.Tensor,
+           block: int, dist: _Distances) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per generated row: reference balls holding it; per reference row: inside a generated
+    ball, and its distance to the nearest generated row."""
+    import torch
+
+    counts = torch.zeros(len(fake), dtype=torch.int64, device=real.device)
+    real_in = torch.zeros(len(real), dtype=torch.bool, device=real.device)
+    nearest = torch.full((len(real),), float("inf"), dtype=r_real.dtype, device=real.device)
+    nr, nf = _norms(real), _norms(fake)
+    for i in progress(range(0, len(real), block), desc="PRDC cross", unit="blocks", detail=True):
+        rows, rr = real[i:i + block], r_real[i:i + block]
+        for j in range(0, len(fake), block):
+            d = dist(rows, nr[i:i + block], fake[j:j + block], nf[j:j + block])
+            counts[j:j + block] += (d < rr[:, None]).sum(dim=0)
+            real_in[i:i + block] |= (d < r_fake[None, j:j + block]).any(dim=1)
+            nearest[i:i + block] = torch.minimum(nearest[i:i + block], d.min(dim=1).values)
+    return counts, real_in, nearest

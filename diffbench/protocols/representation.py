@@ -1,0 +1,55 @@
+"""Protocols of the metrics on other networks' features: ``edm2``, ``dgm-eval`` and ``cmmd``.
+
+- ``edm2``: NVlabs/edm2 ``calculate_metrics.py``: FID on the 2015 Inception (the same network and
+  TF1 bilinear resize as the other Inception protocols) and FD_DINOv2 with
+  ``DINOv2Detector(resize_mode='torch')``.
+- ``dgm-eval``: layer6ai-labs/dgm-eval (Stein et al., NeurIPS 2023) on DINOv2 ViT-L/14 with the
+  PIL bicubic resize (EDM2's ``resize_mode='pil'``): FD and precision/recall/density/coverage
+  with its ``nearest_k`` 5 on at most ``reduced_n`` 10000 rows per side.
+- ``cmmd``: google-research/cmmd (Jayasumana et al., CVPR 2024).
+"""
+
+from __future__ import annotations
+
+from diffbench.protocols import Protocol
+
+EDM2 = Protocol(
+    name="edm2",
+    summary="NVlabs/edm2 calculate_metrics.py: FID on the 2015 Inception (TF1 bilinear) and "
+            "FD_DINOv2 (ViT-L/14, torch bicubic antialiased resize to 224)",
+    resize="tf-bilinear",
+    metrics=("fid", "fd_dinov2"),
+    params={"fd_dinov2": {"resize_mode": "torch"}},
+    notes="EDM2 loads DINOv2 through torch.hub (facebookresearch/dinov2:main, dinov2_vitl14); "
+          "diffbench loads the same weights file into its own copy of that architecture. Its "
+          "FID network is NVIDIA's pickle of the same 2015 Inception.",
+)
+
+DGM_EVAL = Protocol(
+    name="dgm-eval",
+    summary="layer6ai-labs/dgm-eval on DINOv2 ViT-L/14 (PIL bicubic to 224): FD_DINOv2 and "
+            "precision/recall/density/coverage (k=5, at most 10000 rows per side)",
+    resize="pil",
+    metrics=("fd_dinov2", "prdc"),
+    extractor="dinov2-vitl14",
+    layers={"fd_dinov2": "dinov2_cls", "prdc": "dinov2_cls"},
+    params={"fd_dinov2": {"resize_mode": "pil"},
+            "prdc": {"nearest_k": 5, "subsample": 10000, "seed": 13579,
+                     "features": "protocol"}},
+    notes="dgm-eval draws its PRDC subsets (reduced_n) from numpy's global random state; "
+          "diffbench draws them from RandomState(13579) (dgm-eval's default --seed), so the "
+          "subset, and with fewer than 10000 images nothing, differs.",
+)
+
+CMMD = Protocol(
+    name="cmmd",
+    summary="google-research/cmmd: CLIP ViT-L/14@336px (centre crop, PIL bicubic to 336), "
+            "L2-normalised; Gaussian RBF MMD, sigma 10, x1000, biased estimator",
+    resize="cmmd",
+    metrics=("cmmd",),
+    extractor="clip-vit-l-14-336",
+    layers={"cmmd": "embed"},
+    params={"cmmd": {"sigma": 10.0}},
+    notes="The reference computes in JAX float32 with the full kernel matrices; diffbench sums "
+          "the kernel in float64 blocks (memory flat in N).",
+)
