@@ -8,6 +8,10 @@ TORCH ?= torch==2.14.1 torchvision==0.29.1
 # torchvision and their CUDA/triton wheels are not in it: TORCH decides them. `LOCK=` installs
 # the newest versions pyproject.toml allows instead.
 LOCK ?= requirements/test-constraints.txt
+# Reference code the parity tests import but whose package pins what we cannot install (dinov2
+# 0.0.1.dev2 pins torch 2.0, xformers, cuml): installed without its dependencies; the tests use
+# only its model code (dinov2.models.vision_transformer), which needs torch alone.
+TEST_REFS ?= dinov2==0.0.1.dev2
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.diffbench-installed
 PYTEST_ARGS ?=
@@ -21,6 +25,7 @@ $(STAMP): pyproject.toml Makefile $(LOCK)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(TORCH)
 	$(PY) -m pip install -q $(if $(LOCK),-c $(LOCK)) -e ".[test]"
+	$(PY) -m pip install -q --no-deps $(TEST_REFS)
 	$(if $(LOCK),$(PY) scripts/check_lock.py $(LOCK))
 	touch $(STAMP)
 

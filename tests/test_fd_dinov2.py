@@ -3,7 +3,8 @@
 The reference: EDM2's ``DINOv2Detector.__call__`` (NVlabs/edm2 ``calculate_metrics.py``) is
 transcribed below (`_edm2_detector`), and the model is the ``dinov2`` package's
 ``DinoVisionTransformer`` (PyPI 0.0.1.dev2, imported without its pinned dependencies: install
-it with ``pip install --no-deps dinov2==0.0.1.dev2``; those tests skip without it). Both load
+it with ``pip install --no-deps dinov2==0.0.1.dev2``, as ``make install`` does; those tests skip
+without it). Both load
 the same random state dict of the real architecture class (a tiny width/depth; one slow test
 loads the full ViT-L/14 shape).
 
