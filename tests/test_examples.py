@@ -46,6 +46,8 @@ PARSE_ONLY = {
     " ... ": "an elided command",
     "score --real ref/": "KID subsets of 1,000: 1,000 images per side, and the real Inception",
     "score --real VIRTUAL_imagenet256_labeled.npz": "ADM's ImageNet batch and 50K samples",
+    "--real REF --fake GEN": "placeholder sets and DINOv2/CLIP ViT-L weights (test_fd_dinov2 and "
+                             "test_cmmd run these protocols with random weights)",
 }
 
 # Runnable examples made small: the arguments appended to them here.

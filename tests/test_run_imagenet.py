@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from click.testing import CliRunner
 
 from diffbench import results
@@ -14,6 +15,7 @@ from diffbench.data.npz import NpzSource
 from diffbench.extract import extract
 from diffbench.features.inception import InceptionExtractor
 from diffbench.suite import default_suites_dir
+from tests.test_fd_dinov2 import TINY, _random_state
 
 
 @pytest.mark.slow  # Inception at 299 px on ~50 images and three 2048-d Fréchet distances
@@ -28,15 +30,24 @@ def test_imagenet_suite_smoke_run_equals_adm_score(tmp_path, inception_weights):
     np.savez(ref, arr_0=imgs, mu=fs.moments["pool3"].mean(), sigma=fs.moments["pool3"].cov(),
              mu_s=fs.moments["sfid"].mean(), sigma_s=fs.moments["sfid"].cov())
     weights = f"inception-2015-12-05={inception_weights}"
+    dinov2 = tmp_path / "dinov2-tiny-random.pth"  # the real architecture class, tiny width
+    torch.save(_random_state(TINY), dinov2)
     runner = CliRunner()
     res = runner.invoke(main, [
         "run", str(default_suites_dir() / "imagenet256.yaml"), "--task", "repa-sde-cfg",
         "--model", "toy", "--model-arg", "size=64", "--limit", "12", "--workers", "0",
-        "--data", f"imagenet256-ref={ref}", "--weights", weights, "--out", str(tmp_path / "r")])
+        "--data", f"imagenet256-ref={ref}", "--weights", weights,
+        "--weights", f"dinov2-vitl14={dinov2}", "--out", str(tmp_path / "r")])
     assert res.exit_code == 0, res.output
     rec = results.read(tmp_path / "r" / "results" / "repa-sde-cfg.json")
     assert rec["smoke"] is True and rec["protocol"]["name"] == "adm"
-    assert set(rec["metrics"]) == {"fid", "sfid", "isc", "precision", "recall"}
+    assert set(rec["metrics"]) == {"fid", "sfid", "isc", "precision", "recall", "fd_dinov2"}
+    # FD_DINOv2 under its own protocol (edm2), on the DINOv2 features of the batch's images;
+    # the record carries edm2's settings so that metric is judged on its own.
+    assert rec["metrics"]["fd_dinov2"]["protocol"] == "edm2"
+    assert rec["metrics"]["fid"]["protocol"] == "adm"
+    assert rec["protocol"]["others"]["edm2"]["extractor"] == "inception"
+    assert rec["references"]["real@edm2"]["n"] == 16  # the batch's 16 images, through DINOv2
     assert rec["sampler"] == {"mode": "sde", "steps": 250, "cfg_scale": 1.8,
                               "guidance_interval": [0.0, 0.7]}
     assert rec["references"]["real"]["stored_stats"] == ["pool3", "sfid"]

@@ -37,12 +37,20 @@ def evaluate_task(inputs: TaskInputs, ctx: EvalContext) -> FamilyResult:
         proto = spec.protocol or inputs.protocol.name
         groups.setdefault((family, proto), (fn, []))[1].append(metric)
     out = FamilyResult()
-    for (family, proto), (fn, metrics) in groups.items():
-        part_inputs = inputs if proto == inputs.protocol.name else dataclasses.replace(
+    main = inputs.protocol.name
+    # The task's protocol first: its references and counts are the record's; a metric's own
+    # protocol files its reference description under `<key>@<protocol>` and adds only counts
+    # the task's protocol did not give.
+    for (family, proto), (fn, metrics) in sorted(groups.items(), key=lambda g: g[0][1] != main):
+        part_inputs = inputs if proto == main else dataclasses.replace(
             inputs, protocol=get_protocol(proto))
         start = time.perf_counter()
         part = fn(metrics, part_inputs, ctx)
         part.timings.setdefault(f"score_{family}", round(time.perf_counter() - start, 3))
+        if proto != main:
+            part.references = {f"{k}@{proto}": v for k, v in part.references.items()}
+            part.counts = {k: v for k, v in part.counts.items() if k not in out.counts}
+            part.timings = {f"{k}@{proto}": v for k, v in part.timings.items()}
         out = out.merge(part)
     return out
 
