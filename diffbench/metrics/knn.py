@@ -105,10 +105,10 @@ def prdc(real_features: object, fake_features: object, nearest_k: int = 5,
         r_fake = _radii(fake, k, block_size, dist, "generated")
         counts, real_in, nearest = _cross(real, r_real, fake, r_fake, block_size, dist)
     n_fake = len(fake)
-    return dict(precision=int((counts > 0).sum()) / n_fake,
-                recall=int(real_in.sum()) / len(real),
-                density=(1.0 / float(k)) * (int(counts.sum()) / n_fake),
-                coverage=int((nearest < r_real).sum()) / len(real))
+    return {"precision": int((counts > 0).sum()) / n_fake,
+            "recall": int(real_in.sum()) / len(real),
+            "density": (1.0 / float(k)) * (int(counts.sum()) / n_fake),
+            "coverage": int((nearest < r_real).sum()) / len(real)}
 
 
 def _cross(real: torch.Tensor, r_real: torch.Tensor, fake: torch.Tensor, r_fake: torch.Tensor,
