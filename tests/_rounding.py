@@ -175,3 +175,36 @@ def fid_bound(sigma1: np.ndarray, sigma2: np.ndarray, mu_term: float) -> float:
     tr = np.sqrt(lam).sum()
     sums = gamma(d + 3, u) * (np.trace(sigma1) + np.trace(sigma2) + 2 * tr + mu_term)
     return SECOND_ORDER * (2 * per_eig.sum() + sums)
+
+
+def _cov_norm(rows: np.ndarray) -> float:
+    """‖cov(rows)‖₂, the largest eigenvalue of XcᵀXc/(n−1), from the n×n Gram matrix XcXcᵀ,
+    which has the same non-zero eigenvalues (an identity, not an estimate; with n < D it avoids the
+    SVD of a D×D matrix)."""
+    centred = rows - rows.mean(0)
+    return float(np.linalg.eigvalsh(centred @ centred.T)[-1] / (len(rows) - 1))
+
+
+def fid_rows_bound(real: np.ndarray, fake: np.ndarray) -> float:
+    """Bound on the difference of two float64 FIDs computed from the same float32 feature rows,
+    one of them with float32 means (clean-fid), and with rank-deficient covariances allowed.
+
+    The means: a float32 running sum of n rows is off by at most n·u32·max|f_i| per column, and
+    the float32 difference and dot give ≤ u32·|d_i| and D·u32·‖d‖², so ‖d‖² is off by at most
+    2·Σ|d_i|·|Δd_i| + D·u32·‖d‖² (an upper bound for float64 means too). The covariances (np.cov
+    centred, or float64 raw moments) and Tr√(S1S2) (scipy's sqrtm, or eigh of S1^½S2S1^½): every
+    computed eigenvalue is within ε = D·u64·(‖S1‖‖S2‖ + 2n·M²·(‖S1‖+‖S2‖)) of the exact one
+    (backward-stable eigensolvers and the covariance rounding, through Weyl), and √ is
+    ½-Hölder, so each of the D square roots moves by at most √ε: 2·D·√ε per computation, twice
+    that between two.
+    """
+    u32, u64 = unit_roundoff(np.float32), unit_roundoff(np.float64)
+    r, f = real.astype(np.float64), fake.astype(np.float64)
+    n, dim = max(len(r), len(f)), r.shape[1]
+    d = r.mean(0) - f.mean(0)
+    biggest = np.abs(r).max(0) + np.abs(f).max(0)
+    mean_term = 2 * np.abs(d) @ (n * u32 * biggest + u32 * np.abs(d)) + dim * u32 * (d @ d)
+    s1, s2 = _cov_norm(r), _cov_norm(f)
+    m2 = max(np.abs(r).max(), np.abs(f).max()) ** 2
+    eps = dim * u64 * (s1 * s2 + 2 * n * m2 * (s1 + s2))
+    return float(mean_term + 4 * dim * np.sqrt(eps))

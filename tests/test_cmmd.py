@@ -66,7 +66,8 @@ def test_cmmd_is_the_biased_estimator_and_blocks_do_not_matter():
     x = _embeddings(60, 2)
     assert F.cmmd(x, x) == 0.0  # the V-statistic of a set with itself is exactly 0
     y = _embeddings(40, 3)
-    assert F.cmmd(x, y, block_size=7) == pytest.approx(F.cmmd(x, y), rel=1e-12, abs=1e-12)
+    # only the summation order and gemm shapes differ: within the module docstring's ~1e-10
+    assert abs(F.cmmd(x, y, block_size=7) - F.cmmd(x, y)) <= 1e-10
     assert F.cmmd(x, y, sigma=5.0, scale=1.0) == pytest.approx(
         _plain(x, y, sigma=5.0, scale=1.0), rel=1e-6, abs=1e-12)
 

@@ -13,12 +13,11 @@ import io
 
 import numpy as np
 import pytest
+from prdc import compute_prdc  # a test dependency (pyproject [test])
 
 from diffbench.errors import MetricInputError
 from diffbench.metrics import functional as F
 from diffbench.metrics.representation import PRDC, prdc
-
-compute_prdc = pytest.importorskip("prdc").compute_prdc
 
 
 def _reference(real, fake, k):

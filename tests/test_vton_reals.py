@@ -54,6 +54,7 @@ from diffbench.requests import task_requests
 from diffbench.scoring.base import EvalContext, TaskInputs
 from diffbench.scoring.distribution import evaluate as distribution_evaluate
 from diffbench.suite import load_suite
+from tests._rounding import fid_rows_bound as fid_tolerance
 from tests._vton import (
     DC_IDS,
     SIZE,
@@ -118,27 +119,6 @@ def evalpy_copy(gt_folder: Path, height: int) -> Path:
         w, h = img.size
         img.resize((int(w * height / h), height), Image.LANCZOS).save(new / name)
     return new
-
-
-def _cov_norm(rows: np.ndarray) -> float:
-    """‖cov(rows)‖₂, the largest eigenvalue of XcᵀXc/(n−1), from the n×n Gram matrix XcXcᵀ,
-    which has the same non-zero eigenvalues (an identity, not an estimate; n ≪ D here, so this
-    avoids the SVD of a 2048×2048 matrix)."""
-    centred = rows - rows.mean(0)
-    return float(np.linalg.eigvalsh(centred @ centred.T)[-1] / (len(rows) - 1))
-
-
-def fid_tolerance(real: np.ndarray, fake: np.ndarray) -> float:
-    """Bound on |diffbench FID − clean-fid FID| for the same float32 rows (module docstring)."""
-    r, f = real.astype(np.float64), fake.astype(np.float64)
-    n, dim = max(len(r), len(f)), r.shape[1]
-    d = r.mean(0) - f.mean(0)
-    biggest = np.abs(r).max(0) + np.abs(f).max(0)
-    mean_term = 2 * np.abs(d) @ (n * U32 * biggest + U32 * np.abs(d)) + dim * U32 * (d @ d)
-    s1, s2 = _cov_norm(r), _cov_norm(f)
-    m2 = max(np.abs(r).max(), np.abs(f).max()) ** 2
-    eps = dim * U64 * (s1 * s2 + 2 * n * m2 * (s1 + s2))
-    return float(mean_term + 4 * dim * np.sqrt(eps))
 
 
 def kid_tolerance(real: np.ndarray, fake: np.ndarray, m: int, subsets: int = 100) -> float:
