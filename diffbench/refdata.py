@@ -17,7 +17,7 @@ Two kinds of entries:
 **Where a dataset lives** (`resolve_data`), in order: ``--data NAME=PATH``, the environment
 variable ``DIFFBENCH_DATA_<NAME>`` (upper case, ``-`` and ``.`` become ``_``), ``data.NAME`` in
 the user config (``diffbench config set data.NAME PATH``), then the file fetched or imported
-into the data home.
+into the data home. `open_dataset` builds a suite's reader at that location.
 """
 
 from __future__ import annotations
@@ -26,13 +26,15 @@ import json
 import os
 import re
 import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from diffbench.config import config_path, get_value
 from diffbench.data.npz import NpzSource
 from diffbench.download import diffbench_home, download
-from diffbench.errors import DataError
+from diffbench.errors import ConfigError, DataError
 from diffbench.fsutil import file_sha256
 from diffbench.log import logger
 
@@ -303,3 +305,27 @@ def list_data() -> list[dict[str, object]]:
                      "get": s.get or None, "layout": layout_text(s) or None})
     return rows
 
+
+
+def open_dataset(name: str, reader: str, args: Mapping[str, Any] | None = None,
+                 data: Mapping[str, str] | None = None, where: str = "dataset") -> Any:
+    """Build the reader `reader` for data location `name` (resolved only if the reader needs it:
+    its declared ``location_arg`` is not None)."""
+    from diffbench.registry import DATASETS
+
+    cls = DATASETS.get(reader)
+    kwargs = dict(args or {})
+    try:
+        arg = cls.location_arg
+    except AttributeError:
+        raise ConfigError(f"{where}: reader '{reader}' ({cls.__module__}.{cls.__qualname__}) does "
+                          "not declare `location_arg` (the constructor argument that receives "
+                          "the data location, or None); add it to the class") from None
+    if arg is not None:
+        path, _ = resolve_data(name, dict(data or {}))
+        kwargs[arg] = path
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:
+        raise ConfigError(f"{where}: reader '{reader}' does not take these arguments "
+                          f"({exc}); see `diffbench datasets`") from None

@@ -26,14 +26,14 @@ from typing import Any
 
 from diffbench import dist, results
 from diffbench.adapters.base import Adapter
-from diffbench.data.base import ImageSource, is_task_dataset, open_dataset
+from diffbench.data.base import ImageSource, is_task_dataset
 from diffbench.data.samples import SampleSet
 from diffbench.errors import ConfigError, DiffbenchError
 from diffbench.faults import maybe_fail
 from diffbench.generate import GenerationReport, generate, merge_manifests
 from diffbench.lock import RunLock, lock_run_dir
 from diffbench.protocols import apply_metric_args, get_protocol
-from diffbench.refdata import resolve_data
+from diffbench.refdata import open_dataset, resolve_data
 from diffbench.registry import ADAPTERS
 from diffbench.requests import request_sampler, spread, task_requests
 from diffbench.scoring import EvalContext, TaskInputs, evaluate_task

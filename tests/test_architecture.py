@@ -100,31 +100,44 @@ def test_internal_imports_are_never_guarded():
     assert not found, f"internal imports inside try/except ImportError: {found}"
 
 
+def _body(node: ast.AST):
+    """Every node under `node`, function bodies included, except `if TYPE_CHECKING:` blocks
+    (types only: they never run)."""
+    for child in ast.iter_child_nodes(node):
+        if isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
+            for sub in child.orelse:
+                yield sub
+                yield from _body(sub)
+            continue
+        yield child
+        yield from _body(child)
+
+
 def _module_imports(module: str, tree: ast.Module, known: set[str]) -> set[str]:
-    """The diffbench modules `module` imports at import time (top level, not in functions)."""
+    """The diffbench modules `module` imports, at import time or lazily inside a function."""
     out = set()
     package = module if module + ".__init__" in known else module.rsplit(".", 1)[0]
-    for node in tree.body:
-        if isinstance(node, ast.If):  # `if TYPE_CHECKING:` blocks never run
-            continue
-        for sub in [node] if not isinstance(node, ast.Try) else node.body:
-            if isinstance(sub, ast.Import):
-                out |= {a.name for a in sub.names if a.name.startswith("diffbench")}
-            elif isinstance(sub, ast.ImportFrom):
-                base = sub.module or ""
-                if sub.level:
-                    base = ".".join(package.split(".")[:len(package.split(".")) - sub.level + 1]
-                                    + ([base] if base else []))
-                if base.startswith("diffbench"):
-                    out |= {f"{base}.{a.name}" if f"{base}.{a.name}" in known else base
-                            for a in sub.names}
+    for sub in _body(tree):
+        if isinstance(sub, ast.Import):
+            out |= {a.name for a in sub.names if a.name.startswith("diffbench")}
+        elif isinstance(sub, ast.ImportFrom):
+            base = sub.module or ""
+            if sub.level:
+                base = ".".join(package.split(".")[:len(package.split(".")) - sub.level + 1]
+                                + ([base] if base else []))
+            if base.startswith("diffbench"):
+                out |= {f"{base}.{a.name}" if f"{base}.{a.name}" in known else base
+                        for a in sub.names}
     return {m for m in out if m in known and m != module}
 
 
-def test_no_import_cycles():
+def _graph() -> dict[str, set[str]]:
     trees = modules()
     known = set(trees) | {f"{m}.__init__" for m in trees}
-    graph = {m: _module_imports(m, t, known) for m, t in trees.items()}
+    return {m: _module_imports(m, t, known) for m, t in trees.items()}
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     state: dict[str, int] = {}
     cycles: list[list[str]] = []
 
@@ -140,7 +153,34 @@ def test_no_import_cycles():
     for m in sorted(graph):
         if m not in state:
             visit(m, [m])
+    return cycles
+
+
+def test_no_import_cycles():
+    """No two modules import each other, directly or around a loop, even lazily."""
+    cycles = _cycles(_graph())
     assert not cycles, "import cycles: " + "; ".join(" -> ".join(c) for c in cycles)
+
+
+def test_no_upward_imports():
+    """Read each sub-package (``data``, ``scoring``, …) as one room: the rooms stand in floors,
+    each importing only rooms below it. An import that runs back up (``refdata`` →
+    ``data.npz`` while ``data.base`` → ``refdata``) closes a loop of rooms."""
+    def room(module: str) -> str:
+        return ".".join(module.split(".")[:2])
+
+    rooms: dict[str, set[str]] = {}
+    for module, deps in _graph().items():
+        rooms.setdefault(room(module), set()).update(room(d) for d in deps
+                                                     if room(d) != room(module))
+    cycles = _cycles(rooms)
+    assert not cycles, "imports that run back up: " + "; ".join(" -> ".join(c) for c in cycles)
+
+
+def test_the_import_graph_reads_lazy_imports():
+    """The rules above see an import inside a function (a lazy import must point down too)."""
+    graph = _graph()
+    assert "diffbench.registry" in graph["diffbench.refdata"]  # only inside open_dataset
 
 
 def test_cli_imports_no_numpy_or_torch():

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from diffbench.data.base import open_dataset
 from diffbench.data.dreambooth import DreamBoothDataset, parse_prompts_file
 from diffbench.errors import ConfigError, DataError
+from diffbench.refdata import open_dataset
 from diffbench.requests import task_requests
 from diffbench.suite import default_suites_dir, load_suite
 from tests._dreambooth import prompts_text, write_dataset

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from diffbench.data.base import is_task_dataset, open_dataset
+from diffbench.data.base import is_task_dataset
 from diffbench.data.dresscode import DressCode
 from diffbench.data.vitonhd import VitonHD, read_captions
 from diffbench.errors import DataError
+from diffbench.refdata import open_dataset
 from tests._vton import DC_IDS, VH_IDS, write_dresscode, write_vitonhd
 
 

@@ -9,17 +9,16 @@ Two kinds of readers live in the ``datasets`` registry:
   a model is asked to generate for, each with the references its metrics compare against, and
   ``reference_images()`` → the image source of real images for distribution metrics (or None).
 
-A reader class says which constructor argument receives the dataset's location with
-``location_arg`` (``"root"`` by default; ``None`` when it needs no location, as the offline
-digits). `open_dataset` resolves a suite's location name (``--data``, environment, user config)
-and builds the reader.
+Every reader class declares which constructor argument receives the dataset's location with
+``location_arg`` (``None`` when it needs no location, as the offline digits);
+`diffbench.refdata.open_dataset` resolves a suite's location name (``--data``, environment, user
+config) and builds the reader.
 """
 
 from __future__ import annotations
 
 import hashlib
-import inspect
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Protocol, runtime_checkable
@@ -27,7 +26,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from diffbench.data.images import load_rgb
-from diffbench.errors import ConfigError, DataError
+from diffbench.errors import DataError
 from diffbench.fsutil import hash_file_into
 from diffbench.names import SAFE_NAME, check_name
 
@@ -139,33 +138,3 @@ def under_root(root: Path, relative: Any, what: str) -> Path:
         raise DataError(f"{what} {relative!r}: must be a path relative to the dataset root "
                         f"{root}, without '..'; a suite may only name files inside its dataset")
     return root / relative
-
-
-def location_arg(reader_cls: Any) -> str | None:
-    """The constructor argument that receives the dataset location (None: no location)."""
-    if hasattr(reader_cls, "location_arg"):
-        return reader_cls.location_arg
-    params = inspect.signature(reader_cls).parameters
-    for name in ("root", "path"):
-        if name in params:
-            return name
-    return None
-
-
-def open_dataset(name: str, reader: str, args: Mapping[str, Any] | None = None,
-                 data: Mapping[str, str] | None = None, where: str = "dataset") -> Any:
-    """Build the reader `reader` for data location `name` (resolved only if the reader needs it)."""
-    from diffbench.refdata import resolve_data
-    from diffbench.registry import DATASETS
-
-    cls = DATASETS.get(reader)
-    kwargs = dict(args or {})
-    arg = location_arg(cls)
-    if arg is not None:
-        path, _ = resolve_data(name, dict(data or {}))
-        kwargs[arg] = path
-    try:
-        return cls(**kwargs)
-    except TypeError as exc:
-        raise ConfigError(f"{where}: reader '{reader}' does not take these arguments "
-                          f"({exc}); see `diffbench datasets`") from None

@@ -43,6 +43,8 @@ def load_digits(size: int = 32, split: str = "all") -> tuple[np.ndarray, np.ndar
 class DigitsSource:
     """scikit-learn's handwritten digits (offline), upsampled to size×size RGB; split all|train|test."""
 
+    location_arg = None  # the constructor argument that receives the data location
+
     def __init__(self, size: int = 32, split: str = "all"):
         self.size = size
         self.split = split

@@ -46,6 +46,8 @@ def list_images(root: str | Path, recursive: bool = True) -> list[Path]:
 class FolderSource:
     """A folder of images (png/jpg/jpeg/webp, recursive), read in sorted path order."""
 
+    location_arg = "root"  # the constructor argument that receives the data location
+
     def __init__(self, root: str | Path, recursive: bool = True):
         self.root = Path(root)
         self.paths = list_images(self.root, recursive)

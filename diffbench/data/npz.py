@@ -30,6 +30,8 @@ def _npy_header(fp) -> tuple[tuple[int, ...], bool, np.dtype]:
 class NpzSource:
     """An ADM-format .npz batch: images in arr_0 (uint8 N×H×W×3); reference statistics if present."""
 
+    location_arg = "path"  # the constructor argument that receives the data location
+
     def __init__(self, path: str | Path):
         self.path = Path(path)
         if not self.path.is_file():

@@ -26,13 +26,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from diffbench.data.base import Item
 from diffbench.data.samples import SampleSet
 from diffbench.errors import DataError
 from diffbench.protocols import Protocol
-from diffbench.suite import TaskSpec
+
+if TYPE_CHECKING:  # a type only: scoring reads a task, it never loads suites
+    from diffbench.suite import TaskSpec
 
 FAMILIES: dict[str, str] = {
     "distribution": "diffbench.scoring.distribution:evaluate",
