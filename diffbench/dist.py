@@ -47,19 +47,6 @@ def barrier() -> None:
         _dist().barrier()
 
 
-def all_reduce_sum(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Element-wise sum of each array over all ranks (float64/int64 kept exact)."""
-    if world_size() <= 1:
-        return {k: np.asarray(v) for k, v in arrays.items()}
-    import torch
-    out = {}
-    for name in sorted(arrays):
-        tensor = torch.from_numpy(np.ascontiguousarray(arrays[name]))
-        _dist().all_reduce(tensor)
-        out[name] = tensor.numpy()
-    return out
-
-
 def parse_shard(text: str) -> tuple[int, int]:
     """Parse `i/N` (0 <= i < N) into (i, N)."""
     try:

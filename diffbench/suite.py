@@ -302,12 +302,6 @@ def _registry_problems(path: Path, suite: Suite) -> list[str]:
     return problems
 
 
-def find_suites(root: str | Path) -> list[Path]:
-    """Suite files in a folder (``*.yaml``/``*.yml``), sorted; ``_*.yaml`` are include-only parts."""
-    root = Path(root)
-    return sorted(p for p in root.glob("*.y*ml") if p.is_file() and not p.name.startswith("_"))
-
-
 def default_suites_dir() -> Path:
     """The shipped suites folder (package data, or ``suites/`` of a source checkout)."""
     return shipped_dir(SUITES)

@@ -69,15 +69,17 @@ import numpy as np
 from diffbench import dist
 dist.init_from_env("cpu")
 r = dist.rank()
-out = dist.all_reduce_sum({"s": np.full(3, r + 1, dtype=np.float64), "n": np.array([r], np.int64)})
+out = dist.gather_objects({"s": np.full(3, r + 1, dtype=np.float64), "r": r})
+rows = dist.gather_rows(np.full((1, 2), r, np.int64), [1 - r], 2)
 dist.barrier()
 assert dist.world_size() == 2 and dist.is_main() == (r == 0)
-assert out["s"].tolist() == [3.0, 3.0, 3.0] and out["n"].tolist() == [1], out
+assert [o["r"] for o in out] == [0, 1] and out[1]["s"].tolist() == [2.0, 2.0, 2.0], out
+assert rows.tolist() == [[1, 1], [0, 0]], rows
 """
 
 
 @pytest.mark.slow
-def test_torchrun_all_reduce_sum(tmp_path):
+def test_torchrun_gather(tmp_path):
     script = tmp_path / "driver.py"
     script.write_text(DRIVER)
     run = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",

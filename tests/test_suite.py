@@ -11,12 +11,11 @@ from click.testing import CliRunner
 from diffbench.cli import main
 from diffbench.errors import ConfigError
 from diffbench.registry import DATASETS, METRICS, PROTOCOLS
+from diffbench.resources import suites as shipped_suites
 from diffbench.suite import (
     SuiteInvalid,
     apply_overrides,
     deep_merge,
-    default_suites_dir,
-    find_suites,
     load_suite,
     suite_problems,
 )
@@ -162,14 +161,14 @@ def test_deep_merge_does_not_mutate():
 
 
 def test_shipped_suites_are_valid():
-    suites = find_suites(default_suites_dir())
+    suites = [f.path for f in shipped_suites()]
     assert suites, "no shipped suites found"
     for path in suites:
         assert suite_problems(path) == [], path
 
 
 def test_shipped_suites_use_registered_names():
-    for path in find_suites(default_suites_dir()):
+    for path in [f.path for f in shipped_suites()]:
         for task in load_suite(path).suite.tasks.values():
             assert task.protocol in PROTOCOLS
             assert all(m in METRICS for m in task.metrics)
@@ -193,7 +192,7 @@ def test_cli_validate_exit_codes(tmp_path, names):
 
 def test_cli_show_and_list(names):
     runner = CliRunner()
-    shipped = find_suites(default_suites_dir())[0]
+    shipped = [f.path for f in shipped_suites()][0]
     res = runner.invoke(main, ["suites", "show", str(shipped), "--set", "version=9"])
     assert res.exit_code == 0, res.output
     assert "version: 9" in res.stdout and "# --set version=9" in res.stdout

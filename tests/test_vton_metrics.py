@@ -17,7 +17,7 @@ from torchmetrics.functional.image import structural_similarity_index_measure as
 
 from diffbench.errors import MetricInputError, WeightsError
 from diffbench.features.lpips import LINEAR_SHA256, LPIPSNet, linear_weights_path
-from diffbench.metrics.ssim import gaussian_window, pil_gray, ssim_batch, ssim_images
+from diffbench.metrics.ssim import gaussian_window, pil_gray, ssim_batch, ssim_values
 from tests._vton import backbone_weights, reference_lpips
 
 
@@ -31,6 +31,17 @@ def pairs(seed: int = 0):
         out += [(a, near), (a, rs.randint(0, 256, (h, w, 3)).astype(np.uint8)),
                 (np.full((h, w, 3), 128, np.uint8), near)]
     return out
+
+
+def ssim_images(a: np.ndarray, b: np.ndarray, *, color: str = "rgb",
+                border: str = "valid") -> float:
+    """The metric's own compute (`ssim_values`, ground truth `b`) on one uint8 H×W×3 pair, at
+    the protocol defaults: rgb in [0, 1] (range 1), or gray in [0, 255] (range 255)."""
+    def t(x: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(x)).permute(2, 0, 1)[None]
+
+    return float(ssim_values(t(b), t(a), color=color, data_range=255.0 if color == "gray" else 1.0,
+                             sigma=1.5, k1=0.01, k2=0.03, border=border)[0])
 
 
 def gray(a: np.ndarray) -> np.ndarray:

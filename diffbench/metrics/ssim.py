@@ -24,8 +24,6 @@ import math
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from diffbench.errors import MetricInputError
 from diffbench.metrics.args import PAIRED_PREP_ARGS, Arg
 from diffbench.metrics.spec import MetricSpec, Needs, Output
@@ -142,22 +140,6 @@ def ssim_batch(x: torch.Tensor, y: torch.Tensor, *, data_range: float = 1.0, sig
     for (i, _, _), value in zip(jobs, sums, strict=True):
         totals[i] += value
     return totals / n_pix
-
-
-def ssim_images(a: np.ndarray, b: np.ndarray, *, color: str = "rgb", border: str = "valid",
-                **kwargs: float) -> float:
-    """SSIM of two uint8 H×W×3 images: ``color`` rgb ([0,1], range 1) or gray (PIL 'L', range 255)."""
-    import torch
-
-    ta = torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)[None]
-    tb = torch.from_numpy(np.ascontiguousarray(b)).permute(2, 0, 1)[None]
-    if color == "gray":
-        return float(ssim_batch(pil_gray(ta), pil_gray(tb), data_range=255.0, border=border,
-                                **kwargs)[0])
-    if color != "rgb":
-        raise MetricInputError(f"ssim: color {color!r} is not rgb or gray")
-    return float(ssim_batch(ta.double() / 255.0, tb.double() / 255.0, data_range=1.0,
-                            border=border, **kwargs)[0])
 
 
 def ssim_values(gt: torch.Tensor, pred: torch.Tensor, *, color: str, data_range: float,

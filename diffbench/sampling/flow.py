@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -57,12 +57,6 @@ class SamplerConfig:
                               "mode=sde uses Euler–Maruyama (solver=euler)")
         return config
 
-    def as_dict(self) -> dict[str, Any]:
-        """Plain JSON-able dict of the settings (for results records)."""
-        out = asdict(self)
-        out["guidance_interval"] = list(self.guidance_interval)
-        return out
-
     def guided_at(self, t_cur: float) -> bool:
         """Whether a model evaluation decided at t_cur runs with classifier-free guidance."""
         low, high = self.guidance_interval
@@ -82,11 +76,6 @@ class Stats:
     def nfe(self) -> int:
         """Total number of model calls."""
         return self.guided_nfe + self.unguided_nfe
-
-    def as_dict(self) -> dict[str, int]:
-        """Counts as a plain dict (for results records)."""
-        return {"guided_nfe": self.guided_nfe, "unguided_nfe": self.unguided_nfe,
-                "nfe": self.nfe, "model_rows": self.model_rows}
 
 
 def _bad(name: str, value: Any, expected: str) -> ConfigError:

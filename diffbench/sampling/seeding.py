@@ -30,12 +30,3 @@ def randn_per_sample(generators: Sequence[torch.Generator], shape_per_sample: Se
         return torch.empty((0, *shape), device=device, dtype=dtype)
     rows = [torch.randn(shape, generator=g, device=device, dtype=dtype) for g in generators]
     return torch.stack(rows)
-
-
-def randint_per_sample(generators: Sequence[torch.Generator], high: int,
-                       device: str | torch.device = "cpu") -> torch.Tensor:
-    """One integer in [0, high) per sample (e.g. a class label), each from its own generator."""
-    if not generators:
-        return torch.empty((0,), device=device, dtype=torch.long)
-    rows = [torch.randint(0, int(high), (1,), generator=g, device=device) for g in generators]
-    return torch.cat(rows)
