@@ -40,46 +40,65 @@ def parse_metrics(metrics: str | Iterable[str]) -> list[str]:
     return names
 
 
-def score_protocol(protocol: Any, kid_subset_size: int | None = None,
-                   kid_subsets: int | None = None, prc_features: str | None = None):
-    """The protocol `score` runs: a name or a Protocol, with the command's overrides applied."""
-    from diffbench.protocols import apply_metric_args, get_protocol
-
-    proto = get_protocol(protocol) if isinstance(protocol, str) else protocol
-    kid = {k: v for k, v in (("subset_size", kid_subset_size), ("subsets", kid_subsets)) if v}
-    prc = {"features": prc_features} if prc_features else {}
-    return apply_metric_args(proto, {"kid": kid, "prc": prc})
+def score_args(metric_args: Mapping[str, Mapping[str, Any]] | None = None,
+               kid_subset_size: int | None = None, kid_subsets: int | None = None,
+               prc_features: str | None = None) -> dict[str, dict[str, Any]]:
+    """`score`'s metric arguments (``{"kid": {"subset_size": 100}}``), with the older keywords
+    (``kid_subset_size``, ``kid_subsets``, ``prc_features``) as aliases of the same arguments."""
+    out = {m: dict(args) for m, args in (metric_args or {}).items()}
+    for metric, key, value in (("kid", "subset_size", kid_subset_size),
+                               ("kid", "subsets", kid_subsets), ("prc", "features", prc_features)):
+        if value:
+            out.setdefault(metric, {})[key] = value
+    return out
 
 
 def score(real: str | Path, fake: str | Path, metrics: str | Iterable[str] = ("fid",),
           protocol: Any = "torch-fidelity", weights: Mapping[str, str] | None = None,
           device: str = "cpu", batch_size: int = 50, workers: int | None = None,
-          bootstrap: int = 0, cache: bool = True, kid_subset_size: int | None = None,
-          kid_subsets: int | None = None, prc_features: str | None = None) -> dict[str, Any]:
+          bootstrap: int = 0, cache: bool = True,
+          metric_args: Mapping[str, Mapping[str, Any]] | None = None,
+          kid_subset_size: int | None = None, kid_subsets: int | None = None,
+          prc_features: str | None = None) -> dict[str, Any]:
     """Score the images `fake` against `real` under a protocol; returns the results record.
 
     `real`/`fake`: a folder (recursive: png, jpg, jpeg, webp), an ADM ``.npz`` batch or a
     statistics file (`diffbench stats compute`). ``record["metrics"][name]["value"]`` holds each
     number (``prc`` writes ``precision`` and ``recall``). `weights` maps weights names to local
-    files (``--weights NAME=PATH``). Counts are checked before any feature is extracted.
+    files (``--weights NAME=PATH``). `metric_args` gives metrics arguments as a suite's
+    ``args`` do (``{"kid": {"subset_size": 100}}``; ``--metric-arg kid.subset_size=100``): they
+    change the protocol's settings, so the record is judged as another protocol. Arguments,
+    output keys and counts are checked before any feature is extracted.
     """
     from diffbench import results
     from diffbench.metrics.spec import output_keys
     from diffbench.preflight import check_device, check_score
+    from diffbench.protocols import get_protocol
+    from diffbench.resolve import resolve_task, task_problems
     from diffbench.scoring import EvalContext, TaskInputs, evaluate_task
     from diffbench.scoring.sides import open_side
-    from diffbench.suite import MetricSpec as TaskMetric
-    from diffbench.suite import TaskSpec
+    from diffbench.suite import TaskMetric, TaskSpec
 
     check_device(device)
-    proto = score_protocol(protocol, kid_subset_size, kid_subsets, prc_features)
+    base = get_protocol(protocol) if isinstance(protocol, str) else protocol
     names = parse_metrics(metrics)
-    proto.check_metrics(names)
-    check_score(proto, names, real, fake)  # counts before any feature is extracted
+    base.check_metrics(names)
+    given = score_args(metric_args, kid_subset_size, kid_subsets, prc_features)
+    extra = sorted(set(given) - set(names))
+    problems = [f"--metric-arg {m}: not among --metrics ({', '.join(names)})" for m in extra]
+    problems += [p.replace("metrics.", "--metric-arg ", 1) for p in task_problems(
+        {m: given.get(m, {}) for m in names}, base)]
+    if problems:
+        raise ConfigError(problems[0] + (f" (and {len(problems) - 1} more)"
+                                         if len(problems) > 1 else ""))
+    task = TaskSpec(kind="score", protocol=base.name,
+                    metrics={m: TaskMetric(args=given.get(m, {})) for m in names})
+    resolved = resolve_task(task.metrics, base)
+    proto = resolved.protocol
+    check_score(resolved.metrics.values(), real, fake)  # counts before any feature is extracted
     start = time.perf_counter()
     real_src, fake_src = open_side(real), open_side(fake)  # data problems before weights ones
-    task = TaskSpec(kind="score", protocol=proto.name, metrics={m: TaskMetric() for m in names})
-    inputs = TaskInputs("score", task, proto, fake_src, reference=real_src)
+    inputs = TaskInputs("score", task, base, fake_src, reference=real_src, resolved=resolved)
     ctx = EvalContext(device=device, batch_size=batch_size, workers=workers, bootstrap=bootstrap,
                       cache=cache, weights=dict(weights or {}))
     part = evaluate_task(inputs, ctx)
@@ -111,13 +130,16 @@ def compute_stats(source: str | Path, output: str | Path, protocol: Any = "torch
     from diffbench.features import build_extractor
     from diffbench.metrics.spec import get_spec
     from diffbench.preflight import check_device
+    from diffbench.protocols import get_protocol
+    from diffbench.resolve import resolve_task
     from diffbench.scoring.distribution import needs, passes
 
     check_device(device)
-    proto = score_protocol(protocol)
+    proto = get_protocol(protocol) if isinstance(protocol, str) else protocol
     extractor = build_extractor(proto.extractor, proto.resize, dict(weights or {}), device)
     names = [m for m in proto.metrics if get_spec(m).family == "distribution"]
-    main = next((p for p in passes(proto, names)
+    resolved = resolve_task({m: {} for m in names}, proto).metrics
+    main = next((p for p in passes(list(resolved.values()))
                  if (p.extractor, p.resize) == (proto.extractor, proto.resize)), None)
     moments, rows = needs(main, fake=False) if main is not None else ((), ())
     src = open_images(source)

@@ -12,7 +12,8 @@ says otherwise:
   condition); sampler settings and seeds may change (they pick the model's configuration), and
   so may the protocol and metrics (judged by the next rule);
 - its protocol settings equal the named protocol's (the one published rows are filed under), so
-  a suite's metric ``args`` or ``diffbench score --kid-subset-size`` make it another protocol;
+  a suite's metric ``args`` or ``diffbench score --metric-arg`` make it another protocol (not
+  display-only ones such as ``scale``: they change how a value is shown, not the value);
   a metric computed under its own ``protocol:`` is judged against that protocol's settings,
   recorded under ``protocol.others``;
 - no metric carries a warning in its details (FID from fewer images than feature dimensions).
@@ -242,8 +243,25 @@ def _settings_reasons(name: str, recorded: Any, label: str) -> list[str]:
     for ignored in ("notes",):  # prose, not a setting
         actual.pop(ignored, None)
         expected.pop(ignored, None)
-    diff = _difference(actual, expected)
+    diff = _difference(_without_display(actual), _without_display(expected))
     return [f"{label} '{name}' changed: {diff}"] if diff else []
+
+
+def _without_display(settings: dict[str, Any]) -> dict[str, Any]:
+    """`settings` without display-only arguments (``scale``): they change how a value is shown,
+    not the value."""
+    from diffbench.resolve import display_args
+
+    params = settings.get("params")
+    if not isinstance(params, dict):
+        return settings
+    kept = {}
+    for metric, values in params.items():
+        shown = display_args(metric) if isinstance(values, dict) else set()
+        values = {k: v for k, v in values.items() if k not in shown} if shown else values
+        if values != {}:
+            kept[metric] = values
+    return {**settings, "params": kept}
 
 
 def _protocol_reasons(record: dict[str, Any]) -> tuple[list[str], dict[str, list[str]]]:

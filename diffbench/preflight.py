@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from diffbench.errors import ConfigError, DiffbenchError, StorageError
+from diffbench.errors import ConfigError, StorageError
 from diffbench.log import logger
 from diffbench.names import check_name, check_sweep_value
 
@@ -101,46 +101,19 @@ def check_run_dir(run_dir: Path, points: Iterable[str]) -> None:
 
 
 def suite_problems(path: Path, suite: Any) -> list[str]:
-    """Metric arguments and protocol–metric compatibility of every task (one line per problem)."""
-    from diffbench.metrics.args import check_args
-    from diffbench.metrics.spec import get_spec
+    """Metric arguments, protocol–metric compatibility and output keys of every task (one line
+    per problem; `diffbench.resolve.task_problems`)."""
     from diffbench.registry import METRICS, PROTOCOLS
+    from diffbench.resolve import task_problems
 
     problems = []
     for tname, task in suite.tasks.items():
-        for mname, entry in task.metrics.items():
-            where = f"{path}: tasks.{tname}.metrics.{mname}"
-            proto_name = entry.protocol or task.protocol
-            if mname not in METRICS or proto_name not in PROTOCOLS:
-                continue  # reported by the registry check
-            try:
-                spec = get_spec(mname)
-                protocol = _protocol(proto_name)
-            except DiffbenchError as exc:
-                problems.append(f"{where}: {exc}")
-                continue
-            if mname not in protocol.metrics:
-                problems.append(f"{where}: protocol '{proto_name}' does not define {mname} (it "
-                                f"defines {', '.join(protocol.metrics)}); {_protocols_with(spec)}")
-            problems += [f"{where}.args.{line}" for line in check_args(spec.args, entry.args)]
-            if spec.conflicts is not None:
-                problems += [f"{where}.args: {line}" for line in spec.conflicts(
-                    protocol.metric_settings(mname), entry.args)]
+        names = [task.protocol] + [m.protocol for m in task.metrics.values() if m.protocol]
+        if any(m not in METRICS for m in task.metrics) or any(p not in PROTOCOLS for p in names):
+            continue  # reported by the registry check
+        problems += [f"{path}: tasks.{tname}.{line}"
+                     for line in task_problems(task.metrics, task.protocol)]
     return problems
-
-
-def _protocol(name: str):
-    from diffbench.protocols import get_protocol
-
-    return get_protocol(name)
-
-
-def _protocols_with(spec: Any) -> str:
-    found = spec.protocols()
-    if not found:
-        return "no protocol defines it"
-    return (f"protocols that define it: {', '.join(found)} (set the task's protocol, or "
-            f"metrics.{spec.name}.protocol)")
 
 
 def check_run(points: list[Any], opts: Any, run_dir: Path,
@@ -175,18 +148,12 @@ def check_run(points: list[Any], opts: Any, run_dir: Path,
         raise ConfigError(problems[0] + more)
 
 
-def _distribution_metrics(task: Any) -> list[tuple[str, Any]]:
-    """(metric, protocol with the suite's arguments) of the task's distribution metrics."""
-    from diffbench.metrics.spec import get_spec
-    from diffbench.protocols import apply_metric_args
+def _distribution_metrics(task: Any) -> list[Any]:
+    """The task's distribution metrics, resolved (`diffbench.resolve`)."""
+    from diffbench.resolve import resolve_task
 
-    out = []
-    for name, entry in task.metrics.items():
-        if get_spec(name).family != "distribution":
-            continue
-        protocol = _protocol(entry.protocol or task.protocol)
-        out.append((name, apply_metric_args(protocol, {name: dict(entry.args)})))
-    return out
+    resolved = resolve_task(task.metrics, task.protocol)
+    return [m for m in resolved.metrics.values() if m.spec.family == "distribution"]
 
 
 def count_problems(point: Any, reference_of: Callable[[Any], Any]) -> list[str]:
@@ -205,22 +172,22 @@ def count_problems(point: Any, reference_of: Callable[[Any], Any]) -> list[str]:
                 "{dataset: {name, reader}} or reference: {stats: NAME} to the task"]
     n_real, rows = _size(real)
     problems = []
-    for name, protocol in metrics:
-        fix = f"--set tasks.{point.task_name}.metrics.{name}.args"
-        problems += _metric_counts(f"task {point.name}: {name}", {
-            "subset_size": f"{fix}.subset_size=", "splits": f"{fix}.splits="}, name, protocol,
-            n_real, n_fake, rows)
+    for metric in metrics:
+        fix = f"--set tasks.{point.task_name}.metrics.{metric.name}.args."
+        problems += _metric_counts(f"task {point.name}: {metric.name}", fix, metric, n_real,
+                                   n_fake, rows)
     return problems
 
 
-def check_score(protocol: Any, metrics: list[str], real: Any, fake: Any) -> None:
-    """`diffbench score`: the sample counts of both sides against what the metrics need."""
+def check_score(metrics: Iterable[Any], real: Any, fake: Any) -> None:
+    """`diffbench score`: the sample counts of both sides against what the resolved `metrics`
+    need."""
     n_real, rows = _size(real)
     n_fake, _ = _size(fake)
     problems = []
-    for name in metrics:
-        problems += _metric_counts(name, {"subset_size": "--kid-subset-size "}, name, protocol,
-                                   n_real, n_fake, rows)
+    for metric in metrics:
+        problems += _metric_counts(metric.name, f"--metric-arg {metric.name}.", metric, n_real,
+                                   n_fake, rows)
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         raise ConfigError(problems[0] + more)
@@ -245,18 +212,16 @@ def _size(source: Any) -> tuple[int | None, set[str] | None]:
         return None, None
 
 
-def _metric_counts(where: str, fixes: dict[str, str], metric: str, protocol: Any,
-                   n_real: int | None, n_fake: int | None, rows: set[str] | None) -> list[str]:
-    """Problems of one metric given the images per side (`fixes`: how to set a setting)."""
-    from diffbench.metrics.spec import get_spec
-    from diffbench.scoring.distribution import feature_of, settings_of
-
+def _metric_counts(where: str, fix: str, metric: Any, n_real: int | None, n_fake: int | None,
+                   rows: set[str] | None) -> list[str]:
+    """Problems of one resolved metric given the images per side (`fix` + ``setting=value``:
+    how to set a setting)."""
     if n_real is None or n_fake is None:
         return []
-    spec = get_spec(metric)
+    spec = metric.spec
     low = min(n_real, n_fake)
     counts = f"there are {n_real} reference and {n_fake} generated images"
-    _, _, layer = feature_of(spec, protocol)
+    _, _, layer = metric.feature()
     if rows is not None and spec.needs.form == "rows" and layer not in rows:
         return [f"{where} needs the reference's {layer} features, but its statistics file holds "
                 "none; compute it with `diffbench stats compute ... --keep-features`"]
@@ -264,12 +229,12 @@ def _metric_counts(where: str, fixes: dict[str, str], metric: str, protocol: Any
         if low < 2:
             return [f"{where} needs at least 2 images per side; {counts}"]
         _warn_rank(where, low, layer)
-    shortfalls = spec.shortfalls(n_real, n_fake, settings_of(spec, protocol)) \
+    shortfalls = spec.shortfalls(n_real, n_fake, metric.settings) \
         if spec.shortfalls is not None else []
     out = []
     for short in shortfalls:
         if short.setting:
-            hint = _hint(fixes, short.setting, short.suggest, short.otherwise)
+            hint = f"lower it ({fix}{short.setting}={short.suggest}) or {short.otherwise}"
             out.append(f"{where}{short.text}, but {counts}; {hint}")
         else:
             out.append(f"{where}{short.text}; {counts}")
@@ -284,9 +249,3 @@ def _warn_rank(where: str, n: int, layer: str) -> None:
     warning = rank_warning(n, LAYER_DIMS[layer]) if layer in LAYER_DIMS else None
     if warning:
         logger.warning("%s: %s", where, warning)
-
-
-def _hint(fixes: dict[str, str], setting: str, value: int, otherwise: str) -> str:
-    if setting in fixes:
-        return f"lower it ({fixes[setting]}{value}) or {otherwise}"
-    return otherwise

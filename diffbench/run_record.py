@@ -15,8 +15,8 @@ from typing import Any
 from diffbench import dist, results
 from diffbench.fsutil import hash_file_into
 from diffbench.pareto import sweep_front
-from diffbench.protocols import Protocol
 from diffbench.requests import request_sampler
+from diffbench.resolve import ResolvedTask
 
 SEED_RULE = "per image: sha256(f'{suite_seed}/{key}')[:8] big-endian & (2**63-1)"
 
@@ -64,20 +64,7 @@ def _generation_block(point, report, adapter) -> dict[str, Any] | None:
     return block
 
 
-def _other_protocols(task) -> dict[str, dict[str, Any]]:
-    """The settings of each protocol a metric names for itself (``metrics: {m: {protocol: p}}``),
-    with the suite's arguments of its metrics applied, so they are judged as the task's are."""
-    from diffbench.protocols import apply_metric_args, get_protocol
-
-    names = {m.protocol for m in task.metrics.values()} - {None, task.protocol}
-    out = {}
-    for name in sorted(names):
-        args = {k: dict(m.args) for k, m in task.metrics.items() if m.protocol == name}
-        out[name] = _jsonable(apply_metric_args(get_protocol(name), args).settings())
-    return out
-
-
-def build_record(loaded, point, opts, ctx, adapter, samples, scored, protocol: Protocol,
+def build_record(loaded, point, opts, ctx, adapter, samples, scored, resolved: ResolvedTask,
                  report, timings: dict[str, float], fingerprint: str) -> dict[str, Any]:
     """The results record of one point (validated when written).
 
@@ -97,8 +84,10 @@ def build_record(loaded, point, opts, ctx, adapter, samples, scored, protocol: P
                    "args": dict(task.dataset.args),
                    "describe": _jsonable(point.dataset.describe())}
     record = results.new_record(
-        kind="run", protocol=protocol.name, protocol_settings=_jsonable(protocol.settings()),
-        other_protocols=_other_protocols(task), metrics=scored.metrics, counts=counts, suite=_suite_block(loaded), task=point.task_name,
+        kind="run", protocol=resolved.protocol.name,
+        protocol_settings=_jsonable(resolved.protocol.settings()),
+        other_protocols={n: _jsonable(p.settings()) for n, p in resolved.others.items()},
+        metrics=scored.metrics, counts=counts, suite=_suite_block(loaded), task=point.task_name,
         model=_model_block(opts, adapter), sweep=dict(point.sweep) or None,
         seeds={"suite_seed": task.generation.seed, "rule": SEED_RULE} if task.kind == "generate"
         else {}, sampler=_jsonable(sampler), extractors=scored.extractors,

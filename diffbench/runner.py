@@ -32,7 +32,7 @@ from diffbench.errors import ConfigError, DiffbenchError
 from diffbench.faults import maybe_fail
 from diffbench.generate import GenerationReport, generate, merge_manifests
 from diffbench.lock import RunLock, lock_run_dir
-from diffbench.protocols import apply_metric_args, get_protocol
+from diffbench.protocols import get_protocol
 from diffbench.refdata import open_dataset, resolve_data
 from diffbench.registry import ADAPTERS
 from diffbench.requests import request_sampler, spread, task_requests
@@ -204,7 +204,6 @@ def run_point(point: Point, loaded: LoadedSuite, run_dir: Path, adapter, opts: R
     out_path = results.RunLayout(run_dir).results(point.name)
     if opts.generate_only or samples is None:
         return Outcome(point, None, None, generation=report)
-    metric_args = {m: dict(spec.args) for m, spec in point.task.metrics.items()}
     protocol = get_protocol(point.task.protocol)
     fingerprint = _run_fingerprint(loaded, point, opts, samples)
     maybe_fail("before-score")
@@ -213,12 +212,12 @@ def run_point(point: Point, loaded: LoadedSuite, run_dir: Path, adapter, opts: R
         if old.get("notes") and f"fingerprint:{fingerprint}" in old["notes"]:
             return Outcome(point, old, out_path, reused=True, generation=report)
     inputs = TaskInputs(point.name, point.task, protocol, samples, point.dataset,
-                        _reference(point.task, opts), metric_args)
+                        _reference(point.task, opts))
     scored = evaluate_task(inputs, ctx)
     from diffbench.run_record import build_record
 
     record = build_record(loaded, point, opts, ctx, adapter, samples, scored,
-                          apply_metric_args(protocol, metric_args), report,
+                          inputs.resolved, report,
                           {"generate": round(gen_s, 3),
                            "total": round(time.perf_counter() - start, 3)}, fingerprint)
     if dist.is_main():

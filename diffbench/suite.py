@@ -45,7 +45,7 @@ class GenerationSpec(_Strict):
     sampler: dict[str, Any] = Field(default_factory=dict, description="arguments the adapter honours")
 
 
-class MetricSpec(_Strict):
+class TaskMetric(_Strict):
     """One metric of a task, with its arguments; the protocol comes from the task unless set here."""
 
     protocol: str | None = None
@@ -69,12 +69,12 @@ class TaskSpec(_Strict):
     dataset: DatasetSpec | None = None
     generation: GenerationSpec = Field(default_factory=GenerationSpec)
     protocol: str
-    metrics: dict[str, MetricSpec]
+    metrics: dict[str, TaskMetric]
     reference: ReferenceSpec = Field(default_factory=ReferenceSpec)
 
     @field_validator("metrics")
     @classmethod
-    def _some_metrics(cls, value: dict[str, MetricSpec]) -> dict[str, MetricSpec]:
+    def _some_metrics(cls, value: dict[str, TaskMetric]) -> dict[str, TaskMetric]:
         if not value:
             raise ValueError("a task needs at least one metric")
         return value

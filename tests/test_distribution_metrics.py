@@ -9,6 +9,7 @@ from diffbench.errors import MetricInputError
 from diffbench.metrics import functional as F
 from diffbench.metrics.distribution import fid_from_rows
 from diffbench.protocols import TORCH_FIDELITY
+from diffbench.resolve import resolve_task
 from diffbench.scoring.distribution import compute_metric
 from diffbench.scoring.sides import Side
 from tests._rounding import fid_bound
@@ -32,15 +33,16 @@ def test_too_few_images_are_clear():
     one = Side(1, {"pool3": (np.zeros(3), np.eye(3))})
     two = Side(5, {"pool3": (np.zeros(3), np.eye(3))})
     with pytest.raises(MetricInputError, match="at least 2 generated images"):
-        compute_metric("fid", "pool3", two, one, TORCH_FIDELITY, "fp")
+        compute_metric(resolve_task(["fid"], TORCH_FIDELITY)["fid"], "pool3", two, one, "fp")
     small = Side(10, banks={"pool3": np.zeros((10, 4), np.float32)})
     with pytest.raises(MetricInputError, match="subset size 1000 needs at least 1000"):
-        compute_metric("kid", "pool3", small, small, TORCH_FIDELITY, "fp")
+        compute_metric(resolve_task(["kid"], TORCH_FIDELITY)["kid"], "pool3", small, small, "fp")
 
 
 def test_rank_deficient_fid_is_flagged():
     rs = np.random.RandomState(0)
     a, b = rs.randn(10, 16), rs.randn(10, 16)
     side = lambda x: Side(len(x), {"pool3": (x.mean(0), np.cov(x, rowvar=False))})  # noqa: E731
-    out = compute_metric("fid", "pool3", side(a), side(b), TORCH_FIDELITY, "fp")["fid"]
+    fid = resolve_task(["fid"], TORCH_FIDELITY)["fid"]
+    out = compute_metric(fid, "pool3", side(a), side(b), "fp")["fid"]
     assert "rank-deficient" in out["details"]["warning"]

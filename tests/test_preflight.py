@@ -16,8 +16,9 @@ from diffbench import results
 from diffbench.cli import main
 from diffbench.errors import DataError
 from diffbench.metrics.args import Arg, check_args
-from diffbench.protocols import apply_metric_args, get_protocol
+from diffbench.protocols import get_protocol
 from diffbench.registry import METRICS, PROTOCOLS
+from diffbench.resolve import resolve_task
 from tests._faults import one_error, warnings_of
 
 SUITE = """
@@ -103,10 +104,13 @@ def test_schema_choices_match_the_implementations():
 
 
 def test_scale_goes_to_params_for_every_metric():
-    proto = apply_metric_args(get_protocol("torch-fidelity"),
-                              {"kid": {"subset_size": 10, "scale": 1000}, "fid": {"scale": 2}})
+    task = resolve_task({"kid": {"subset_size": 10, "scale": 1000}, "fid": {"scale": 2}},
+                        "torch-fidelity")
+    proto = task.protocol
     assert proto.kid["subset_size"] == 10 and "scale" not in proto.kid
     assert proto.param("kid") == {"scale": 1000} and proto.param("fid") == {"scale": 2}
+    assert task["kid"].settings["subset_size"] == 10 and task["kid"].scale == 1000.0
+    assert task["fid"].protocol is proto and task["fid"].outputs == ("fid",)
 
 
 def test_validate_reports_bad_metric_arguments(tmp_path):
@@ -325,5 +329,5 @@ def test_score_checks_counts_before_extracting(tmp_path):
     (fake / "9999.png").write_bytes(b"not an image: extraction would stop here")
     base = ["score", "--real", real, "--fake", fake, "--protocol", "demo-digits", "--workers", "0"]
     one_error(invoke(*base, "--metrics", "kid"), "kid: subset size 100 needs at least 100",
-              "30 reference and 31 generated", "--kid-subset-size 30")
+              "30 reference and 31 generated", "--metric-arg kid.subset_size=30")
     one_error(invoke(*base, "--metrics", "fid"), "9999.png")  # counts are fine: it extracts

@@ -342,12 +342,13 @@ def test_report_marks_a_cell_not_its_row(tmp_path):
 
 def test_a_run_records_the_settings_of_a_metrics_own_protocol(tmp_path):
     from diffbench.protocols import get_protocol
-    from diffbench.run_record import _other_protocols
+    from diffbench.resolve import resolve_task
     from diffbench.suite import load_suite
 
     task = load_suite("imagenet256").suite.tasks["repa-sde-cfg"]
     assert task.metrics["fd_dinov2"].protocol == "edm2"
-    recorded = _other_protocols(task)
+    others = resolve_task(task.metrics, task.protocol).others
+    recorded = {name: proto.settings() for name, proto in others.items()}
     assert list(recorded) == ["edm2"]
     rec = _with_fd_dinov2(json.loads(json.dumps(recorded)))
     assert not [r for r in comparability(rec).metric_reasons("fd_dinov2") if "protocol" in r]

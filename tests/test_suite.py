@@ -199,3 +199,37 @@ def test_cli_show_and_list(names):
     listing = runner.invoke(main, ["suites", "list"])
     assert listing.exit_code == 0 and shipped.stem in listing.stdout and "(shipped)" in listing.stdout
     assert "INVALID" not in listing.stdout
+
+
+def test_two_metrics_writing_one_output_key_are_refused(tmp_path):
+    """prc and prdc both write precision/recall: `suites validate`, `run` and `score` refuse the
+    pair before any work, in one line naming both and the fix."""
+    text = VALID.format(protocol="adm", metric="prc").replace(
+        "prc: {}", "prc: {}, prdc: {protocol: dgm-eval}")
+    path = write(tmp_path, "clash.yaml", text)
+    runner = CliRunner()
+    res = runner.invoke(main, ["suites", "validate", str(path)])
+    assert res.exit_code == 2 and "Traceback" not in res.output
+    lines = [line for line in res.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, lines
+    assert "tasks.main.metrics: prc and prdc both write precision, recall" in lines[0]
+    assert "second task" in lines[0]
+    run = runner.invoke(main, ["run", str(path), "--model", "toy", "--out", str(tmp_path / "o")])
+    assert run.exit_code == 2 and "both write precision, recall" in run.stderr
+    assert not (tmp_path / "o").exists()
+    ok = write(tmp_path, "ok.yaml", VALID.format(protocol="adm", metric="prc"))
+    assert runner.invoke(main, ["suites", "validate", str(ok)]).exit_code == 0
+
+
+def test_score_refuses_output_collisions_and_unknown_metric_args(tmp_path):
+    from diffbench import api
+    from diffbench.protocols import ADM, get_protocol
+    from diffbench.resolve import task_problems
+
+    assert any("both write precision, recall" in p
+               for p in task_problems(["prc", "prdc"], ADM))
+    both = get_protocol("dgm-eval")
+    with pytest.raises(ConfigError, match="not among --metrics"):
+        api.score(tmp_path, tmp_path, ["fd_dinov2"], both, metric_args={"kid": {"subsets": 2}})
+    with pytest.raises(ConfigError, match="--metric-arg fd_dinov2.args.scal: unknown argument"):
+        api.score(tmp_path, tmp_path, ["fd_dinov2"], both, metric_args={"fd_dinov2": {"scal": 2}})

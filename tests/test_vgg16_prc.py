@@ -15,6 +15,7 @@ from torch_fidelity.feature_extractor_vgg16 import FeatureExtractorVGG16
 from diffbench.cli import main
 from diffbench.features.vgg16 import VGG16Extractor
 from diffbench.protocols import ADM, TORCH_FIDELITY
+from diffbench.resolve import resolve_task
 from diffbench.scoring.distribution import passes
 from tests.conftest import write_images
 
@@ -63,8 +64,8 @@ def test_torch_fidelity_protocol_prc_equals_torch_fidelity(vgg_weights, tmp_path
 
 
 def test_passes_split_vgg16_precision_recall_from_inception_metrics():
-    both = passes(TORCH_FIDELITY, ["fid", "prc", "isc"])
+    both = passes(list(resolve_task(["fid", "prc", "isc"], TORCH_FIDELITY)))
     assert [(p.extractor, p.metrics) for p in both] == [("inception", ("fid", "isc")),
                                                          ("vgg16", ("prc",))]
     assert both[1].layers == {"prc": "fc2_relu"} and both[1].resize == "tf-bilinear"
-    assert [p.extractor for p in passes(ADM, ["fid", "prc"])] == ["inception"]
+    assert [p.extractor for p in passes(list(resolve_task(["fid", "prc"], ADM)))] == ["inception"]

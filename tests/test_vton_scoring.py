@@ -23,7 +23,7 @@ from diffbench.protocols import get_protocol
 from diffbench.requests import task_requests
 from diffbench.scoring.base import EvalContext, TaskInputs
 from diffbench.scoring.paired import evaluate
-from diffbench.suite import DatasetSpec, MetricSpec, TaskSpec
+from diffbench.suite import DatasetSpec, TaskMetric, TaskSpec
 from tests._vton import reference_lpips, weights_args, write_generated, write_vitonhd
 
 
@@ -31,7 +31,7 @@ def task(protocol: str, pairing: str = "paired") -> TaskSpec:
     return TaskSpec(condition="tryon", protocol=protocol,
                     dataset=DatasetSpec(name="vitonhd", reader="vitonhd",
                                         args={"pairing": pairing}),
-                    metrics={"ssim": MetricSpec(), "lpips": MetricSpec()})
+                    metrics={"ssim": TaskMetric(), "lpips": TaskMetric()})
 
 
 def build(tmp_path: Path, protocol: str, size=(48, 64), pairing: str = "paired",

@@ -56,16 +56,21 @@ def _bootstrap_help() -> str:
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--bootstrap", default=0, show_default=True, cls=_SpecHelp,
               spec_help=_bootstrap_help)
-@click.option("--kid-subset-size", type=int, default=None, help="Override the protocol's KID subset size.")
-@click.option("--kid-subsets", type=int, default=None, help="Override the protocol's KID subset count.")
+@click.option("--metric-arg", "metric_args", multiple=True, metavar="METRIC.ARG=VALUE",
+              help="A metric argument, as a suite's args give it (repeatable; see `diffbench "
+                   "metrics`); e.g. kid.subset_size=100. Changes the protocol's settings.")
+@click.option("--kid-subset-size", type=int, default=None,
+              help="Alias of --metric-arg kid.subset_size=N.")
+@click.option("--kid-subsets", type=int, default=None, help="Alias of --metric-arg kid.subsets=N.")
 @click.option("--prc-features", type=click.Choice(["pool3", "vgg16"]), default=None,
-              help="Precision/recall features (default: the protocol's; torch-fidelity: vgg16).")
+              help="Alias of --metric-arg prc.features=NAME.")
 @click.option("--no-cache", is_flag=True, help="Do not read or write cached reference features.")
 @click.option("--json", "json_out", type=_PATH, default=None,
               help="Write the results record to this file ('-': to stdout, the table to stderr).")
 @max_pixels_option
 def score_cmd(real, fake, protocol_name, metrics, weights, batch_size, workers, device, bootstrap,
-              kid_subset_size, kid_subsets, prc_features, no_cache, json_out) -> None:
+              metric_args, kid_subset_size, kid_subsets, prc_features, no_cache,
+              json_out) -> None:
     """Score generated images against reference images under a named protocol.
 
     \b
@@ -78,11 +83,13 @@ def score_cmd(real, fake, protocol_name, metrics, weights, batch_size, workers, 
     from diffbench.comparability import comparability
     from diffbench.display import metric_lines
     from diffbench.preflight import check_output_file
+    from diffbench.resolve import parse_metric_args
 
     if json_out is not None:
         check_output_file(json_out, "--json")
     record = api.score(real, fake, metrics, protocol_name, parse_pairs(weights, "--weights"),
                        device, batch_size, workers, bootstrap, cache=not no_cache,
+                       metric_args=parse_metric_args(metric_args),
                        kid_subset_size=kid_subset_size, kid_subsets=kid_subsets,
                        prc_features=prc_features)
     table = "\n".join(metric_lines(record["metrics"]))

@@ -43,7 +43,8 @@ _PREP_ARGS = {
 _COMMON_ARGS = {
     "weights": Arg("str", FROM_PROTOCOL, "weights name (`diffbench weights list`, --weights)"),
     "average": Arg("str", "subject", "how per-image scores are averaged", choices=AVERAGES),
-    "scale": Arg("float", 100.0, "display scale (values are stored as raw cosines)", minimum=0),
+    "scale": Arg("float", 100.0, "display scale (values are stored as raw cosines)", minimum=0,
+                 display=True),
 }
 DINO_ARGS = {
     "extractor": Arg("str", "dino", "extractor family", choices=("dino",)),

@@ -32,6 +32,7 @@ class Arg:
     minimum: float | None = None
     nullable: bool = False
     extractor: bool = False  # passed to the metric's extractor (its network or preprocessing)
+    display: bool = False  # changes how values are shown, never what is computed or comparable
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -96,7 +97,7 @@ def check_args(schema: Mapping[str, Arg] | None, args: Mapping[str, Any]) -> lis
 
 # Arguments several metrics share.
 SCALE = Arg("float", FROM_PROTOCOL, "display scale: the value is shown multiplied by it (stored "
-            "raw), e.g. 1000 for KID ×1000", minimum=0)
+            "raw), e.g. 1000 for KID ×1000", minimum=0, display=True)
 # How the paired metrics (SSIM, LPIPS) bring a (ground truth, prediction) pair to one size.
 PAIRED_PREP_ARGS = {
     "gt_resize": Arg("str", "none", "how the ground truth is resized to the prediction's size: "

@@ -7,7 +7,6 @@ protocols are never put in one table.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -58,8 +57,13 @@ class Protocol:
 
     def metric_settings(self, metric: str) -> dict[str, Any]:
         """Every setting this protocol gives `metric`: its own field's, then its params."""
-        own = getattr(self, metric) if metric in _metric_fields() else {}
+        own = getattr(self, metric) if metric in self.own_fields() else {}
         return {**own, **self.param(metric)}
+
+    @classmethod
+    def own_fields(cls) -> tuple[str, ...]:
+        """The fields that hold one metric's settings (named after the metric)."""
+        return tuple(f.name for f in fields(cls) if f.metadata.get("metric_settings"))
 
     def check_metrics(self, names: list[str]) -> None:
         """Refuse metrics this protocol does not define."""
@@ -125,32 +129,6 @@ DEMO_DIGITS = Protocol(
 )
 
 PROTOCOLS = {p.name: p for p in (ADM, TORCH_FIDELITY, CLEAN_FID, DEMO_DIGITS)}
-
-_DISPLAY_ARGS = ("scale",)  # how a value is shown: in ``params`` for every metric
-
-
-def _metric_fields() -> tuple[str, ...]:
-    """The Protocol fields that hold one metric's settings (named after the metric)."""
-    return tuple(f.name for f in fields(Protocol) if f.metadata.get("metric_settings"))
-
-
-def apply_metric_args(protocol: Protocol, metric_args: dict[str, dict[str, Any]]) -> Protocol:
-    """The protocol with a suite's per-metric ``args`` laid over its settings (recorded as such)."""
-    if not any(metric_args.values()):
-        return protocol
-    changes: dict[str, Any] = {}
-    params = {k: dict(v) for k, v in protocol.params.items()}
-    for metric, args in metric_args.items():
-        display = {k: v for k, v in args.items() if k in _DISPLAY_ARGS}
-        rest = {k: v for k, v in args.items() if k not in _DISPLAY_ARGS}
-        if metric in _metric_fields():
-            if rest:
-                changes[metric] = {**getattr(protocol, metric), **rest}
-            rest = {}
-        if rest or display:
-            params[metric] = {**params.get(metric, {}), **rest, **display}
-    return dataclasses.replace(protocol, params=params, **changes)
-
 
 def get_protocol(name: str) -> Protocol:
     """A protocol by name, through the registry (so plugins can add their own)."""

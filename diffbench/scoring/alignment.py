@@ -256,7 +256,7 @@ def _text_features(p: Plan, ext: Any, samples: list[_Sample]) -> np.ndarray:
 
 def evaluate(metrics: list[str], inputs: TaskInputs, ctx: EvalContext) -> FamilyResult:
     """Score the task's alignment metrics; every rank returns the same result."""
-    plans = [plan(m, inputs.args(m)) for m in metrics]
+    plans = [plan(m, inputs.metric(m).given) for m in metrics]
     samples = _samples(inputs)
     refs = list(dict.fromkeys(r for s in samples for r in s.refs))
     specs, exts = _extractors(plans, ctx)
@@ -295,7 +295,7 @@ def oracle(metrics: list[str], inputs: TaskInputs, ctx: EvalContext) -> FamilyRe
     """The real-image oracle: each subject's references against each other (no self-pairs)."""
     if not is_task_dataset(inputs.dataset):
         raise DataError(f"task {inputs.name}: the oracle needs the task dataset's subjects")
-    plans = [p for p in (plan(m, inputs.args(m)) for m in metrics) if p.against == "references"]
+    plans = [p for p in (plan(m, inputs.metric(m).given) for m in metrics) if p.against == "references"]
     out = FamilyResult(notes=[f"{m}: not defined for the real-image oracle (no prompt)"
                               for m in metrics if m not in {p.metric for p in plans}])
     if not plans:

@@ -32,6 +32,7 @@ from diffbench.data.base import Item
 from diffbench.data.samples import SampleSet
 from diffbench.errors import DataError
 from diffbench.protocols import Protocol
+from diffbench.resolve import ResolvedMetric, ResolvedTask, resolve_task
 
 if TYPE_CHECKING:  # a type only: scoring reads a task, it never loads suites
     from diffbench.suite import TaskSpec
@@ -79,8 +80,17 @@ class TaskInputs:
     samples: SampleSet
     dataset: Any | None = None
     reference: Any | None = None
-    metric_args: dict[str, dict[str, Any]] = field(default_factory=dict)
+    metric_args: dict[str, dict[str, Any]] = field(default_factory=dict)  # over the task's
+    resolved: ResolvedTask | None = None  # resolved from the above when not given
     _items: dict[str, Item] | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.resolved is None:
+            self.resolved = resolve_task(self.task.metrics, self.protocol, self.metric_args)
+
+    def metric(self, name: str) -> ResolvedMetric:
+        """The metric `name` of the task as resolved (`diffbench.resolve`)."""
+        return self.resolved[name]
 
     def item(self, sample_key: str) -> Item:
         """The dataset item a generated image belongs to."""
@@ -98,10 +108,6 @@ class TaskInputs:
     def shard(self, n: int, rank: int, world_size: int, batch_size: int = 1) -> list[int]:
         """The indices 0..n-1 this rank scores: whole global batches (see `batch_share`)."""
         return batch_share(n, batch_size, rank, world_size)
-
-    def args(self, metric: str) -> dict[str, Any]:
-        """The protocol's settings of `metric` overlaid with the suite's arguments."""
-        return {**self.protocol.param(metric), **self.metric_args.get(metric, {})}
 
 
 @dataclass

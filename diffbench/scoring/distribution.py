@@ -29,7 +29,7 @@ from diffbench.features import build_extractor
 from diffbench.metrics.bootstrap import interval
 from diffbench.metrics.spec import Gaussian, MetricSpec, call, get_spec, values_of
 from diffbench.metrics.states import FeatureBank, GaussianMoments
-from diffbench.protocols import Protocol, apply_metric_args
+from diffbench.resolve import ResolvedMetric
 from diffbench.scoring.base import EvalContext, FamilyResult, TaskInputs, batch_share, metric_entry
 from diffbench.scoring.sides import Side, load_side
 
@@ -48,31 +48,14 @@ class Pass:
         return tuple(self.layers)
 
 
-def settings_of(spec: MetricSpec, protocol: Protocol) -> dict[str, Any]:
-    """The settings `spec` is computed with under `protocol` (suite arguments already applied)."""
-    return spec.settings(protocol.metric_settings(spec.name))
-
-
-def feature_of(spec: MetricSpec, protocol: Protocol) -> tuple[str, str, str]:
-    """(extractor, resize, layer) a distribution metric reads under `protocol`."""
-    picked = spec.features(settings_of(spec, protocol)) if spec.features else None
-    if picked:
-        return picked
-    if spec.needs.extractor:  # a metric defined by its own network
-        return spec.needs.extractor, spec.needs.resize or protocol.resize, spec.needs.layer
-    layer = protocol.layers.get(spec.name)
-    if layer is None:
-        raise ConfigError(f"protocol '{protocol.name}' names no feature layer for '{spec.name}'")
-    return protocol.extractor, protocol.resize, layer
-
-
-def passes(protocol: Protocol, metrics: list[str]) -> list[Pass]:
-    """The extractor passes the metrics need: the protocol's extractor first, then the others."""
+def passes(metrics: list[ResolvedMetric]) -> list[Pass]:
+    """The extractor passes the metrics need: their protocol's extractor first, then the others."""
     groups: dict[tuple[str, str], dict[str, str]] = {}
-    for name in metrics:
-        extractor, resize, layer = feature_of(get_spec(name), protocol)
-        groups.setdefault((extractor, resize), {})[name] = layer
-    main = (protocol.extractor, protocol.resize)
+    for metric in metrics:
+        extractor, resize, layer = metric.feature()
+        groups.setdefault((extractor, resize), {})[metric.name] = layer
+    protocol = metrics[0].protocol if metrics else None
+    main = (protocol.extractor, protocol.resize) if protocol else None
     order = sorted(groups, key=lambda key: key != main)  # stable: the others as first asked
     return [Pass(e, r, groups[(e, r)]) for e, r in order]
 
@@ -121,15 +104,14 @@ def _inputs(spec: MetricSpec, layer: str, real: Side, fake: Side) -> tuple[tuple
     return (rows, fake.labels), {"fake": len(rows)}
 
 
-def compute_metric(name: str, layer: str, real: Side, fake: Side, protocol: Protocol,
+def compute_metric(metric: ResolvedMetric, layer: str, real: Side, fake: Side,
                    fingerprint: str, bootstrap: int = 0) -> dict[str, dict[str, Any]]:
     """The results entries of one distribution metric (one per output of its spec)."""
-    spec = get_spec(name)
-    settings = settings_of(spec, protocol)
+    spec, settings = metric.spec, metric.settings
     args, n = _inputs(spec, layer, real, fake)
     values = values_of(spec, call(spec.compute, *args, **settings))
     out = {o.key: metric_entry(values[o.key].value, higher_is_better=o.higher_is_better,
-                               protocol=protocol.name, n=n, extractor=fingerprint,
+                               protocol=metric.protocol.name, n=n, extractor=fingerprint,
                                std=values[o.key].std, **values[o.key].details)
            for o in spec.outputs}
     rows = fake.banks.get(layer)
@@ -143,6 +125,9 @@ def compute_metric(name: str, layer: str, real: Side, fake: Side, protocol: Prot
 
         first = out[spec.outputs[0].key]
         first["ci"] = interval(resampled, np.arange(len(rows)), bootstrap, "the generated set")
+    if metric.scale is not None:  # every output of the metric is shown at its scale
+        for entry in out.values():
+            entry["scale"] = metric.scale
     return out
 
 
@@ -212,14 +197,14 @@ def _labels(samples: Any) -> np.ndarray | None:
 
 def evaluate(metrics: list[str], inputs: TaskInputs, ctx: EvalContext) -> FamilyResult:
     """Every distribution metric of a task from one pass per extractor over each side."""
-    protocol = apply_metric_args(inputs.protocol, {m: inputs.metric_args.get(m, {})
-                                                   for m in metrics})
+    resolved = [inputs.metric(m) for m in metrics]
+    protocol = resolved[0].protocol
     protocol.check_metrics(metrics)
     run = sharded_extract(ctx)
     out = FamilyResult()
     values: dict[str, dict[str, Any]] = {}
     reference = reference_of(inputs)
-    for p in passes(protocol, metrics):
+    for p in passes(resolved):
         what = ", ".join(p.metrics)
         extractor = build_extractor(p.extractor, p.resize, ctx.weights, ctx.device)
         start = time.perf_counter()
@@ -233,7 +218,7 @@ def evaluate(metrics: list[str], inputs: TaskInputs, ctx: EvalContext) -> Family
             fake.labels = _labels(inputs.samples)
         _check_counts(real, fake, inputs)
         for name, layer in p.layers.items():
-            values.update(compute_metric(name, layer, real, fake, protocol,
+            values.update(compute_metric(inputs.metric(name), layer, real, fake,
                                          extractor.fingerprint_hash(), ctx.bootstrap))
         tag = "" if p.extractor == protocol.extractor else f"_{p.extractor}"
         out = out.merge(FamilyResult(
@@ -242,10 +227,6 @@ def evaluate(metrics: list[str], inputs: TaskInputs, ctx: EvalContext) -> Family
             timings={f"real_features{tag}": round(real_s, 3),
                      f"fake_features{tag}": round(time.perf_counter() - start - real_s, 3)},
             generated=fake.describe))
-    for name, entry in values.items():
-        scale = protocol.param(name).get("scale")
-        if scale is not None:
-            entry["scale"] = float(scale)
     out.metrics = values
     return out
 

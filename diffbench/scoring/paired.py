@@ -217,7 +217,7 @@ def evaluate(metrics: list[str], inputs: TaskInputs, ctx: EvalContext) -> Family
     from diffbench import dist
     from diffbench.features.base import fingerprint_hash
 
-    plans = [plan(m, inputs.args(m)) for m in metrics]
+    plans = [plan(m, inputs.metric(m).given) for m in metrics]
     rows = _rows(inputs, metrics)
     if any(p.prep.gt_resize == "lanczos-height" for p in plans):
         # CatVTON scores at one height; refuse mixed sizes before decoding any pair.
