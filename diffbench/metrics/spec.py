@@ -189,6 +189,19 @@ class MetricSpec:
         """Defaults, then the protocol's settings of this metric, then the suite's arguments."""
         return {**self.defaults(), **protocol_settings, **(args or {})}
 
+    def run(self, *inputs: Any, **settings: Any) -> Any:
+        """``compute(*inputs, **settings)`` with the settings it takes (`call`), after refusing
+        NaN/inf in the inputs (features, embeddings, Gaussians) with a one-line error."""
+        for x in inputs:
+            for arr in (x.mu, x.sigma) if isinstance(x, Gaussian) else (x,):
+                if not _finite(arr):
+                    from diffbench.errors import MetricInputError
+
+                    raise MetricInputError(
+                        f"{self.name}: its inputs hold NaN/inf values; check the images and the "
+                        "extractor (weights, dtype) that produced the features")
+        return call(self.compute, *inputs, **settings)
+
     def protocols(self) -> list[str]:
         """The registered protocols that define this metric (read from the protocol registry)."""
         from diffbench.errors import DiffbenchError
@@ -268,6 +281,18 @@ def call(fn: Callable[..., Any], *args: Any, **available: Any) -> Any:
         return fn(*args, **available)
     names = {p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
     return fn(*args, **{k: v for k, v in available.items() if k in names})
+
+
+def _finite(x: Any) -> bool:
+    """False for a float array or tensor holding NaN/inf (other inputs pass)."""
+    kind = type(x).__module__.split(".")[0]
+    if kind == "numpy":
+        import numpy as np
+
+        return not np.issubdtype(x.dtype, np.floating) or bool(np.isfinite(x).all())
+    if kind == "torch":
+        return not x.is_floating_point() or bool(x.isfinite().all())
+    return True
 
 
 def values_of(spec: MetricSpec, result: Any) -> dict[str, Value]:

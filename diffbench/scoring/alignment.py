@@ -276,7 +276,7 @@ def evaluate(metrics: list[str], inputs: TaskInputs, ctx: EvalContext) -> Family
     for p in plans:
         gen = feats[p.spec][:n_gen]
         weights = np.array([len(s.refs) for s in samples], dtype=np.float64)
-        compute = get_spec(p.metric).compute
+        compute = get_spec(p.metric).run
         if p.against == "text":
             scores = compute(gen, _text_features(p, exts[specs.index(p.spec)], samples))
             weights = np.ones(n_gen)

@@ -109,7 +109,7 @@ def compute_metric(metric: ResolvedMetric, layer: str, real: Side, fake: Side,
     """The results entries of one distribution metric (one per output of its spec)."""
     spec, settings = metric.spec, metric.settings
     args, n = _inputs(spec, layer, real, fake)
-    values = values_of(spec, call(spec.compute, *args, **settings))
+    values = values_of(spec, spec.run(*args, **settings))
     out = {o.key: metric_entry(values[o.key].value, higher_is_better=o.higher_is_better,
                                protocol=metric.protocol.name, n=n, extractor=fingerprint,
                                std=values[o.key].std, **values[o.key].details)

@@ -29,7 +29,7 @@ from diffbench.errors import ConfigError, DataError, DiffbenchError, MetricInput
 from diffbench.log import progress
 from diffbench.metrics.args import PAIRED_PREP_ARGS, check_args
 from diffbench.metrics.bootstrap import interval
-from diffbench.metrics.spec import call, get_spec
+from diffbench.metrics.spec import get_spec
 from diffbench.scoring.base import EvalContext, FamilyResult, TaskInputs, metric_entry
 
 WORST = 5
@@ -159,7 +159,7 @@ def _score(rows, plans: list[Plan], ctx: EvalContext, models: dict[str, Any]) ->
     from diffbench.cpu import default_workers
 
     preps = list(dict.fromkeys(p.prep for p in plans))
-    computes = [get_spec(p.metric).compute for p in plans]
+    specs = [get_spec(p.metric) for p in plans]
     workers = default_workers() if ctx.workers is None else ctx.workers
     loader = DataLoader(_Pairs(rows, preps), batch_size=ctx.batch_size, shuffle=False,
                         num_workers=workers, collate_fn=_collate,
@@ -179,8 +179,7 @@ def _score(rows, plans: list[Plan], ctx: EvalContext, models: dict[str, Any]) ->
                 gt = torch.from_numpy(np.stack([g for g, _ in group])).permute(0, 3, 1, 2)
                 pred = torch.from_numpy(np.stack([q for _, q in group])).permute(0, 3, 1, 2)
                 gt, pred = gt.to(ctx.device), pred.to(ctx.device)
-                vals = call(computes[j], gt, pred, model=models.get(p.metric),
-                            **dict(p.settings))
+                vals = specs[j].run(gt, pred, model=models.get(p.metric), **dict(p.settings))
                 out[start:start + len(group), j] = vals.cpu().numpy()
                 start += len(group)
         done += len(batch)
