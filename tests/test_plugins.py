@@ -38,7 +38,7 @@ def plugin(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(PLUGIN))
     yield meta
     for registry in REGISTRIES.values():  # forget the loaded plugin objects
-        for name in ("mean_gap", "example-digits", "example-noise"):
+        for name in ("mean_gap", "example-digits", "example-noise", "pixel_diff", "example-tryon"):
             registry._loaded.pop(name, None)
     for mod in [m for m in sys.modules if m.startswith("diffbench_example_plugin")]:
         del sys.modules[mod]
@@ -172,3 +172,56 @@ def test_suite_with_its_reader_runs_end_to_end(plugin, tmp_path):
     assert record["metrics"]["fid"]["value"] == direct["metrics"]["fid"]["value"]
     gap = direct["metrics"]["mean_gap"]["value"]
     assert record["metrics"]["mean_gap"]["value"] == pytest.approx(np.sqrt(gap), rel=1e-12)
+
+
+TRYON = """
+name: plugin-tryon
+version: 1
+tasks:
+  paired:
+    condition: tryon
+    dataset: {name: vitonhd, reader: vitonhd, args: {pairing: paired}}
+    protocol: example-tryon
+    metrics: {ssim: {}, pixel_diff: {}}
+"""
+
+
+def test_a_paired_metric_with_two_outputs_reaches_report_and_gate(plugin, tmp_path):
+    """docs/adding-a-metric.md: pixel_diff writes pixel_mae ↓ and pixel_equal ↑; the record, the
+    report and the gate read each output's facts from its spec."""
+    import diffbench
+    from tests._vton import write_generated, write_vitonhd
+
+    root = write_vitonhd(tmp_path / "vitonhd")
+    persons = sorted(p.stem for p in (root / "test" / "image").glob("*.jpg"))
+    made = write_generated(tmp_path / "made", [f"{k}.jpg" for k in persons])
+    suite = tmp_path / "tryon.yaml"
+    suite.write_text(textwrap.dedent(TRYON))
+    (record,) = diffbench.run(suite, model="folder", model_args={"path": str(made)},
+                              out=tmp_path / "run", data={"vitonhd": str(root)}, workers=0)
+    mae, equal = record["metrics"]["pixel_mae"], record["metrics"]["pixel_equal"]
+    assert mae["higher_is_better"] is False and equal["higher_is_better"] is True
+    from PIL import Image
+
+    gts = [np.asarray(Image.open(root / "test" / "image" / f"{k}.jpg"), np.float64)
+           for k in persons]
+    preds = [np.asarray(Image.open(made / f"{k}.jpg"), np.float64) for k in persons]
+    want = np.mean([np.abs(g - p).mean() / 255 for g, p in zip(gts, preds, strict=True)])
+    assert mae["value"] == pytest.approx(want, rel=1e-12) and 0 <= equal["value"] <= 1
+    assert mae["n"] == {"generated": len(persons)} and "ssim" in record["metrics"]
+
+    res = invoke("report", tmp_path / "run", "-o", tmp_path / "report")
+    assert res.exit_code == 0, res.output
+    csv = (tmp_path / "report" / "report.csv").read_text()
+    assert "pixel_mae" in csv and "pixel_equal" in csv
+    assert "Pixel MAE" in (tmp_path / "report" / "report.md").read_text()
+
+    baseline = gate.init_baseline(record)
+    metrics = baseline["tasks"]["paired"]["metrics"]
+    assert metrics["pixel_mae"]["higher_is_better"] is False
+    assert metrics["pixel_equal"]["tolerance"] == {"abs": 0.01}
+    worse = json.loads(json.dumps(record))
+    worse["metrics"]["pixel_mae"]["value"] += 0.05  # worse: up
+    worse["metrics"]["pixel_equal"]["value"] += 0.05  # better: up
+    rows = {r.metric: r.status for r in gate.gate(worse, baseline).rows}
+    assert rows["pixel_mae"] == "regression" and rows["pixel_equal"] == "improved"

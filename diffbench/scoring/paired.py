@@ -1,5 +1,8 @@
 """The ``paired`` family: SSIM and LPIPS of each generated image against its own ground truth.
 
+A metric writes one entry per output of its spec: its compute function returns the N per-pair
+values, or output key → N values when it has several outputs.
+
 Each generated image belongs to a dataset item whose ``refs["gt"]`` is its ground truth (the
 person image in a paired try-on task). One pass decodes both images once, in loader workers, and
 applies each distinct preparation the protocol asks for (`Prep`: ground-truth resize, JPEG round
@@ -154,8 +157,14 @@ def _models(plans: list[Plan], ctx: EvalContext) -> dict[str, Any]:
     return out
 
 
+def _columns(plans: list[Plan]) -> list[tuple[int, str]]:
+    """(plan index, output key) of each column of the per-pair values."""
+    return [(j, o.key) for j, p in enumerate(plans) for o in get_spec(p.metric).outputs]
+
+
 def _score(rows, plans: list[Plan], ctx: EvalContext, models: dict[str, Any]) -> np.ndarray:
-    """Per-pair values (len(rows) × len(plans), float64) of this process's rows."""
+    """Per-pair values (len(rows) × the plans' outputs, float64) of this process's rows; a
+    compute function returns N values, or output key → N values for several outputs."""
     from diffbench.cpu import default_workers
 
     preps = list(dict.fromkeys(p.prep for p in plans))
@@ -164,7 +173,8 @@ def _score(rows, plans: list[Plan], ctx: EvalContext, models: dict[str, Any]) ->
     loader = DataLoader(_Pairs(rows, preps), batch_size=ctx.batch_size, shuffle=False,
                         num_workers=workers, collate_fn=_collate,
                         prefetch_factor=2 if workers else None)
-    out = np.empty((len(rows), len(plans)))
+    columns = _columns(plans)
+    out = np.empty((len(rows), len(columns)))
     done = 0
     for batch in progress(loader, desc="paired metrics", total=len(rows), unit="pairs",
                           count=len):
@@ -180,7 +190,11 @@ def _score(rows, plans: list[Plan], ctx: EvalContext, models: dict[str, Any]) ->
                 pred = torch.from_numpy(np.stack([q for _, q in group])).permute(0, 3, 1, 2)
                 gt, pred = gt.to(ctx.device), pred.to(ctx.device)
                 vals = specs[j].run(gt, pred, model=models.get(p.metric), **dict(p.settings))
-                out[start:start + len(group), j] = vals.cpu().numpy()
+                if not isinstance(vals, dict):
+                    vals = {specs[j].outputs[0].key: vals}
+                for c, (jj, key) in enumerate(columns):
+                    if jj == j:
+                        out[start:start + len(group), c] = vals[key].cpu().numpy()
                 start += len(group)
         done += len(batch)
     return out
@@ -197,9 +211,9 @@ def _same_size(pairs: list[tuple[np.ndarray, np.ndarray]]):
         yield group
 
 
-def _entry(p: Plan, values: np.ndarray, keys: list[str], inputs: TaskInputs, ctx: EvalContext,
-           fp: str | None) -> dict[str, Any]:
-    higher = get_spec(p.metric).higher_is_better
+def _entry(p: Plan, output: str, values: np.ndarray, keys: list[str], inputs: TaskInputs,
+           ctx: EvalContext, fp: str | None) -> dict[str, Any]:
+    higher = get_spec(p.metric).output(output).higher_is_better
     ci = None
     if len(values) >= 2:
         ci = interval(lambda r: float(r.mean()), values, ctx.bootstrap, "generated images")
@@ -233,7 +247,8 @@ def evaluate(metrics: list[str], inputs: TaskInputs, ctx: EvalContext) -> Family
                        counts={"scored": len(rows)}, timings={"paired": round(seconds, 3)},
                        notes=[])
     keys = [r[0] for r in rows]
-    for j, p in enumerate(plans):
+    for c, (j, key) in enumerate(_columns(plans)):
+        p = plans[j]
         fp = fingerprint_hash(fps[p.metric]) if p.metric in fps else None
-        out.metrics[p.metric] = _entry(p, values[:, j], keys, inputs, ctx, fp)
+        out.metrics[key] = _entry(p, key, values[:, c], keys, inputs, ctx, fp)
     return out
