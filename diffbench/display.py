@@ -15,7 +15,7 @@ precision shows.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 UNKNOWN_DECIMALS = 4
@@ -34,11 +34,15 @@ def label(name: str) -> str:
     return out.label if out else name
 
 
-def higher_is_better(name: str, entry: Mapping[str, Any] | None = None) -> bool | None:
-    """Is higher better? The results entry's own flag, else the spec's, else None (unknown)."""
+def higher_is_better(name: str, entry: Mapping[str, Any] | None = None,
+                     required: Callable[[str], Exception] | None = None) -> bool | None:
+    """Is higher better? The results entry's own flag, else the spec's, else None (unknown); with
+    `required`, an unknown direction raises ``required(name)`` instead."""
     if entry and "higher_is_better" in entry:
         return bool(entry["higher_is_better"])
     out = _output(name)
+    if out is None and required is not None:
+        raise required(name)
     return out.higher_is_better if out else None
 
 

@@ -115,21 +115,17 @@ def per_model_keys(baseline: dict[str, Any]) -> bool:
     return any("/" in key for key in baseline["tasks"])
 
 
-def _direction(name: str, record_metric: dict[str, Any] | None, spec: dict[str, Any]) -> bool:
-    if "higher_is_better" in spec:
-        return bool(spec["higher_is_better"])
-    higher = higher_is_better(name, record_metric)
-    if higher is not None:
-        return higher
-    raise ConfigError(f"baseline metric '{name}': no direction known; add "
-                      "'higher_is_better: true|false' to its entry")
+def _no_direction(name: str) -> ConfigError:
+    return ConfigError(f"baseline metric '{name}': no direction known; add "
+                       "'higher_is_better: true|false' to its entry")
 
 
 def _task_baseline(record: dict[str, Any]) -> dict[str, Any]:
     metrics = {}
     for name, m in record["metrics"].items():
         entry: dict[str, Any] = {"value": m["value"],
-                                 "higher_is_better": _direction(name, m, {}),
+                                 "higher_is_better": higher_is_better(name, m,
+                                                                      _no_direction),
                                  "tolerance": default_tolerance(name),
                                  "beyond_ci": False}
         if m.get("extractor"):
@@ -260,7 +256,7 @@ def _judge(task: str, name: str, spec: dict[str, Any], current: dict[str, Any] |
         return Row(task, name, base, value, None, row.tolerance, "not comparable",
                    "extractor fingerprint differs")
     delta = value - base
-    higher = _direction(name, current, spec)
+    higher = higher_is_better(name, {**(current or {}), **spec}, _no_direction)
     worse = delta < 0 if higher else delta > 0
     status, reason = ("improved" if delta else "pass"), ""
     if worse and abs(delta) <= _allowed(tol, base):

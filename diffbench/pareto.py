@@ -42,13 +42,9 @@ def pareto_front(points: Sequence[tuple[float, float]], x_higher: bool = True,
     return sorted(front)
 
 
-def metric_direction(name: str, entry: Mapping[str, Any] | None = None) -> bool:
-    """True when higher is better: the results entry's own flag, else the metric's spec."""
-    higher = higher_is_better(name, entry)
-    if higher is not None:
-        return higher
-    raise MetricInputError(f"metric '{name}': no direction known for a Pareto front; record "
-                           "'higher_is_better' in its results entry")
+def _no_direction(name: str) -> MetricInputError:
+    return MetricInputError(f"metric '{name}': no direction known for a Pareto front; record "
+                            "'higher_is_better' in its results entry")
 
 
 def _sweep_value(record: Mapping[str, Any], param: str, where: str) -> Any:
@@ -81,8 +77,10 @@ def sweep_front(records: Iterable[Mapping[str, Any]], x_metric: str, y_metric: s
         where = f"results {record.get('run_id', '?')}"
         value = _sweep_value(record, param, where)
         x, y = _metric(record, x_metric, where), _metric(record, y_metric, where)
-        x_higher = metric_direction(x_metric, x) if x_higher is None else x_higher
-        y_higher = metric_direction(y_metric, y) if y_higher is None else y_higher
+        if x_higher is None:
+            x_higher = higher_is_better(x_metric, x, _no_direction)
+        if y_higher is None:
+            y_higher = higher_is_better(y_metric, y, _no_direction)
         rows.append((value, float(x["value"]), float(y["value"])))
     if not rows:
         raise MetricInputError(f"no results for the sweep over '{param}': nothing to put on a "

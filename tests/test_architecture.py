@@ -232,3 +232,19 @@ def test_no_package_name_is_shadowed_by_its_submodule():
         found += [f"{module}.{n.name}" for n in tree.body
                   if isinstance(n, (ast.FunctionDef, ast.ClassDef)) and n.name in subs]
     assert not found, f"names shadowed by submodules of the same name: {found}"
+
+
+def test_no_private_name_is_imported_from_another_module():
+    """A leading underscore means "this module's own": no other module imports it."""
+    found = [f"{module}:{node.lineno}: {a.name} from {node.module}"
+             for module, tree in modules().items() for node in _body(tree)
+             if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("diffbench")
+             for a in node.names if a.name.startswith("_") and a.name != "__version__"]
+    assert not found, f"private names imported across modules: {found}"
+
+
+def test_every_family_has_one_evaluator():
+    from diffbench.metrics.spec import FAMILIES
+    from diffbench.scoring.base import EVALUATORS
+
+    assert tuple(EVALUATORS) == FAMILIES

@@ -48,7 +48,9 @@ def fid_from_rows(mu1: np.ndarray, sigma1: np.ndarray, rows: np.ndarray) -> floa
     return float(diff @ diff + np.trace(sigma1) + (x * x).sum() / (n - 1) - 2 * tr_sqrt)
 
 
-def _frechet(name: str):
+def frechet_metric(name: str):
+    """The compute function of a Fréchet distance named `name` (FID, sFID, FD_DINOv2)."""
+
     def frechet(real: Gaussian, fake: Gaussian) -> Value:
         """Fréchet distance of two feature Gaussians; flagged when a covariance is rank-deficient."""
         for side, label in ((real, "reference"), (fake, "generated")):
@@ -168,14 +170,14 @@ _FID_SUMMARY = "Fréchet distance of feature Gaussians (Inception pool3 under th
 FID = MetricSpec(
     name="fid", family="distribution", summary=_FID_SUMMARY,
     outputs=(Output("fid", "FID", False, 2, {"rel": 0.05}, pareto=("isc",)),),
-    compute=_frechet("fid"), needs=Needs(form="moments"), args={"scale": SCALE},
+    compute=frechet_metric("fid"), needs=Needs(form="moments"), args={"scale": SCALE},
     resample=_fid_resample)
 
 SFID = MetricSpec(
     name="sfid", family="distribution",
     summary="ADM's spatial FID: Fréchet distance on Mixed_6d.branch1x1[:7] (17×17×7) features",
     outputs=(Output("sfid", "sFID", False, 2, {"rel": 0.05}),),
-    compute=_frechet("sfid"), needs=Needs(form="moments"), args={"scale": SCALE},
+    compute=frechet_metric("sfid"), needs=Needs(form="moments"), args={"scale": SCALE},
     resample=_fid_resample)
 
 KID = MetricSpec(

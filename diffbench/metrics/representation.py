@@ -23,7 +23,7 @@ import numpy as np
 from diffbench.errors import MetricInputError
 from diffbench.metrics import functional as F
 from diffbench.metrics.args import FROM_PROTOCOL, SCALE, Arg
-from diffbench.metrics.distribution import _frechet, fid_from_rows
+from diffbench.metrics.distribution import fid_from_rows, frechet_metric
 from diffbench.metrics.spec import Gaussian, MetricSpec, Needs, Output, Shortfall, Value
 
 DINOV2 = ("dinov2-vitl14", "dinov2_cls")  # extractor and layer (diffbench.features.dinov2)
@@ -97,7 +97,7 @@ FD_DINOV2 = MetricSpec(
     summary="Fréchet distance of DINOv2 ViT-L/14 features at 224 px (EDM2, dgm-eval; lower is "
             "better)",
     outputs=(Output("fd_dinov2", "FD_DINOv2", False, 2, {"rel": 0.05}, pareto=("fid",)),),
-    compute=_frechet("fd_dinov2"),
+    compute=frechet_metric("fd_dinov2"),
     needs=Needs(form="moments", extractor=DINOV2[0], layer=DINOV2[1]),
     features=_dinov2_features, resample=_fd_resample,
     args={

@@ -117,11 +117,6 @@ def sweep_text(record: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in sweep.items())
 
 
-def direction(metric: str, entry: dict[str, Any] | None = None) -> bool | None:
-    """Higher is better? The results entry's flag, else the metric's spec, else unknown."""
-    return higher_is_better(metric, entry)
-
-
 def record_rows(record: dict[str, Any]) -> list[dict[str, Any]]:
     """Tidy rows of one results record, each with the record's comparability verdict."""
     suite_name, task = place(record)
@@ -140,7 +135,7 @@ def record_rows(record: dict[str, Any]) -> list[dict[str, Any]]:
             "ci_high": ci.get("high"), "n": n, "scale": m.get("scale"),
             "fingerprint": m.get("extractor"), "run_id": record["run_id"],
             "origin": "smoke" if record.get("smoke") else "measured", "source": "", "url": "",
-            "unverified": False, "higher_is_better": direction(metric, m),
+            "unverified": False, "higher_is_better": higher_is_better(metric, m),
             "comparable": not verdict.metric_reasons(metric),
             "reason": hide_paths("; ".join(verdict.metric_reasons(metric)))})
     return rows
@@ -159,7 +154,7 @@ def published_rows(files: Iterable[PublishedFile]) -> list[dict[str, Any]]:
                     "ci_low": None, "ci_high": None, "n": None,
                     "scale": pub.scales.get(metric), "fingerprint": None, "run_id": e.key,
                     "origin": "published", "source": e.source, "url": e.url or "",
-                    "unverified": e.unverified, "higher_is_better": direction(metric),
+                    "unverified": e.unverified, "higher_is_better": higher_is_better(metric),
                     "comparable": True, "reason": ""})
     return rows
 

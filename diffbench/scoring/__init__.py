@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 
 from diffbench.metrics.spec import get_spec
-from diffbench.scoring.base import FAMILIES, EvalContext, FamilyResult, TaskInputs
+from diffbench.scoring.base import EVALUATORS, EvalContext, FamilyResult, TaskInputs
 
 Evaluator = Callable[[list[str], TaskInputs, EvalContext], FamilyResult]
 
@@ -20,7 +20,7 @@ Evaluator = Callable[[list[str], TaskInputs, EvalContext], FamilyResult]
 def family_of(metric: str) -> tuple[str, Evaluator]:
     """The family name (from the metric's spec) and that family's evaluator."""
     family = get_spec(metric).family
-    module, _, fn = FAMILIES[family].partition(":")
+    module, _, fn = EVALUATORS[family].partition(":")
     return family, getattr(importlib.import_module(module), fn)
 
 

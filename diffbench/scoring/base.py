@@ -6,7 +6,7 @@ evaluator once, so a family reads each image once for all of its metrics:
 
     evaluate(metrics: list[str], inputs: TaskInputs, ctx: EvalContext) -> FamilyResult
 
-Families shipped with diffbench (``FAMILIES``):
+The families (``diffbench.metrics.spec.FAMILIES``) and their evaluators (``EVALUATORS``):
 
 - ``distribution``: generated set vs reference set through one extractor (FID, sFID, KID, IS,
   precision/recall, class accuracy);
@@ -37,7 +37,7 @@ from diffbench.resolve import ResolvedMetric, ResolvedTask, resolve_task
 if TYPE_CHECKING:  # a type only: scoring reads a task, it never loads suites
     from diffbench.suite import TaskSpec
 
-FAMILIES: dict[str, str] = {
+EVALUATORS: dict[str, str] = {  # one per name of diffbench.metrics.spec.FAMILIES
     "distribution": "diffbench.scoring.distribution:evaluate",
     "paired": "diffbench.scoring.paired:evaluate",
     "alignment": "diffbench.scoring.alignment:evaluate",
