@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -151,6 +152,35 @@ def compute_stats(source: str | Path, output: str | Path, protocol: Any = "torch
     return {"path": Path(output), "n": fs.n, "seconds": fs.seconds}
 
 
+@dataclass(frozen=True)
+class Execution:
+    """What `execute` did: the run directory and one outcome per point (`diffbench.runner`)."""
+
+    run_dir: Path
+    outcomes: list[Any]
+
+
+def execute(suite: str | Path, model: str | None = None,
+            model_args: Mapping[str, Any] | None = None, out: str | Path | None = None, *,
+            overrides: Iterable[str] = (), include: list[Path] | None = None,
+            **options: Any) -> Execution:
+    """Run a suite's tasks as ``diffbench run``/``generate`` do and return every outcome (the
+    commands print them; `run` keeps the records)."""
+    from diffbench.fsutil import writes_under
+    from diffbench.preflight import check_device
+    from diffbench.runner import RunOptions, default_run_dir, run_suite
+    from diffbench.suite import load_suite
+
+    opts = RunOptions(model=model, model_args=dict(model_args or {}),
+                      out=Path(out) if out is not None else None,
+                      **{k: tuple(v) if k == "tasks" else v for k, v in options.items()})
+    check_device(opts.device)
+    loaded = load_suite(suite, list(overrides), include)
+    run_dir = default_run_dir(loaded, opts)
+    with writes_under(run_dir):
+        return Execution(run_dir, run_suite(loaded, opts))
+
+
 def run(suite: str | Path, model: str | None = None, model_args: Mapping[str, Any] | None = None,
         out: str | Path | None = None, *, overrides: Iterable[str] = (),
         **options: Any) -> list[dict[str, Any]]:
@@ -162,19 +192,16 @@ def run(suite: str | Path, model: str | None = None, model_args: Mapping[str, An
     ``data``, ``sweep`` (``{"rg_scale": [0, 1, 2]}``), ``cache``, ``rescore``, ``fresh``, ...
     `overrides` are ``--set KEY.PATH=VALUE`` strings.
     """
-    from diffbench.fsutil import writes_under
-    from diffbench.preflight import check_device
-    from diffbench.runner import RunOptions, default_run_dir, run_suite
-    from diffbench.suite import load_suite
+    done = execute(suite, model, model_args, out, overrides=overrides, **options)
+    return [o.record for o in done.outcomes if o.record is not None]
 
-    opts = RunOptions(model=model, model_args=dict(model_args or {}),
-                      out=Path(out) if out is not None else None,
-                      **{k: tuple(v) if k == "tasks" else v for k, v in options.items()})
-    check_device(opts.device)
-    loaded = load_suite(suite, list(overrides))
-    with writes_under(default_run_dir(loaded, opts)):
-        outcomes = run_suite(loaded, opts)
-    return [o.record for o in outcomes if o.record is not None]
+
+def generate(suite: str | Path, model: str, model_args: Mapping[str, Any] | None = None,
+             out: str | Path | None = None, *, overrides: Iterable[str] = (),
+             **options: Any) -> Execution:
+    """Generate a suite's images only (``diffbench generate``): ``OUT/samples/<task>/``."""
+    return execute(suite, model, model_args, out, overrides=overrides, generate_only=True,
+                   **options)
 
 
 def load_results(path: str | Path) -> dict[str, Any] | list[dict[str, Any]]:

@@ -9,7 +9,6 @@ import click
 from diffbench.cli.common import include_path_option, parse_model_args
 from diffbench.config import parse_pairs
 from diffbench.errors import ConfigError
-from diffbench.preflight import check_device
 
 
 @click.command("generate")
@@ -52,31 +51,25 @@ def generate_cmd(suite: str, model: str, model_args: tuple[str, ...], tasks: tup
       torchrun --nproc-per-node 8 -m diffbench generate imagenet256 --model sit-repa
       diffbench generate imagenet256 --model toy --shard 0/4 --out runs/toy
     """
-    from diffbench import dist
-    from diffbench.fsutil import writes_under
+    from diffbench import api, dist
     from diffbench.results import RunLayout
-    from diffbench.runner import RunOptions, default_run_dir, parse_sweep, run_suite
-    from diffbench.suite import load_suite
+    from diffbench.runner import parse_sweep
 
-    check_device(device)
-    loaded = load_suite(suite, list(overrides), include)
-    opts = RunOptions(model=model, model_args=parse_model_args(model_args), out=out, tasks=tasks,
-                      device=device, dtype=dtype, tf32=tf32, batch_size=batch_size, limit=limit,
-                      data=parse_pairs(data, "--data"), sweep=parse_sweep(sweep),
-                      generate_only=True, shard=dist.parse_shard(shard) if shard else None,
-                      fresh=fresh)
-    with writes_under(default_run_dir(loaded, opts)):
-        outcomes = run_suite(loaded, opts)
-    for o in outcomes:
+    done = api.generate(suite, model, parse_model_args(model_args), out, overrides=overrides,
+                        include=include, tasks=tasks, device=device, dtype=dtype, tf32=tf32,
+                        batch_size=batch_size, limit=limit, data=parse_pairs(data, "--data"),
+                        sweep=parse_sweep(sweep),
+                        shard=dist.parse_shard(shard) if shard else None, fresh=fresh)
+    for o in done.outcomes:
         rep = o.generation
         smoke = " (smoke: --limit)" if rep.smoke else ""
-        sample_dir = RunLayout(default_run_dir(loaded, opts)).samples(o.point.name)
+        sample_dir = RunLayout(done.run_dir).samples(o.point.name)
         click.echo(f"{o.point.name}: part {rep.part}/{rep.parts}: planned {rep.planned}, skipped "
                    f"{rep.skipped}, generated {rep.made_now} in {rep.seconds:.1f} s "
                    f"({rep.images_per_s:.1f} images/s){smoke} -> {sample_dir}")
     if shard is not None:
         click.echo(f"shard {shard}: done; when all shards are, run: diffbench merge "
-                   f"{default_run_dir(loaded, opts)}")
+                   f"{done.run_dir}")
 
 
 @click.command("merge")

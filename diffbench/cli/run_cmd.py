@@ -83,31 +83,23 @@ def run_cmd(suite, model, model_args, tasks, out, data, overrides, weights, swee
       diffbench run dreambooth --model dco --sweep rg_scale=0,1,2,3
       diffbench run my_suite --include-path my_suites/ --model toy
     """
-    from diffbench import dist
+    from diffbench import api, dist
     from diffbench.comparability import comparability
-    from diffbench.fsutil import writes_under
-    from diffbench.preflight import check_device
-    from diffbench.runner import RunOptions, default_run_dir, parse_sweep, run_suite
-    from diffbench.suite import load_suite
+    from diffbench.runner import parse_sweep
 
-    check_device(device)
-    loaded = load_suite(suite, list(overrides), include)
-    opts = RunOptions(model=model, model_args=parse_model_args(model_args), out=out, tasks=tasks,
-                      device=device, dtype=dtype, tf32=tf32, batch_size=batch_size,
-                      score_batch_size=score_batch_size, workers=workers, limit=limit,
-                      bootstrap=bootstrap, weights=parse_pairs(weights, "--weights"),
-                      data=parse_pairs(data, "--data"), sweep=parse_sweep(sweep),
-                      cache=not no_cache, rescore=rescore, fresh=fresh)
-    with writes_under(default_run_dir(loaded, opts)):
-        outcomes = run_suite(loaded, opts)
+    done = api.execute(suite, model, parse_model_args(model_args), out, overrides=overrides,
+                       include=include, tasks=tasks, device=device, dtype=dtype, tf32=tf32,
+                       batch_size=batch_size, score_batch_size=score_batch_size,
+                       workers=workers, limit=limit, bootstrap=bootstrap,
+                       weights=parse_pairs(weights, "--weights"), data=parse_pairs(data, "--data"),
+                       sweep=parse_sweep(sweep), cache=not no_cache, rescore=rescore, fresh=fresh)
     if dist.is_main():
-        for o in outcomes:
+        for o in done.outcomes:
             click.echo(summary(o))
             if o.record is not None:
                 for reason in comparability(o.record).all_reasons():
                     click.echo(f"diffbench: warning: {o.point.name}: not comparable to published "
                                f"numbers: {reason}", err=True)
-        click.echo(f"run directory: {default_run_dir(loaded, opts)}")
-
+        click.echo(f"run directory: {done.run_dir}")
 
 COMMANDS = [run_cmd]
