@@ -79,7 +79,7 @@ def run_diffbench(paths: dict, per: int, batch: int, workers: int | None, device
     from diffbench.protocols import get_protocol
     from diffbench.requests import task_requests
     from diffbench.scoring import EvalContext, TaskInputs, evaluate_task
-    from diffbench.scoring.alignment import build_extractor, plan
+    from diffbench.scoring.alignment import extractor_of, plan
     from diffbench.suite import default_suites_dir, load_suite
 
     task = load_suite(default_suites_dir() / "dreambooth.yaml", [
@@ -94,7 +94,7 @@ def run_diffbench(paths: dict, per: int, batch: int, workers: int | None, device
                       weights={"clip-vit-b-32-openai": paths["clip"], "dino-vits16": paths["dino"]})
     start = time.perf_counter()
     for m in ("dino", "clip_i"):
-        build_extractor(plan(m, proto.param(m)).spec, ctx)
+        extractor_of(plan(m, proto.param(m)).spec, ctx)
     loaded = time.perf_counter()
     out = evaluate_task(TaskInputs("dreambench", task, proto, SampleSet(samples), ds), ctx)
     done = time.perf_counter()

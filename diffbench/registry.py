@@ -211,13 +211,15 @@ PROTOCOLS = Registry("protocol", "diffbench.protocols", kind_of="diffbench.proto
     "cmmd": "diffbench.protocols.representation:CMMD",
 })
 
-# Feature extractors of the distribution metrics: `build(resize, weights, device)` each.
+# Feature extractors: `build(resize, weights, device, **options)` each (`build_extractor`).
 EXTRACTORS = Registry("extractor", "diffbench.extractors", {
     "inception": "diffbench.features:build_inception",
     "vgg16": "diffbench.features:build_vgg16",
     "digits": "diffbench.features:build_digits",
     "dinov2-vitl14": "diffbench.features:build_dinov2_vitl14",
     "clip-vit-l-14-336": "diffbench.features:build_clip_vit_l14_336",
+    "clip": "diffbench.features:build_clip",
+    "dino": "diffbench.features:build_dino",
 })
 
 REGISTRIES = {"adapters": ADAPTERS, "metrics": METRICS, "datasets": DATASETS,

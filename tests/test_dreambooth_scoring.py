@@ -20,7 +20,7 @@ from diffbench.generate import generate, merge_manifests
 from diffbench.protocols import get_protocol
 from diffbench.requests import task_requests
 from diffbench.scoring import EvalContext, TaskInputs, evaluate_task
-from diffbench.scoring.alignment import build_extractor, oracle, plan
+from diffbench.scoring.alignment import extractor_of, oracle, plan
 from diffbench.suite import default_suites_dir, load_suite
 from tests._dreambooth import (
     direct,
@@ -105,7 +105,7 @@ def test_oracle_equals_direct_computation(world):
 def test_extractors_are_reused_across_sweep_points(world):
     proto, ctx = world["inputs"].protocol, world["ctx"]
     spec = plan("clip_i", proto.param("clip_i")).spec
-    assert build_extractor(spec, ctx) is build_extractor(spec, ctx)
+    assert extractor_of(spec, ctx) is extractor_of(spec, ctx)
 
 
 def test_items_without_subject_refs_are_refused(world):

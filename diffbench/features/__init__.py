@@ -1,8 +1,11 @@
-"""Feature extractors and their preprocessing; `build_extractor` makes the one a protocol names."""
+"""Feature extractors and their preprocessing; `build_extractor` makes the one a protocol or a
+metric names, through the extractor registry (`diffbench.registry.EXTRACTORS`)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 # Feature dimensions of the layers Fréchet distances are computed on (a test checks them against
@@ -12,17 +15,58 @@ LAYER_DIMS = {"pool3": 2048, "sfid": 2023, "features": 64, "dinov2_cls": 1024}
 
 
 def build_extractor(name: str, resize: str = "tf-bilinear", weights: Mapping[str, str] | None = None,
-                    device: str = "cpu") -> Any:
-    """The distribution metrics' extractor `name` with verified weights (see diffbench.weights).
+                    device: str = "cpu", **options: Any) -> Any:
+    """The extractor `name` with verified weights (see diffbench.weights).
 
     Extractors are found by name in `diffbench.registry.EXTRACTORS` (plugins add theirs with the
-    ``diffbench.extractors`` entry point): each entry is ``build(resize, weights, device)``. The
-    builders here are named ``build_<name>``: a plain ``digits`` would be replaced by the
-    submodule ``diffbench.features.digits`` as soon as that is imported.
+    ``diffbench.extractors`` entry point): each entry is ``build(resize, weights, device,
+    **options)`` (the alignment extractors ``clip`` and ``dino`` take the weights name as
+    ``model`` and their preprocessing settings). The builders here are named ``build_<name>``: a
+    plain ``digits`` would be replaced by the submodule ``diffbench.features.digits`` as soon as
+    that is imported.
     """
     from diffbench.registry import EXTRACTORS
 
-    return EXTRACTORS.get(name)(resize, dict(weights or {}), device)
+    return EXTRACTORS.get(name)(resize, dict(weights or {}), device, **options)
+
+
+_KEPT: OrderedDict[tuple, Any] = OrderedDict()  # alignment extractors, across sweep points
+
+
+def _kept(kind: str, model: str, weights: dict[str, str], device: str,
+          settings: dict[str, Any], make: Callable[[Path], Any]) -> Any:
+    """`make(path)` for the resolved weights of `model`, kept loaded (the last 4) while the
+    weights file is unchanged."""
+    from diffbench import weights as w
+
+    path = Path(w.resolve(model, weights))
+    st = path.stat()
+    key = (kind, model, str(path.resolve()), st.st_size, st.st_mtime_ns, device,
+           tuple(sorted(settings.items())))
+    if key not in _KEPT:
+        _KEPT[key] = make(path)
+        while len(_KEPT) > 4:
+            _KEPT.popitem(last=False)
+    _KEPT.move_to_end(key)
+    return _KEPT[key]
+
+
+def build_clip(resize: str, weights: dict[str, str], device: str, *, model: str,
+               **settings: Any) -> Any:
+    """An (open_)CLIP image and text tower, weights `model`: CLIP-I, CLIP-T, SigLIP."""
+    from diffbench.features.clip import ClipExtractor
+
+    return _kept("clip", model, weights, device, settings, lambda path: ClipExtractor(
+        path, name=model, weights_name=model, device=device, **settings))
+
+
+def build_dino(resize: str, weights: dict[str, str], device: str, *, model: str,
+               **settings: Any) -> Any:
+    """A DINO / DINOv2 ViT, weights `model`: the DINO subject-fidelity scores."""
+    from diffbench.features.dino import DinoExtractor
+
+    return _kept("dino", model, weights, device, settings, lambda path: DinoExtractor(
+        path, name=model, device=device, **settings))
 
 
 def build_inception(resize: str, weights: dict[str, str], device: str) -> Any:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,8 +39,6 @@ from diffbench.scoring.base import (
     batch_share,
     metric_entry,
 )
-
-_CACHE: OrderedDict[tuple, Any] = OrderedDict()
 
 
 @dataclass(frozen=True)
@@ -89,28 +86,12 @@ def plan(metric: str, args: dict[str, Any]) -> Plan:
                 float(merged["scale"]))
 
 
-def build_extractor(spec: ExtractorSpec, ctx: EvalContext) -> Any:
-    """The extractor of `spec` with resolved weights (kept loaded across the points of a sweep)."""
-    from diffbench.weights import resolve
+def extractor_of(spec: ExtractorSpec, ctx: EvalContext) -> Any:
+    """The extractor of `spec`, from the extractor registry (kept loaded across sweep points)."""
+    from diffbench.features import build_extractor
 
-    path = Path(resolve(spec.weights, dict(ctx.weights)))
-    st = path.stat()
-    key = (spec, str(path.resolve()), st.st_size, st.st_mtime_ns, ctx.device)
-    if key in _CACHE:
-        _CACHE.move_to_end(key)
-        return _CACHE[key]
-    kwargs = dict(spec.settings)
-    if spec.kind == "clip":  # the extractor family (the schema allows clip or dino)
-        from diffbench.features.clip import ClipExtractor
-        ext = ClipExtractor(path, name=spec.weights, weights_name=spec.weights,
-                            device=ctx.device, **kwargs)
-    else:
-        from diffbench.features.dino import DinoExtractor
-        ext = DinoExtractor(path, name=spec.weights, device=ctx.device, **kwargs)
-    _CACHE[key] = ext
-    while len(_CACHE) > 4:
-        _CACHE.popitem(last=False)
-    return ext
+    return build_extractor(spec.kind, weights=ctx.weights, device=ctx.device, model=spec.weights,
+                           **dict(spec.settings))
 
 
 class _Images(Dataset):
@@ -238,7 +219,7 @@ def _entry(p: Plan, scores: np.ndarray, subjects: list[str], weights: np.ndarray
 
 def _extractors(plans: list[Plan], ctx: EvalContext) -> tuple[list[ExtractorSpec], list[Any]]:
     specs = list(dict.fromkeys(p.spec for p in plans))
-    return specs, [build_extractor(s, ctx) for s in specs]
+    return specs, [extractor_of(s, ctx) for s in specs]
 
 
 def _fingerprints(specs, exts) -> tuple[dict, dict]:
