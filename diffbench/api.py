@@ -41,19 +41,6 @@ def parse_metrics(metrics: str | Iterable[str]) -> list[str]:
     return names
 
 
-def score_args(metric_args: Mapping[str, Mapping[str, Any]] | None = None,
-               kid_subset_size: int | None = None, kid_subsets: int | None = None,
-               prc_features: str | None = None) -> dict[str, dict[str, Any]]:
-    """`score`'s metric arguments (``{"kid": {"subset_size": 100}}``), with the older keywords
-    (``kid_subset_size``, ``kid_subsets``, ``prc_features``) as aliases of the same arguments."""
-    out = {m: dict(args) for m, args in (metric_args or {}).items()}
-    for metric, key, value in (("kid", "subset_size", kid_subset_size),
-                               ("kid", "subsets", kid_subsets), ("prc", "features", prc_features)):
-        if value:
-            out.setdefault(metric, {})[key] = value
-    return out
-
-
 def score(real: str | Path, fake: str | Path, metrics: str | Iterable[str] = ("fid",),
           protocol: Any = "torch-fidelity", weights: Mapping[str, str] | None = None,
           device: str = "cpu", batch_size: int = 50, workers: int | None = None,
@@ -68,7 +55,9 @@ def score(real: str | Path, fake: str | Path, metrics: str | Iterable[str] = ("f
     number (``prc`` writes ``precision`` and ``recall``). `weights` maps weights names to local
     files (``--weights NAME=PATH``). `metric_args` gives metrics arguments as a suite's
     ``args`` do (``{"kid": {"subset_size": 100}}``; ``--metric-arg kid.subset_size=100``): they
-    change the protocol's settings, so the record is judged as another protocol. Arguments,
+    change the protocol's settings, so the record is judged as another protocol (the keywords
+    `kid_subset_size`, `kid_subsets`, `prc_features` are aliases, for a metric that is scored).
+    Arguments,
     output keys and counts are checked before any feature is extracted.
     """
     from diffbench import results
@@ -84,8 +73,12 @@ def score(real: str | Path, fake: str | Path, metrics: str | Iterable[str] = ("f
     base = get_protocol(protocol) if isinstance(protocol, str) else protocol
     names = parse_metrics(metrics)
     base.check_metrics(names)
-    given = score_args(metric_args, kid_subset_size, kid_subsets, prc_features)
-    extra = sorted(set(given) - set(names))
+    given = {m: dict(a) for m, a in (metric_args or {}).items()}
+    for metric, key, value in (("kid", "subset_size", kid_subset_size),  # aliases
+                               ("kid", "subsets", kid_subsets), ("prc", "features", prc_features)):
+        if value:
+            given.setdefault(metric, {})[key] = value
+    extra = sorted(set(metric_args or {}) - set(names))  # the aliases apply when it is scored
     problems = [f"--metric-arg {m}: not among --metrics ({', '.join(names)})" for m in extra]
     problems += [p.replace("metrics.", "--metric-arg ", 1) for p in task_problems(
         {m: given.get(m, {}) for m in names}, base)]

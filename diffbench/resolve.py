@@ -1,19 +1,13 @@
 """Resolve once: a task's metrics × their protocols × suite/CLI arguments → one value per metric.
 
-A metric's settings come from three places: its spec's argument defaults
-(`diffbench.metrics.spec.MetricSpec.args`), the protocol it is computed under
-(`Protocol.metric_settings`) and the arguments a suite (``metrics: {kid: {args: ...}}``) or the
-command line (``--metric-arg kid.subset_size=100``) gives it. `resolve_task` lays them over each
-other here, and nowhere else, into a `ResolvedTask`: the task's protocol as the record files it
-(its settings with the arguments applied, so that changed settings are judged as another
-protocol by `diffbench.comparability`), and one frozen `ResolvedMetric` per metric (its protocol,
-settings, extractor and layer, output keys and display scale). `task_problems` checks the same
-inputs (``suites validate``, the start of ``run`` and ``score``): arguments against the spec's
-schema, metrics the protocol does not define, and output keys two metrics would both write.
-
-Display-only arguments (`Arg.display`, e.g. ``scale``) change how a value is shown, never what
-is computed: they are filed under the protocol's ``params`` and are not settings that make a
-record another protocol (`display_args`).
+Settings come from the spec's argument defaults, the protocol (`Protocol.metric_settings`) and
+the arguments of a suite (``metrics: {kid: {args: ...}}``) or the command line (``--metric-arg
+kid.subset_size=100``). `resolve_task` lays them over each other here, and nowhere else, into a
+`ResolvedTask`: the task's protocol as the record files it (arguments applied, so changed
+settings are judged as another protocol by `diffbench.comparability`) and one frozen
+`ResolvedMetric` per metric. `task_problems` checks the same inputs (``suites validate``, the
+start of ``run`` and ``score``). Display-only arguments (`Arg.display`: ``scale``) are filed
+under ``params`` and never make a record another protocol.
 """
 
 from __future__ import annotations
@@ -31,13 +25,17 @@ from diffbench.protocols import Protocol, get_protocol
 MetricArgs = Mapping[str, Mapping[str, Any]]  # metric name → {argument: value}
 
 
+def _spec(metric: str) -> MetricSpec | None:
+    try:
+        return get_spec(metric)
+    except DiffbenchError:
+        return None
+
+
 def display_args(metric: str) -> set[str]:
     """The arguments of `metric` that only change how its values are shown."""
-    try:
-        spec = get_spec(metric)
-    except DiffbenchError:
-        return set()
-    return {k for k, a in spec.args.items() if a.display}
+    spec = _spec(metric)
+    return {k for k, a in spec.args.items() if a.display} if spec else set()
 
 
 def _with_args(protocol: Protocol, metric_args: MetricArgs) -> Protocol:
@@ -197,16 +195,8 @@ def task_problems(metrics: Mapping[str, Any], protocol: str | Protocol) -> list[
         if spec.conflicts is not None:
             problems += [f"{where}.args: {line}" for line in spec.conflicts(
                 proto.metric_settings(name), args)]
-    known = [m for m in metrics if _known(m)]
+    known = [m for m in metrics if _spec(m)]
     return problems + [f"metrics: {line}" for line in output_collisions(known)]
-
-
-def _known(metric: str) -> bool:
-    try:
-        get_spec(metric)
-    except DiffbenchError:
-        return False
-    return True
 
 
 def _protocols_with(spec: MetricSpec) -> str:
@@ -215,23 +205,3 @@ def _protocols_with(spec: MetricSpec) -> str:
         return "no protocol defines it"
     return (f"protocols that define it: {', '.join(found)} (set the task's protocol, or "
             f"metrics.{spec.name}.protocol)")
-
-
-def parse_metric_args(pairs: list[str] | tuple[str, ...]) -> dict[str, dict[str, Any]]:
-    """``["kid.subset_size=100", "prc.features=pool3"]`` → ``{"kid": {"subset_size": 100},
-    "prc": {"features": "pool3"}}`` (values read as YAML scalars, as ``--set`` reads them)."""
-    import yaml
-
-    out: dict[str, dict[str, Any]] = {}
-    for text in pairs:
-        target, sep, raw = text.partition("=")
-        metric, dot, key = target.strip().partition(".")
-        if not sep or not dot or not metric or not key:
-            raise ConfigError(f"--metric-arg '{text}': expected METRIC.ARG=VALUE, e.g. "
-                              "kid.subset_size=100")
-        try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
-        except yaml.YAMLError:
-            value = raw
-        out.setdefault(metric, {})[key] = value
-    return out

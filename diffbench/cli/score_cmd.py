@@ -10,6 +10,8 @@ import click
 from diffbench import api
 from diffbench.cli.common import max_pixels_option
 from diffbench.config import parse_pairs
+from diffbench.errors import ConfigError
+from diffbench.suite import parse_override
 
 _PATH = click.Path(path_type=Path, readable=False)  # our own one-line errors say how to fix
 
@@ -40,6 +42,18 @@ def _metrics_help() -> str:
 def _bootstrap_help() -> str:
     names = [o.label for s in _scoreable() if s.resample is not None for o in s.outputs[:1]]
     return f"Resamples for 95% confidence intervals of {'/'.join(names)} (0: none)."
+
+
+def _metric_args(pairs: tuple[str, ...]) -> dict[str, dict]:
+    """``kid.subset_size=100`` (the value read as YAML, as ``--set`` reads it) → {kid: {...}}."""
+    out: dict[str, dict] = {}
+    for text in pairs:
+        if text.partition("=")[0].count(".") != 1 or "=" not in text:
+            raise ConfigError(f"--metric-arg '{text}': expected METRIC.ARG=VALUE, e.g. "
+                              "kid.subset_size=100")
+        (metric, arg), value = parse_override(text)
+        out.setdefault(metric, {})[arg] = value
+    return out
 
 
 @click.command("score")
@@ -83,13 +97,12 @@ def score_cmd(real, fake, protocol_name, metrics, weights, batch_size, workers, 
     from diffbench.comparability import comparability
     from diffbench.display import metric_lines
     from diffbench.preflight import check_output_file
-    from diffbench.resolve import parse_metric_args
 
     if json_out is not None:
         check_output_file(json_out, "--json")
     record = api.score(real, fake, metrics, protocol_name, parse_pairs(weights, "--weights"),
                        device, batch_size, workers, bootstrap, cache=not no_cache,
-                       metric_args=parse_metric_args(metric_args),
+                       metric_args=_metric_args(metric_args),
                        kid_subset_size=kid_subset_size, kid_subsets=kid_subsets,
                        prc_features=prc_features)
     table = "\n".join(metric_lines(record["metrics"]))

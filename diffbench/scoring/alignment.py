@@ -16,18 +16,17 @@ from __future__ import annotations
 import hashlib
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
 
 from diffbench.data.base import is_task_dataset
 from diffbench.data.images import load_rgb
-from diffbench.errors import ConfigError, DataError, DiffbenchError, ImageError
+from diffbench.errors import ConfigError, DataError
 from diffbench.fsutil import hash_file_into
-from diffbench.log import progress
 from diffbench.metrics import alignment as A
 from diffbench.metrics.args import check_args
 from diffbench.metrics.bootstrap import interval
@@ -36,8 +35,9 @@ from diffbench.scoring.base import (
     EvalContext,
     FamilyResult,
     TaskInputs,
-    batch_share,
     metric_entry,
+    on_my_share,
+    read_batches,
 )
 
 
@@ -94,46 +94,19 @@ def extractor_of(spec: ExtractorSpec, ctx: EvalContext) -> Any:
                            **dict(spec.settings))
 
 
-class _Images(Dataset):
-    """Decode each image once and apply every distinct preprocessing (runs in workers)."""
-
-    def __init__(self, paths: list[str], preps: list[Any]):
-        self.paths, self.preps = paths, preps
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, i: int):
-        try:
-            image = load_rgb(self.paths[i])
-            return tuple(p(image) for p in self.preps), None
-        except DiffbenchError as exc:
-            return None, str(exc)
-
-
-def _collate(rows):
-    errors = [err for _, err in rows if err is not None]
-    if errors:
-        return None, errors
-    return [torch.stack(parts) for parts in zip(*(x for x, _ in rows), strict=True)], []
+def _read_image(preps: list[Any], path: str) -> tuple:
+    image = load_rgb(path)
+    return tuple(p(image) for p in preps)
 
 
 def embed_images(paths: list[str], extractors: list[Any], ctx: EvalContext,
                  desc: str = "alignment") -> list[np.ndarray]:
     """float32 embeddings of `paths` by each extractor (its first layer), one read per image."""
-    from diffbench.cpu import default_workers
-
     preps = list(dict.fromkeys(e.preprocessor() for e in extractors))
     which = [preps.index(e.preprocessor()) for e in extractors]
-    workers = default_workers() if ctx.workers is None else ctx.workers
-    loader = DataLoader(_Images(paths, preps), batch_size=ctx.batch_size, shuffle=False,
-                        num_workers=workers, collate_fn=_collate,
-                        prefetch_factor=4 if workers else None)
     parts: list[list[np.ndarray]] = [[] for _ in extractors]
-    for tensors, errors in progress(loader, desc=desc, total=len(paths), unit="images",
-                                    count=lambda b: len(b[0][0]) if b[0] else 0):
-        if errors:
-            raise ImageError(errors[0])
+    for batch in read_batches(paths, partial(_read_image, preps), ctx, desc, "images", 4):
+        tensors = [torch.stack(parts) for parts in zip(*batch, strict=True)]
         for j, ext in enumerate(extractors):
             parts[j].append(ext.forward(tensors[which[j]])[ext.layers[0]].numpy())
     return [np.concatenate(p) if p else np.zeros((0, 0), np.float32) for p in parts]
@@ -141,17 +114,10 @@ def embed_images(paths: list[str], extractors: list[Any], ctx: EvalContext,
 
 def embed_sharded(paths: list[str], extractors: list[Any], ctx: EvalContext,
                   desc: str) -> list[np.ndarray]:
-    """`embed_images` over this rank's whole global batches, gathered back in global order.
-
-    Each image stays in the batch it has in a 1-process run, so values are bit-identical.
-    """
-    if ctx.world_size <= 1:
-        return embed_images(paths, extractors, ctx, desc)
-    from diffbench import dist
-
-    mine = batch_share(len(paths), ctx.batch_size, ctx.rank, ctx.world_size)
-    feats = embed_images([paths[i] for i in mine], extractors, ctx, desc)
-    return [dist.gather_rows(f, mine, len(paths)) for f in feats]
+    """`embed_images` over this rank's whole global batches, gathered back in global order
+    (each image stays in the batch it has in a 1-process run: bit-identical values)."""
+    return on_my_share(len(paths), ctx, lambda mine: embed_images(
+        [paths[i] for i in mine], extractors, ctx, desc))
 
 
 @dataclass

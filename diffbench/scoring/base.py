@@ -24,13 +24,13 @@ rank returns the same result and rank 0 writes it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from diffbench.data.base import Item
 from diffbench.data.samples import SampleSet
-from diffbench.errors import DataError
+from diffbench.errors import DataError, DiffbenchError
 from diffbench.protocols import Protocol
 from diffbench.resolve import ResolvedMetric, ResolvedTask, resolve_task
 
@@ -105,9 +105,52 @@ class TaskInputs:
                             "for another dataset version?")
         return self._items[item_key]
 
-    def shard(self, n: int, rank: int, world_size: int, batch_size: int = 1) -> list[int]:
-        """The indices 0..n-1 this rank scores: whole global batches (see `batch_share`)."""
-        return batch_share(n, batch_size, rank, world_size)
+
+def on_my_share(n: int, ctx: EvalContext, fn: Callable[[list[int]], list[Any]]) -> list[Any]:
+    """``fn(indices)`` (a list of row arrays) over this rank's whole global batches of 0..n-1,
+    each array gathered back into global order: every rank gets a 1-process run's rows."""
+    if ctx.world_size <= 1:
+        return fn(list(range(n)))
+    from diffbench import dist
+
+    mine = batch_share(n, ctx.batch_size, ctx.rank, ctx.world_size)
+    return [dist.gather_rows(rows, mine, n) for rows in fn(mine)]
+
+
+class _Read:
+    """``read(item)`` per item, in loader workers; a user error travels back with its row."""
+
+    def __init__(self, items: Sequence[Any], read: Callable[[Any], Any]):
+        self.items, self.read = items, read
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> tuple[Any, DiffbenchError | None]:
+        try:
+            return self.read(self.items[i]), None
+        except DiffbenchError as exc:
+            return None, exc
+
+
+def read_batches(items: Sequence[Any], read: Callable[[Any], Any], ctx: EvalContext, desc: str,
+                 unit: str, prefetch: int = 2) -> Iterator[list[Any]]:
+    """Batches of ``read(item)`` in item order (loader workers decode; the first user error
+    stops the loop), with progress."""
+    from torch.utils.data import DataLoader
+
+    from diffbench.cpu import default_workers
+    from diffbench.log import progress
+
+    workers = default_workers() if ctx.workers is None else ctx.workers
+    loader = DataLoader(_Read(items, read), batch_size=ctx.batch_size, shuffle=False,
+                        num_workers=workers, collate_fn=list,
+                        prefetch_factor=prefetch if workers else None)
+    for batch in progress(loader, desc=desc, total=len(items), unit=unit, count=len):
+        for _, err in batch:
+            if err is not None:
+                raise err
+        yield [value for value, _ in batch]
 
 
 @dataclass

@@ -18,22 +18,28 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image
-from torch.utils.data import DataLoader, Dataset
 
 from diffbench.data.images import load_rgb
 from diffbench.data.vton_reals import prediction_size, prepare_gt
-from diffbench.errors import ConfigError, DataError, DiffbenchError, MetricInputError
-from diffbench.log import progress
+from diffbench.errors import ConfigError, DataError, MetricInputError
 from diffbench.metrics.args import PAIRED_PREP_ARGS, check_args
 from diffbench.metrics.bootstrap import interval
 from diffbench.metrics.spec import get_spec
-from diffbench.scoring.base import EvalContext, FamilyResult, TaskInputs, metric_entry
+from diffbench.scoring.base import (
+    EvalContext,
+    FamilyResult,
+    TaskInputs,
+    metric_entry,
+    on_my_share,
+    read_batches,
+)
 
 WORST = 5
 
@@ -103,29 +109,14 @@ def prepare(gt: np.ndarray, pred: np.ndarray, prep: Prep, gt_path: str,
     return gt, pred
 
 
-class _Pairs(Dataset):
-    """Decode each pair once and apply every distinct preparation (runs in loader workers)."""
-
-    def __init__(self, rows: list[tuple[str, str, str]], preps: list[Prep]):
-        self.rows, self.preps = rows, preps
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def __getitem__(self, i: int):
-        key, gen, gt_path = self.rows[i]
-        try:
-            if not Path(gen).is_file():
-                raise DataError(f"{gen}: the generated image of '{key}' is missing; rerun the "
-                                "task (generation resumes and fills it in)")
-            gt, pred = load_rgb(gt_path), load_rgb(gen)
-            return [prepare(gt, pred, p, gt_path, key) for p in self.preps], None
-        except DiffbenchError as exc:
-            return None, exc
-
-
-def _collate(rows):
-    return rows
+def _read_pair(preps: list[Prep], row: tuple[str, str, str]) -> list[tuple]:
+    """One (ground truth, prediction) pair decoded once, prepared as each `Prep` says."""
+    key, gen, gt_path = row
+    if not Path(gen).is_file():
+        raise DataError(f"{gen}: the generated image of '{key}' is missing; rerun the task "
+                        "(generation resumes and fills it in)")
+    gt, pred = load_rgb(gt_path), load_rgb(gen)
+    return [prepare(gt, pred, p, gt_path, key) for p in preps]
 
 
 def _rows(inputs: TaskInputs, metrics: list[str]) -> list[tuple[str, str, str]]:
@@ -165,27 +156,17 @@ def _columns(plans: list[Plan]) -> list[tuple[int, str]]:
 def _score(rows, plans: list[Plan], ctx: EvalContext, models: dict[str, Any]) -> np.ndarray:
     """Per-pair values (len(rows) × the plans' outputs, float64) of this process's rows; a
     compute function returns N values, or output key → N values for several outputs."""
-    from diffbench.cpu import default_workers
-
     preps = list(dict.fromkeys(p.prep for p in plans))
     specs = [get_spec(p.metric) for p in plans]
-    workers = default_workers() if ctx.workers is None else ctx.workers
-    loader = DataLoader(_Pairs(rows, preps), batch_size=ctx.batch_size, shuffle=False,
-                        num_workers=workers, collate_fn=_collate,
-                        prefetch_factor=2 if workers else None)
     columns = _columns(plans)
     out = np.empty((len(rows), len(columns)))
     done = 0
-    for batch in progress(loader, desc="paired metrics", total=len(rows), unit="pairs",
-                          count=len):
-        for _, err in batch:
-            if err is not None:
-                raise err
+    for batch in read_batches(rows, partial(_read_pair, preps), ctx, "paired metrics", "pairs"):
         for j, p in enumerate(plans):
             k = preps.index(p.prep)
             start = done
             # one stacked call per run of equally sized pairs (sizes rarely differ)
-            for group in _same_size([b[0][k] for b in batch]):
+            for group in _same_size([b[k] for b in batch]):
                 gt = torch.from_numpy(np.stack([g for g, _ in group])).permute(0, 3, 1, 2)
                 pred = torch.from_numpy(np.stack([q for _, q in group])).permute(0, 3, 1, 2)
                 gt, pred = gt.to(ctx.device), pred.to(ctx.device)
@@ -227,7 +208,6 @@ def _entry(p: Plan, output: str, values: np.ndarray, keys: list[str], inputs: Ta
 
 def evaluate(metrics: list[str], inputs: TaskInputs, ctx: EvalContext) -> FamilyResult:
     """Score the task's paired metrics; every rank returns the same result."""
-    from diffbench import dist
     from diffbench.features.base import fingerprint_hash
 
     plans = [plan(m, inputs.metric(m).given) for m in metrics]
@@ -237,10 +217,8 @@ def evaluate(metrics: list[str], inputs: TaskInputs, ctx: EvalContext) -> Family
         prediction_size([Path(r[1]) for r in rows], f"task {inputs.name}", inputs.protocol.name)
     models = _models(plans, ctx)
     start = time.perf_counter()
-    mine = inputs.shard(len(rows), ctx.rank, ctx.world_size, ctx.batch_size)
-    values = _score([rows[i] for i in mine], plans, ctx, models)
-    if ctx.world_size > 1:
-        values = dist.gather_rows(values, mine, len(rows))
+    (values,) = on_my_share(len(rows), ctx,
+                            lambda mine: [_score([rows[i] for i in mine], plans, ctx, models)])
     seconds = time.perf_counter() - start
     fps = {m: model.fingerprint() for m, model in models.items()}
     out = FamilyResult(extractors={fp["extractor"]: fp for fp in fps.values()},
