@@ -57,14 +57,13 @@ def score(real: str | Path, fake: str | Path, metrics: str | Iterable[str] = ("f
     ``args`` do (``{"kid": {"subset_size": 100}}``; ``--metric-arg kid.subset_size=100``): they
     change the protocol's settings, so the record is judged as another protocol (the keywords
     `kid_subset_size`, `kid_subsets`, `prc_features` are aliases, for a metric that is scored).
-    Arguments,
-    output keys and counts are checked before any feature is extracted.
+    Arguments, output keys and counts are checked before any feature is extracted.
     """
     from diffbench import results
     from diffbench.metrics.spec import output_keys
-    from diffbench.preflight import check_device, check_score
+    from diffbench.preflight import check_device, check_score, check_score_args
     from diffbench.protocols import get_protocol
-    from diffbench.resolve import resolve_task, task_problems
+    from diffbench.resolve import resolve_task
     from diffbench.scoring import EvalContext, TaskInputs, evaluate_task
     from diffbench.scoring.sides import open_side
     from diffbench.suite import TaskMetric, TaskSpec
@@ -78,13 +77,7 @@ def score(real: str | Path, fake: str | Path, metrics: str | Iterable[str] = ("f
                                ("kid", "subsets", kid_subsets), ("prc", "features", prc_features)):
         if value:
             given.setdefault(metric, {})[key] = value
-    extra = sorted(set(metric_args or {}) - set(names))  # the aliases apply when it is scored
-    problems = [f"--metric-arg {m}: not among --metrics ({', '.join(names)})" for m in extra]
-    problems += [p.replace("metrics.", "--metric-arg ", 1) for p in task_problems(
-        {m: given.get(m, {}) for m in names}, base)]
-    if problems:
-        raise ConfigError(problems[0] + (f" (and {len(problems) - 1} more)"
-                                         if len(problems) > 1 else ""))
+    check_score_args(names, given, set(metric_args or {}), base)
     task = TaskSpec(kind="score", protocol=base.name,
                     metrics={m: TaskMetric(args=given.get(m, {})) for m in names})
     resolved = resolve_task(task.metrics, base)

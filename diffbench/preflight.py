@@ -143,9 +143,7 @@ def check_run(points: list[Any], opts: Any, run_dir: Path,
     problems = []
     for p in points:
         problems += count_problems(p, lambda task, name=p.task_name: reference(name, task))
-    if problems:
-        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        raise ConfigError(problems[0] + more)
+    _refuse(problems)
 
 
 def _distribution_metrics(task: Any) -> list[Any]:
@@ -179,6 +177,19 @@ def count_problems(point: Any, reference_of: Callable[[Any], Any]) -> list[str]:
     return problems
 
 
+def check_score_args(names: list[str], given: dict[str, dict], explicit: set[str],
+                     protocol: Any) -> None:
+    """`diffbench score`'s metric arguments (`explicit`: given with ``--metric-arg``, which must
+    name a scored metric) and the output keys of `names`."""
+    from diffbench.resolve import task_problems
+
+    problems = [f"--metric-arg {m}: not among --metrics ({', '.join(names)})"
+                for m in sorted(explicit - set(names))]
+    problems += [p.replace("metrics.", "--metric-arg ", 1) for p in task_problems(
+        {m: given.get(m, {}) for m in names}, protocol)]
+    _refuse(problems)
+
+
 def check_score(metrics: Iterable[Any], real: Any, fake: Any) -> None:
     """`diffbench score`: the sample counts of both sides against what the resolved `metrics`
     need."""
@@ -188,6 +199,11 @@ def check_score(metrics: Iterable[Any], real: Any, fake: Any) -> None:
     for metric in metrics:
         problems += _metric_counts(metric.name, f"--metric-arg {metric.name}.", metric, n_real,
                                    n_fake, rows)
+    _refuse(problems)
+
+
+def _refuse(problems: list[str]) -> None:
+    """The first problem as one line (with how many more there are)."""
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         raise ConfigError(problems[0] + more)

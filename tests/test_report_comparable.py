@@ -354,3 +354,19 @@ def test_a_run_records_the_settings_of_a_metrics_own_protocol(tmp_path):
     assert not [r for r in comparability(rec).metric_reasons("fd_dinov2") if "protocol" in r]
     assert json.loads(json.dumps(get_protocol("edm2").settings())) == json.loads(
         json.dumps(recorded["edm2"]))
+
+
+def test_display_only_arguments_keep_a_record_comparable():
+    """A task whose FID sets only ``scale: 100`` computes the protocol's FID: comparable. A
+    setting that changes the number (KID's subset size) makes it another protocol."""
+    from diffbench.resolve import resolve_task
+
+    def reasons(args):
+        settings = resolve_task(args, "adm").protocol.settings()
+        record = {"kind": "score", "protocol": {"name": "adm", "settings": settings},
+                  "metrics": {}}
+        return [r for r in comparability(record).reasons if "protocol" in r]
+
+    assert reasons({"fid": {"scale": 100}, "kid": {"scale": 1000}}) == []
+    assert reasons({"kid": {"subset_size": 50, "scale": 1000}}) == [
+        "protocol 'adm' changed: kid.subset_size is 50, the protocol's is 1000"]
