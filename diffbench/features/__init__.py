@@ -20,8 +20,8 @@ def build_extractor(name: str, resize: str = "tf-bilinear", weights: Mapping[str
 
     Extractors are found by name in `diffbench.registry.EXTRACTORS` (plugins add theirs with the
     ``diffbench.extractors`` entry point): each entry is ``build(resize, weights, device,
-    **options)`` (the alignment extractors ``clip`` and ``dino`` take the weights name as
-    ``model`` and their preprocessing settings). The builders here are named ``build_<name>``: a
+    **options)`` (the alignment extractors ``clip`` and ``dino`` take ``weights_name`` and their
+    network and preprocessing settings). The builders here are named ``build_<name>``: a
     plain ``digits`` would be replaced by the submodule ``diffbench.features.digits`` as soon as
     that is imported.
     """
@@ -33,15 +33,15 @@ def build_extractor(name: str, resize: str = "tf-bilinear", weights: Mapping[str
 _KEPT: OrderedDict[tuple, Any] = OrderedDict()  # alignment extractors, across sweep points
 
 
-def _kept(kind: str, model: str, weights: dict[str, str], device: str,
+def _kept(kind: str, name: str, weights: dict[str, str], device: str,
           settings: dict[str, Any], make: Callable[[Path], Any]) -> Any:
-    """`make(path)` for the resolved weights of `model`, kept loaded (the last 4) while the
-    weights file is unchanged."""
+    """`make(path)` for the resolved weights `name`, kept loaded (the last 4) while the weights
+    file is unchanged."""
     from diffbench import weights as w
 
-    path = Path(w.resolve(model, weights))
+    path = Path(w.resolve(name, weights))
     st = path.stat()
-    key = (kind, model, str(path.resolve()), st.st_size, st.st_mtime_ns, device,
+    key = (kind, name, str(path.resolve()), st.st_size, st.st_mtime_ns, device,
            tuple(sorted(settings.items())))
     if key not in _KEPT:
         _KEPT[key] = make(path)
@@ -51,22 +51,22 @@ def _kept(kind: str, model: str, weights: dict[str, str], device: str,
     return _KEPT[key]
 
 
-def build_clip(resize: str, weights: dict[str, str], device: str, *, model: str,
+def build_clip(resize: str, weights: dict[str, str], device: str, *, weights_name: str,
                **settings: Any) -> Any:
-    """An (open_)CLIP image and text tower, weights `model`: CLIP-I, CLIP-T, SigLIP."""
+    """An (open_)CLIP image and text tower: CLIP-I, CLIP-T, SigLIP."""
     from diffbench.features.clip import ClipExtractor
 
-    return _kept("clip", model, weights, device, settings, lambda path: ClipExtractor(
-        path, name=model, weights_name=model, device=device, **settings))
+    return _kept("clip", weights_name, weights, device, settings, lambda path: ClipExtractor(
+        path, name=weights_name, weights_name=weights_name, device=device, **settings))
 
 
-def build_dino(resize: str, weights: dict[str, str], device: str, *, model: str,
+def build_dino(resize: str, weights: dict[str, str], device: str, *, weights_name: str,
                **settings: Any) -> Any:
-    """A DINO / DINOv2 ViT, weights `model`: the DINO subject-fidelity scores."""
+    """A DINO / DINOv2 ViT: the DINO subject-fidelity scores."""
     from diffbench.features.dino import DinoExtractor
 
-    return _kept("dino", model, weights, device, settings, lambda path: DinoExtractor(
-        path, name=model, device=device, **settings))
+    return _kept("dino", weights_name, weights, device, settings, lambda path: DinoExtractor(
+        path, name=weights_name, device=device, **settings))
 
 
 def build_inception(resize: str, weights: dict[str, str], device: str) -> Any:

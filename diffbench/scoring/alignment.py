@@ -90,8 +90,8 @@ def extractor_of(spec: ExtractorSpec, ctx: EvalContext) -> Any:
     """The extractor of `spec`, from the extractor registry (kept loaded across sweep points)."""
     from diffbench.features import build_extractor
 
-    return build_extractor(spec.kind, weights=ctx.weights, device=ctx.device, model=spec.weights,
-                           **dict(spec.settings))
+    return build_extractor(spec.kind, weights=ctx.weights, device=ctx.device,
+                           weights_name=spec.weights, **dict(spec.settings))
 
 
 def _read_image(preps: list[Any], path: str) -> tuple:
@@ -169,7 +169,7 @@ def _ci(per_subject: dict, scores: np.ndarray, p: Plan, n_boot: int,
     return interval(fn, rows, n_boot, unit)
 
 
-def _entry(p: Plan, scores: np.ndarray, subjects: list[str], weights: np.ndarray,
+def _entry(p: Plan, output: str, scores: np.ndarray, subjects: list[str], weights: np.ndarray,
            n_refs: dict[str, int], protocol: str, fp: str, n_boot: int,
            n: dict[str, int]) -> dict[str, Any]:
     value, per = A.aggregate(scores, subjects, p.average, weights)
@@ -178,7 +178,7 @@ def _entry(p: Plan, scores: np.ndarray, subjects: list[str], weights: np.ndarray
     details: dict[str, Any] = {"average": p.average, "subjects": per}
     if p.text:
         details["text"] = p.text
-    higher = get_spec(p.metric).higher_is_better  # the spec's, as every family records it
+    higher = get_spec(p.metric).output(output).higher_is_better  # the spec's, as every family
     return metric_entry(value, higher_is_better=higher, protocol=protocol, n=n, extractor=fp,
                         ci=_ci(per, scores, p, n_boot, weights), scale=p.scale, **details)
 
@@ -223,19 +223,28 @@ def evaluate(metrics: list[str], inputs: TaskInputs, ctx: EvalContext) -> Family
     for p in plans:
         gen = feats[p.spec][:n_gen]
         weights = np.array([len(s.refs) for s in samples], dtype=np.float64)
-        compute = get_spec(p.metric).run
+        spec = get_spec(p.metric)
         if p.against == "text":
-            scores = compute(gen, _text_features(p, exts[specs.index(p.spec)], samples))
+            scores = _outputs(spec, spec.run(gen, _text_features(
+                p, exts[specs.index(p.spec)], samples)))
             weights = np.ones(n_gen)
         else:
-            scores = np.empty(n_gen)
+            scores = {o.key: np.empty(n_gen) for o in spec.outputs}
             for subj in n_refs:
                 sel = [i for i, s in enumerate(samples) if s.subject == subj]
                 ref_rows = [row[r] for r in samples[sel[0]].refs]
-                scores[sel] = compute(gen[sel], feats[p.spec][ref_rows])
-        out.metrics[p.metric] = _entry(p, scores, subjects, weights, n_refs, inputs.protocol.name,
-                                       hashes[p.spec], ctx.bootstrap, n)
+                for key, part in _outputs(spec, spec.run(gen[sel],
+                                                         feats[p.spec][ref_rows])).items():
+                    scores[key][sel] = part
+        for key, values in scores.items():
+            out.metrics[key] = _entry(p, key, values, subjects, weights, n_refs,
+                                      inputs.protocol.name, hashes[p.spec], ctx.bootstrap, n)
     return out
+
+
+def _outputs(spec: Any, result: Any) -> dict[str, np.ndarray]:
+    """A compute result as output key → per-row values (a bare array for one output)."""
+    return dict(result) if isinstance(result, dict) else {spec.outputs[0].key: result}
 
 
 def oracle(metrics: list[str], inputs: TaskInputs, ctx: EvalContext) -> FamilyResult:
@@ -266,7 +275,8 @@ def oracle(metrics: list[str], inputs: TaskInputs, ctx: EvalContext) -> FamilyRe
             scores[start:start + len(paths)] = A.oracle_scores(
                 feats[p.spec][start:start + len(paths)])
             start += len(paths)
-        out.metrics[p.metric] = _entry(p, scores, subjects, weights, n_refs, inputs.protocol.name,
-                                       hashes[p.spec], ctx.bootstrap, n)
-        out.metrics[p.metric]["details"]["oracle"] = True
+        key = get_spec(p.metric).outputs[0].key  # the oracle of the first output
+        out.metrics[key] = _entry(p, key, scores, subjects, weights, n_refs, inputs.protocol.name,
+                                  hashes[p.spec], ctx.bootstrap, n)
+        out.metrics[key]["details"]["oracle"] = True
     return out
