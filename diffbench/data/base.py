@@ -21,7 +21,8 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, runtime_checkable
+from typing import Protocol as Interface  # not a diffbench.protocols.Protocol
 
 import numpy as np
 
@@ -52,7 +53,7 @@ class Item:
 
 
 @runtime_checkable
-class ImageSource(Protocol):
+class ImageSource(Interface):
     """An ordered set of images."""
 
     keys: list[str]
@@ -67,7 +68,7 @@ class ImageSource(Protocol):
 
 
 @runtime_checkable
-class TaskDataset(Protocol):
+class TaskDataset(Interface):
     """A dataset that defines the conditions of a generate task."""
 
     def items(self) -> list[Item]: ...

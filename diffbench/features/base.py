@@ -12,14 +12,15 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, runtime_checkable
+from typing import Protocol as Interface  # not a diffbench.protocols.Protocol
 
 import numpy as np
 import torch
 
 
 @runtime_checkable
-class Extractor(Protocol):
+class Extractor(Interface):
     """A feature extractor: preprocessing in loader workers, a batched forward, a fingerprint."""
 
     name: str

@@ -51,7 +51,7 @@ class ExtractorSpec:
 
 
 @dataclass(frozen=True)
-class Plan:
+class EmbedPlan:
     """How one metric is computed: what it is compared against, with which extractor."""
 
     metric: str
@@ -66,7 +66,7 @@ def _freeze(value: Any) -> Any:
     return tuple(value) if isinstance(value, list) else value
 
 
-def plan(metric: str, args: dict[str, Any]) -> Plan:
+def plan(metric: str, args: dict[str, Any]) -> EmbedPlan:
     """The computation of `metric` under its protocol settings and suite arguments (checked
     against its spec's schema)."""
     spec = get_spec(metric)
@@ -80,7 +80,7 @@ def plan(metric: str, args: dict[str, Any]) -> Plan:
                           f"protocol such as dreambench or dco")
     settings = tuple(sorted((k, _freeze(v)) for k, v in merged.items() if spec.args[k].extractor))
     against = spec.needs.against
-    return Plan(metric, against, ExtractorSpec(merged["extractor"], str(merged["weights"]),
+    return EmbedPlan(metric, against, ExtractorSpec(merged["extractor"], str(merged["weights"]),
                                                settings),
                 merged["average"], merged["text"] if against == "text" else None,
                 float(merged["scale"]))
@@ -153,7 +153,7 @@ def _refs_hash(refs: list[str]) -> str:
     return h.hexdigest()
 
 
-def _ci(per_subject: dict, scores: np.ndarray, p: Plan, n_boot: int,
+def _ci(per_subject: dict, scores: np.ndarray, p: EmbedPlan, n_boot: int,
         weights: np.ndarray) -> dict[str, Any] | None:
     """Percentile bootstrap over subjects (``subject`` averaging) or generated images."""
     if not n_boot:
@@ -169,7 +169,7 @@ def _ci(per_subject: dict, scores: np.ndarray, p: Plan, n_boot: int,
     return interval(fn, rows, n_boot, unit)
 
 
-def _entry(p: Plan, output: str, scores: np.ndarray, subjects: list[str], weights: np.ndarray,
+def _entry(p: EmbedPlan, output: str, scores: np.ndarray, subjects: list[str], weights: np.ndarray,
            n_refs: dict[str, int], protocol: str, fp: str, n_boot: int,
            n: dict[str, int]) -> dict[str, Any]:
     value, per = A.aggregate(scores, subjects, p.average, weights)
@@ -183,7 +183,7 @@ def _entry(p: Plan, output: str, scores: np.ndarray, subjects: list[str], weight
                         ci=_ci(per, scores, p, n_boot, weights), scale=p.scale, **details)
 
 
-def _extractors(plans: list[Plan], ctx: EvalContext) -> tuple[list[ExtractorSpec], list[Any]]:
+def _extractors(plans: list[EmbedPlan], ctx: EvalContext) -> tuple[list[ExtractorSpec], list[Any]]:
     specs = list(dict.fromkeys(p.spec for p in plans))
     return specs, [extractor_of(s, ctx) for s in specs]
 
@@ -194,7 +194,7 @@ def _fingerprints(specs, exts) -> tuple[dict, dict]:
     return {fps[s]["extractor"]: fps[s] for s in specs}, hashes
 
 
-def _text_features(p: Plan, ext: Any, samples: list[_Sample]) -> np.ndarray:
+def _text_features(p: EmbedPlan, ext: Any, samples: list[_Sample]) -> np.ndarray:
     texts = [s.texts[p.text or "base_prompt"] for s in samples]
     unique = list(dict.fromkeys(texts))
     emb = ext.encode_text(unique)

@@ -54,7 +54,7 @@ class Prep:
 
 
 @dataclass(frozen=True)
-class Plan:
+class PairPlan:
     """One metric: its preparation and its own settings."""
 
     metric: str
@@ -62,7 +62,7 @@ class Plan:
     settings: tuple[tuple[str, Any], ...]
 
 
-def plan(metric: str, args: dict[str, Any]) -> Plan:
+def plan(metric: str, args: dict[str, Any]) -> PairPlan:
     """Check a metric's protocol settings with the suite's arguments laid over them (its spec's
     schema) and split them into the pair preparation and the metric's own settings."""
     spec = get_spec(metric)
@@ -74,7 +74,7 @@ def plan(metric: str, args: dict[str, Any]) -> Plan:
     prep = Prep(merged["gt_resize"], merged["gt_jpeg_quality"],
                 tuple(int(s) for s in size) if size is not None else None)
     settings = tuple(sorted((k, v) for k, v in merged.items() if k not in PAIRED_PREP_ARGS))
-    return Plan(metric, prep, settings)
+    return PairPlan(metric, prep, settings)
 
 
 def _pil_resize(arr: np.ndarray, size_wh: tuple[int, int], resample: int) -> np.ndarray:
@@ -138,7 +138,7 @@ def _rows(inputs: TaskInputs, metrics: list[str]) -> list[tuple[str, str, str]]:
     return rows
 
 
-def _models(plans: list[Plan], ctx: EvalContext) -> dict[str, Any]:
+def _models(plans: list[PairPlan], ctx: EvalContext) -> dict[str, Any]:
     """The networks the metrics compute with (LPIPS), built once with resolved weights."""
     out = {}
     for p in plans:
@@ -148,12 +148,12 @@ def _models(plans: list[Plan], ctx: EvalContext) -> dict[str, Any]:
     return out
 
 
-def _columns(plans: list[Plan]) -> list[tuple[int, str]]:
+def _columns(plans: list[PairPlan]) -> list[tuple[int, str]]:
     """(plan index, output key) of each column of the per-pair values."""
     return [(j, o.key) for j, p in enumerate(plans) for o in get_spec(p.metric).outputs]
 
 
-def _score(rows, plans: list[Plan], ctx: EvalContext, models: dict[str, Any]) -> np.ndarray:
+def _score(rows, plans: list[PairPlan], ctx: EvalContext, models: dict[str, Any]) -> np.ndarray:
     """Per-pair values (len(rows) × the plans' outputs, float64) of this process's rows; a
     compute function returns N values, or output key → N values for several outputs."""
     preps = list(dict.fromkeys(p.prep for p in plans))
@@ -192,7 +192,7 @@ def _same_size(pairs: list[tuple[np.ndarray, np.ndarray]]):
         yield group
 
 
-def _entry(p: Plan, output: str, values: np.ndarray, keys: list[str], inputs: TaskInputs,
+def _entry(p: PairPlan, output: str, values: np.ndarray, keys: list[str], inputs: TaskInputs,
            ctx: EvalContext, fp: str | None) -> dict[str, Any]:
     higher = get_spec(p.metric).output(output).higher_is_better
     ci = None
