@@ -1,13 +1,14 @@
 """Checks that run before the first image or feature, so a run fails in seconds, not at the end.
 
-- `suite_problems` (``suites validate`` and every command that loads a suite): each metric's
-  arguments against its spec's schema (`diffbench.metrics.spec`), and whether the metric's
-  protocol defines it, for every task.
+- `suite_problems` (``suites validate`` and every command that loads a suite): each task's
+  metrics as `diffbench.resolve.task_problems` checks them (arguments against the spec's schema,
+  the protocol defines the metric, no two metrics write one output key).
 - `check_run` (the start of ``diffbench run``/``generate``, after planning): device, sweep names
   and values, request keys, the run directory's layout and permissions, and the sample counts
   the distribution metrics need (each spec's ``shortfalls``: KID's subset size, IS splits,
   precision/recall's k; Fréchet distances' bias warning) from the planned images and the
   reference.
+- `check_score`, `check_score_args`: the same for ``diffbench score``;
 - `check_device`, `check_output_file`: for the other commands.
 """
 
@@ -116,13 +117,14 @@ def suite_problems(path: Path, suite: Any) -> list[str]:
     return problems
 
 
-def check_run(points: list[Any], opts: Any, run_dir: Path,
-              reference_of: Callable[[Any], Any]) -> None:
-    """Everything `diffbench run`/`generate` can check before the first image or feature."""
+def check_run(points: list[Any], run_dir: Path, reference_of: Callable[[Any], Any], *,
+              device: str, sweep: dict[str, list[Any]], scores: bool) -> None:
+    """Everything `diffbench run`/`generate` can check before the first image or feature
+    (image counts only when this invocation `scores`)."""
     from diffbench.data.base import check_key
 
-    check_device(opts.device)
-    for name, values in opts.sweep.items():
+    check_device(device)
+    for name, values in sweep.items():
         check_name(name, "--sweep: name")
         for value in values:
             check_sweep_value(value, f"--sweep {name}")
@@ -131,7 +133,7 @@ def check_run(points: list[Any], opts: Any, run_dir: Path,
         for req in p.requests:
             check_key(req.key, f"task {p.name}: request")
     check_run_dir(Path(run_dir), [p.name for p in points])
-    if opts.generate_only or opts.shard is not None:
+    if not scores:
         return
     opened: dict[str, Any] = {}  # one reference per task, whatever the number of sweep points
 

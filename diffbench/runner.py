@@ -303,7 +303,8 @@ def run_suite(loaded: LoadedSuite, opts: RunOptions) -> list[Outcome]:
         points = [p for p in points if p.task.kind == "generate"]
     from diffbench.preflight import check_run  # before the first image or feature
 
-    check_run(points, opts, run_dir, lambda task: _reference(task, opts))
+    check_run(points, run_dir, lambda task: _reference(task, opts), device=opts.device,
+              sweep=opts.sweep, scores=not opts.generate_only and opts.shard is None)
     if opts.device.startswith("cuda") or opts.tf32:
         import torch
 
