@@ -149,9 +149,11 @@ class Execution:
 def execute(suite: str | Path, model: str | None = None,
             model_args: Mapping[str, Any] | None = None, out: str | Path | None = None, *,
             overrides: Iterable[str] = (), include: list[Path] | None = None,
+            metric_args: Mapping[str, Mapping[str, Any]] | None = None,
             **options: Any) -> Execution:
     """Run a suite's tasks as ``diffbench run``/``generate`` do and return every outcome (the
-    commands print them; `run` keeps the records)."""
+    commands print them; `run` keeps the records). `metric_args` (``--metric-arg``) give every
+    task that scores a metric these arguments, as ``--set tasks.T.metrics.M.args.A=V`` does."""
     from diffbench.fsutil import writes_under
     from diffbench.preflight import check_device
     from diffbench.runner import RunOptions, default_run_dir, run_suite
@@ -162,9 +164,24 @@ def execute(suite: str | Path, model: str | None = None,
                       **{k: tuple(v) if k == "tasks" else v for k, v in options.items()})
     check_device(opts.device)
     loaded = load_suite(suite, list(overrides), include)
+    if metric_args:
+        loaded = load_suite(suite, [*overrides, *_metric_overrides(loaded.suite, metric_args)],
+                            include)
     run_dir = default_run_dir(loaded, opts)
     with writes_under(run_dir):
         return Execution(run_dir, run_suite(loaded, opts))
+
+
+def _metric_overrides(suite: Any, metric_args: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """``--set`` overrides giving each task that scores a metric its `metric_args`."""
+    scored = sorted({m for task in suite.tasks.values() for m in task.metrics})
+    missing = [m for m in metric_args if m not in scored]
+    if missing:
+        raise ConfigError(f"--metric-arg {missing[0]}: no task of suite '{suite.name}' scores "
+                          f"it (its tasks score {', '.join(scored)})")
+    return [f"tasks.{name}.metrics.{metric}.args.{arg}={json.dumps(value)}"
+            for name, task in suite.tasks.items() for metric, args in metric_args.items()
+            if metric in task.metrics for arg, value in args.items()]
 
 
 def run(suite: str | Path, model: str | None = None, model_args: Mapping[str, Any] | None = None,

@@ -180,3 +180,26 @@ def test_missing_data_location_names_the_three_ways(tmp_path):
     assert res.exit_code == 2
     assert "--data digits-ref=PATH" in res.output and "DIFFBENCH_DATA_DIGITS_REF" in res.output
     assert "diffbench config set data.digits-ref" in res.output
+
+
+def test_metric_arg_gives_every_task_that_scores_the_metric_its_argument(tmp_path):
+    """`run --metric-arg isc.splits=3` is `--set tasks.digits.metrics.isc.args.splits=3`: the
+    record's protocol carries it (another protocol's settings), a bad one stops before work."""
+    suite = write(tmp_path, DEMO_LIKE)
+    res = run(suite, "--model", "toy", "--model-arg", "size=32", "--out", tmp_path / "r",
+              "--metric-arg", "isc.splits=3", "--metric-arg", "fid.scale=100")
+    assert res.exit_code == 0, res.output
+    record = results.read(tmp_path / "r" / "results" / "digits.json")
+    assert record["protocol"]["settings"]["isc"]["splits"] == 3
+    assert record["metrics"]["fid"]["scale"] == 100.0
+    assert record["suite"]["overrides"]["tasks.digits.metrics.isc.args.splits"] == 3
+    from diffbench.comparability import comparability
+
+    reasons = [r for r in comparability(record).reasons if "protocol" in r]
+    assert reasons == ["protocol 'demo-digits' changed: isc.splits is 3, the protocol's is 10"]
+    for bad, needle in (("kid.subsets=2", "--metric-arg kid: no task of suite 'demo-like'"),
+                        ("isc.splitz=2", "isc.args.splitz: unknown argument"),
+                        ("isc=2", "expected METRIC.ARG=VALUE")):
+        res = run(suite, "--model", "toy", "--out", tmp_path / "bad", "--metric-arg", bad)
+        assert res.exit_code == 2 and needle in res.stderr, (bad, res.output)
+    assert not (tmp_path / "bad").exists()

@@ -25,6 +25,28 @@ def parse_model_args(items: tuple[str, ...]) -> dict[str, Any]:
     return args
 
 
+def parse_metric_args(pairs: tuple[str, ...]) -> dict[str, dict[str, Any]]:
+    """Repeated ``--metric-arg METRIC.ARG=VALUE`` (value read as YAML) → {metric: {arg: value}}."""
+    out: dict[str, dict[str, Any]] = {}
+    for text in pairs:
+        target, sep, value = text.partition("=")
+        metric, dot, arg = target.partition(".")
+        if not (metric.strip() and dot and arg.strip() and "." not in arg and sep):
+            raise ConfigError(f"--metric-arg '{text}': expected METRIC.ARG=VALUE, e.g. "
+                              "kid.subset_size=100")
+        try:
+            out.setdefault(metric.strip(), {})[arg.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise ConfigError(f"--metric-arg '{text}': the value is not valid YAML") from None
+    return out
+
+
+metric_arg_option = click.option(
+    "--metric-arg", "metric_args", multiple=True, metavar="METRIC.ARG=VALUE",
+    help="A metric argument, as a suite's args give it (repeatable; see `diffbench metrics`), "
+         "e.g. kid.subset_size=100. It changes the protocol's settings (recorded, judged).")
+
+
 def _set_max_pixels(ctx: click.Context, param: click.Parameter, value: int | None) -> int | None:
     from diffbench.data.images import max_pixels, set_max_pixels
 

@@ -6,7 +6,13 @@ from pathlib import Path
 
 import click
 
-from diffbench.cli.common import include_path_option, max_pixels_option, parse_model_args
+from diffbench.cli.common import (
+    include_path_option,
+    max_pixels_option,
+    metric_arg_option,
+    parse_metric_args,
+    parse_model_args,
+)
 from diffbench.config import parse_pairs
 
 
@@ -37,6 +43,7 @@ def summary(outcome) -> str:
 @click.option("--data", multiple=True, metavar="NAME=PATH", help="Where a dataset lives.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY.PATH=VALUE",
               help="Override a suite value for this run (recorded); repeatable.")
+@metric_arg_option
 @click.option("--weights", multiple=True, metavar="NAME=PATH", help="Use a local weights file.")
 @click.option("--sweep", multiple=True, metavar="NAME=v1,v2,...",
               help="Run each task once per value of a sampler argument (Pareto fronts).")
@@ -61,7 +68,8 @@ def summary(outcome) -> str:
                    "other settings is otherwise refused).")
 @include_path_option
 @max_pixels_option
-def run_cmd(suite, model, model_args, tasks, out, data, overrides, weights, sweep, batch_size,
+def run_cmd(suite, model, model_args, tasks, out, data, overrides, metric_args, weights, sweep,
+            batch_size,
             score_batch_size, workers, device, dtype, tf32, limit, bootstrap, no_cache,
             rescore, fresh, include) -> None:
     """Generate the images of a suite's tasks, score them and write results/<task>.json.
@@ -88,6 +96,7 @@ def run_cmd(suite, model, model_args, tasks, out, data, overrides, weights, swee
     from diffbench.runner import parse_sweep
 
     done = api.execute(suite, model, parse_model_args(model_args), out, overrides=overrides,
+                       metric_args=parse_metric_args(metric_args),
                        include=include, tasks=tasks, device=device, dtype=dtype, tf32=tf32,
                        batch_size=batch_size, score_batch_size=score_batch_size,
                        workers=workers, limit=limit, bootstrap=bootstrap,

@@ -8,10 +8,8 @@ from pathlib import Path
 import click
 
 from diffbench import api
-from diffbench.cli.common import max_pixels_option
+from diffbench.cli.common import max_pixels_option, metric_arg_option, parse_metric_args
 from diffbench.config import parse_pairs
-from diffbench.errors import ConfigError
-from diffbench.suite import parse_override
 
 _PATH = click.Path(path_type=Path, readable=False)  # our own one-line errors say how to fix
 
@@ -44,18 +42,6 @@ def _bootstrap_help() -> str:
     return f"Resamples for 95% confidence intervals of {'/'.join(names)} (0: none)."
 
 
-def _metric_args(pairs: tuple[str, ...]) -> dict[str, dict]:
-    """``kid.subset_size=100`` (the value read as YAML, as ``--set`` reads it) → {kid: {...}}."""
-    out: dict[str, dict] = {}
-    for text in pairs:
-        if text.partition("=")[0].count(".") != 1 or "=" not in text:
-            raise ConfigError(f"--metric-arg '{text}': expected METRIC.ARG=VALUE, e.g. "
-                              "kid.subset_size=100")
-        (metric, arg), value = parse_override(text)
-        out.setdefault(metric, {})[arg] = value
-    return out
-
-
 @click.command("score")
 @click.option("--real", required=True, type=_PATH, help="Reference: folder, ADM .npz or stats file.")
 @click.option("--fake", required=True, type=_PATH, help="Generated: folder or ADM .npz.")
@@ -70,9 +56,7 @@ def _metric_args(pairs: tuple[str, ...]) -> dict[str, dict]:
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--bootstrap", default=0, show_default=True, cls=_SpecHelp,
               spec_help=_bootstrap_help)
-@click.option("--metric-arg", "metric_args", multiple=True, metavar="METRIC.ARG=VALUE",
-              help="A metric argument, as a suite's args give it (repeatable; see `diffbench "
-                   "metrics`); e.g. kid.subset_size=100. Changes the protocol's settings.")
+@metric_arg_option
 @click.option("--kid-subset-size", type=int, default=None,
               help="Alias of --metric-arg kid.subset_size=N.")
 @click.option("--kid-subsets", type=int, default=None, help="Alias of --metric-arg kid.subsets=N.")
@@ -102,7 +86,7 @@ def score_cmd(real, fake, protocol_name, metrics, weights, batch_size, workers, 
         check_output_file(json_out, "--json")
     record = api.score(real, fake, metrics, protocol_name, parse_pairs(weights, "--weights"),
                        device, batch_size, workers, bootstrap, cache=not no_cache,
-                       metric_args=_metric_args(metric_args),
+                       metric_args=parse_metric_args(metric_args),
                        kid_subset_size=kid_subset_size, kid_subsets=kid_subsets,
                        prc_features=prc_features)
     table = "\n".join(metric_lines(record["metrics"]))
