@@ -45,7 +45,7 @@ class ResultsError(DiffbenchError):
     """A results file is missing, unreadable or does not follow the schema."""
 
 
-SHOWN_CHARS = 60
+SHOWN_CHARS = 200
 
 
 def shown(value: object, limit: int = SHOWN_CHARS) -> str:

@@ -31,6 +31,7 @@ import yaml
 from diffbench.comparability import comparability
 from diffbench.display import higher_is_better
 from diffbench.errors import ConfigError, shown
+from diffbench.yamlio import load_yaml
 
 PASS, REGRESSION, NOT_COMPARABLE = 0, 1, 3
 BASELINE_FORMAT = 1
@@ -187,7 +188,7 @@ def load_baseline(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: baseline not found; write one with "
                           f"`diffbench gate init RESULTS -o {path}`")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = load_yaml(path.read_text(encoding="utf-8"), str(path))
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: baseline is not valid YAML/JSON") from exc
     if not isinstance(data, dict) or data.get("diffbench_baseline") != BASELINE_FORMAT:

@@ -95,13 +95,18 @@ def parse_sweep(items: tuple[str, ...] | list[str]) -> dict[str, list[Any]]:
     """``NAME=v1,v2,...`` (values read as YAML) → {NAME: [v1, v2, ...]}."""
     import yaml
 
+    from diffbench.yamlio import load_yaml
+
     out: dict[str, list[Any]] = {}
     for item in items:
         name, sep, values = item.partition("=")
         parts = [v.strip() for v in values.split(",") if v.strip()]
         if not sep or not name.strip() or not parts:
             raise ConfigError(f"--sweep '{item}': expected NAME=v1,v2,..., e.g. rg_scale=0,1,2,3")
-        out[name.strip()] = [yaml.safe_load(v) for v in parts]
+        try:
+            out[name.strip()] = [load_yaml(v, f"--sweep {name.strip()}") for v in parts]
+        except yaml.YAMLError:
+            raise ConfigError(f"--sweep '{item}': a value is not valid YAML") from None
     return out
 
 

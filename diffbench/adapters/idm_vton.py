@@ -47,7 +47,7 @@ from PIL import Image
 from diffbench.adapters import diffusers_common as dc
 from diffbench.adapters.base import Adapter, Request
 from diffbench.data.vton_common import MODEL_INPUT_HELP
-from diffbench.errors import ConfigError, DataError, WeightsError
+from diffbench.errors import ConfigError, DataError, WeightsError, shown
 from diffbench.log import logger
 
 DEFAULTS = {"steps": 30, "guidance_scale": 2.0, "height": 1024, "width": 768}
@@ -122,7 +122,7 @@ def parse_sampler(sampler: dict[str, Any]) -> dict[str, Any]:
         out = {"steps": int(s["steps"]), "guidance_scale": float(s["guidance_scale"]),
                "height": int(s["height"]), "width": int(s["width"])}
     except (TypeError, ValueError):
-        raise ConfigError(f"idm-vton: bad sampler arguments {sampler!r}; steps, height, width "
+        raise ConfigError(f"idm-vton: bad sampler arguments {shown(sampler)}; steps, height, width "
                           "are integers, guidance_scale a number") from None
     if out["steps"] < 1 or out["height"] % 8 or out["width"] % 8 or min(out["height"],
                                                                           out["width"]) < 8:

@@ -1,0 +1,128 @@
+"""Faults of issue 24 (input that looked harmless): YAML alias bombs, aliased task settings,
+symbolic links out of the dataset, weights found missing only after generation, usage errors.
+
+Each case asserts the exit code, the one-line message, no traceback and that nothing was written
+(gate tolerances: `tests/test_gate.py`, baselines of another model: there too).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from diffbench.cli import main
+from diffbench.suite import load_suite
+from tests._faults import ROOT, one_error
+
+
+def invoke(*args, **kw):
+    return CliRunner().invoke(main, [str(a) for a in args], **kw)
+
+
+def files_under(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*"))
+
+
+# ---------------------------------------------------------------- 3: a YAML alias bomb
+
+def _bomb(where: str) -> str:
+    """A ~600-byte suite whose anchors nested 9 deep expand to 9**9 values at `where`."""
+    lines = ["x: &a0 [1, 1, 1, 1, 1, 1, 1, 1, 1]"]
+    lines += [f"x{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 9)]
+    task = {"scale": "    metrics: {fid: {args: {scale: *a8}}}",
+            "guidance_interval": "    generation: {sampler: {guidance_interval: *a8}}\n"
+                                 "    metrics: {fid: {}}"}[where]
+    return "\n".join([*lines, "name: bomb", "version: 1", "tasks:", "  t:", "    protocol: adm",
+                      task]) + "\n"
+
+
+# torch alone maps more than 1 GB of address space when imported, so the limit is 1 GB on top
+# of what the interpreter holds after importing everything `run` imports: the bomb gets 1 GB.
+_UNDER_1GB = """
+import resource, sys
+import diffbench.runner, diffbench.scoring  # noqa: F401  (torch and the run stack)
+from diffbench.cli import main
+held = [int(x.split()[1]) * 1024 for x in open("/proc/self/status") if x.startswith("VmSize")][0]
+resource.setrlimit(resource.RLIMIT_AS, (held + (1 << 30), held + (1 << 30)))
+sys.argv = ["diffbench", *sys.argv[1:]]
+main()
+"""
+
+
+@pytest.mark.parametrize("where", ["scale", "guidance_interval"])
+@pytest.mark.parametrize("command", ["validate", "run"])
+def test_a_yaml_alias_bomb_is_refused_in_bounded_memory(tmp_path, where, command):
+    suite = tmp_path / "bomb.yaml"
+    suite.write_text(_bomb(where))
+    assert len(suite.read_bytes()) < 2048
+    args = ["suites", "validate", suite] if command == "validate" else \
+        ["run", suite, "--model", "toy", "--out", tmp_path / "out"]
+    before = files_under(tmp_path)
+    res = subprocess.run([sys.executable, "-c", _UNDER_1GB, *map(str, args)], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=300,
+                         env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin",
+                              "DIFFBENCH_HOME": str(tmp_path / "home")})
+    assert res.returncode == 2, res.stderr[-3000:]
+    lines = [x for x in (res.stdout + res.stderr).splitlines() if x.strip()]
+    assert "Traceback" not in res.stderr and "MemoryError" not in res.stderr
+    assert len(lines) == 1 and len(lines[0]) < 300, lines[:3]
+    assert "expand to more than 100,000 values" in lines[0] and str(suite) in lines[0]
+    assert files_under(tmp_path) == before
+
+
+def test_a_self_referring_alias_and_a_huge_value_in_a_message(tmp_path):
+    suite = tmp_path / "s.yaml"
+    suite.write_text("name: s\nversion: 1\ntasks: &t {t: {protocol: adm, metrics: {fid: {}}, "
+                     "x: *t}}\n")
+    res = invoke("suites", "validate", suite)
+    assert res.exit_code == 2 and res.output.count("\n") == 1, res.output
+    assert "s.yaml:3: a YAML alias refers to the value that contains it" in res.output
+    # a large value within the bound: the message shows a cut repr, never the whole value
+    suite.write_text("name: s\nversion: 1\ntasks: {t: {protocol: adm, metrics: {fid: {args: "
+                     f"{{scale: [{', '.join(['123456789'] * 5000)}]}}}}}}}}}}\n")
+    res = invoke("suites", "validate", suite)
+    assert res.exit_code == 2 and res.output.count("\n") == 1, res.output[:300]
+    assert "args.scale: must be" in res.output and len(res.output) < 600 and "…" in res.output
+
+
+# ---------------------------------------------------------------- 6: every task owns its settings
+
+def test_set_on_one_task_leaves_the_tasks_that_merged_it_unchanged():
+    """suites/dresscode.yaml builds the category tasks with `<<: *paired`."""
+    plain = load_suite("dresscode")
+    loaded = load_suite("dresscode", ["tasks.paired.generation.seed=7",
+                                      "tasks.paired.metrics.kid.args.subset_size=50",
+                                      "tasks.paired.dataset.args.pairing=paired"])
+    assert loaded.suite.tasks["paired"].generation.seed == 7
+    assert loaded.suite.tasks["paired"].metrics["kid"].args == {"subset_size": 50}
+    siblings = [n for n in loaded.suite.tasks if n != "paired"]
+    assert {"paired-upper_body", "paired-dresses"} <= set(siblings)
+    for name in siblings:  # what a record of each sibling is made from: the model and the data
+        assert loaded.suite.tasks[name] == plain.suite.tasks[name], name
+        assert loaded.resolved["tasks"][name] == plain.resolved["tasks"][name], name
+
+
+# ---------------------------------------------------------------- 4: a symbolic link out of the root
+
+def test_a_symlink_inside_the_dataset_root_may_not_lead_out_of_it(tmp_path):
+    from tests._vton import write_vitonhd
+
+    root = write_vitonhd(tmp_path / "data" / "vitonhd")
+    secret = tmp_path / "secret.txt"
+    secret.write_text("TOPSECRET first line\n")
+    (root / "p.txt").symlink_to(secret)
+    (root / "ok.txt").symlink_to(root / "test_pairs.txt")  # a link inside the root is kept
+    before = files_under(tmp_path)
+    res = invoke("run", "vitonhd", "--model", "toy", "--task", "paired", "--data",
+                 f"vitonhd={root}", "--set", "tasks.paired.dataset.args.pairs_file=p.txt",
+                 "--out", tmp_path / "r")
+    one_error(res, "vitonhd: pairs_file 'p.txt': resolves (through a symbolic link) to "
+              f"{secret}, outside the dataset root")
+    assert "TOPSECRET" not in res.output and files_under(tmp_path) == before
+    from diffbench.data.vitonhd import VitonHD
+
+    assert len(VitonHD(root, pairs_file="ok.txt").pairs) == 5
