@@ -299,6 +299,9 @@ def run_suite(loaded: LoadedSuite, opts: RunOptions) -> list[Outcome]:
         raise ConfigError("--fresh with --shard would discard the other shards' images; delete "
                           "RUN/samples/<task> once before starting the shards instead")
     run_dir = default_run_dir(loaded, opts)
+    from diffbench.readiness import check_ready  # everything missing, at once, before the model
+
+    check_ready(select_tasks(loaded, opts.tasks), opts)
     check_stores(loaded, opts, run_dir)
     needs_model = any(t.kind == "generate" for t in select_tasks(loaded, opts.tasks).values())
     adapter = None

@@ -119,6 +119,7 @@ def test_a_symlink_inside_the_dataset_root_may_not_lead_out_of_it(tmp_path):
     before = files_under(tmp_path)
     res = invoke("run", "vitonhd", "--model", "toy", "--task", "paired", "--data",
                  f"vitonhd={root}", "--set", "tasks.paired.dataset.args.pairs_file=p.txt",
+                 "--set", "tasks.paired.metrics={ssim: {}}",
                  "--out", tmp_path / "r")
     one_error(res, "vitonhd: pairs_file 'p.txt': resolves (through a symbolic link) to "
               f"{secret}, outside the dataset root")
@@ -126,3 +127,60 @@ def test_a_symlink_inside_the_dataset_root_may_not_lead_out_of_it(tmp_path):
     from diffbench.data.vitonhd import VitonHD
 
     assert len(VitonHD(root, pairs_file="ok.txt").pairs) == 5
+
+
+# ---------------------------------------------------------------- 2: weights before the first image
+
+@pytest.mark.parametrize("metric,weights", [
+    ("fid", "inception-2015-12-05"),
+    ("fd_dinov2", "dinov2-vitl14"),  # a metric of its own network, under another protocol
+])
+def test_missing_extractor_weights_stop_the_run_before_generation(tmp_path, metric, weights):
+    ref = tmp_path / "r.npz"
+    ref.write_bytes(b"not read: the run stops before")
+    args = ["run", "imagenet256", "--task", "repa-sde-cfg", "--model", "toy", "--limit", "4",
+            "--data", f"imagenet256-ref={ref}", "--out", tmp_path / "out"]
+    protocol = ", protocol: dgm-eval" if metric == "fd_dinov2" else ""
+    args += ["--set", f"tasks.repa-sde-cfg.metrics={{{metric}: {{args: {{}}{protocol}}}}}"]
+    before = files_under(tmp_path)
+    line = one_error(invoke(*args), f"weights '{weights}'", "downloads are off (offline)",
+                     f"diffbench weights import {weights}", f"--weights {weights}=PATH",
+                     f"config set weights.{weights}", "needed by task repa-sde-cfg")
+    assert "things to fix" not in line  # the one thing missing, alone
+    assert files_under(tmp_path) == before  # no image generated, no run directory
+
+
+def test_the_registry_names_of_weights_are_read_without_building_networks():
+    from diffbench.features import extractor_weights
+    from diffbench.protocols import get_protocol
+    from diffbench.readiness import metric_weights
+
+    assert extractor_weights("inception") == "inception-2015-12-05"
+    assert extractor_weights("dinov2-vitl14") == "dinov2-vitl14"
+    assert extractor_weights("digits") is None  # shipped with diffbench
+    assert metric_weights("prc", get_protocol("torch-fidelity"), {"features": "vgg16"}) == \
+        ["vgg16-imagenet"]
+    assert metric_weights("lpips", get_protocol("catvton"), {}) == ["squeezenet1_1-imagenet"]
+    assert metric_weights("lpips", get_protocol("catvton"), {"net": "vgg"}) == ["vgg16-imagenet"]
+    assert metric_weights("ssim", get_protocol("catvton"), {}) == []
+    assert metric_weights("dino", get_protocol("dreambench"), {}) == ["dino-vits16"]
+
+
+def test_one_preflight_lists_everything_missing_for_a_run(tmp_path, monkeypatch):
+    """Issue 23: `diffbench run vitonhd --model idm-vton` on a machine with nothing."""
+    monkeypatch.chdir(tmp_path)
+    before = files_under(tmp_path)
+    line = one_error(invoke("run", "vitonhd", "--model", "idm-vton"),
+                     "6 things to fix before this run can start: (1) idm-vton: pass "
+                     "--model-arg repo=PATH", "(2) idm-vton: IDM-VTON's TryonPipeline runs "
+                     "GarmentNet on 'cuda'", "(3) model 'yisol/IDM-VTON' (--model-arg weights) "
+                     "is not in the Hugging Face cache", "(4) where is dataset 'vitonhd'?",
+                     "(5) weights 'squeezenet1_1-imagenet'", "(6) weights 'inception-2015-12-05'",
+                     "needed by task paired, unpaired")
+    assert "(7)" not in line and files_under(tmp_path) == before
+    # a checkout that is not IDM-VTON's, a device that is not there
+    (tmp_path / "repo").mkdir()
+    one_error(invoke("run", "vitonhd", "--model", "idm-vton", "--model-arg",
+                     f"repo={tmp_path / 'repo'}", "--device", "cuda:7"),
+              "(1) --device cuda:7:",
+              f"(2) idm-vton: {tmp_path / 'repo'} is not an IDM-VTON checkout")

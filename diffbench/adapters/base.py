@@ -68,6 +68,13 @@ class Adapter(ABC):
         return {"class": f"{type(self).__module__}:{type(self).__qualname__}",
                 "device": self.device, "dtype": self.dtype}
 
+    @classmethod
+    def missing(cls, args: dict[str, Any], device: str) -> list[str]:
+        """What this adapter needs with these --model-arg values and device that is not here (a
+        checkout, a device, weights), one fix per line, found without loading anything; the
+        run's preflight lists them with everything else missing (default: nothing)."""
+        return []
+
     def check_keys(self, requests: Sequence[Request]) -> None:
         """Refuse requests whose inputs are missing, before the first image (default: none)."""
         return None

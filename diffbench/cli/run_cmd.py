@@ -86,11 +86,9 @@ def run_cmd(suite, model, model_args, tasks, out, data, overrides, weights, swee
     from diffbench import dist
     from diffbench.comparability import comparability
     from diffbench.fsutil import writes_under
-    from diffbench.preflight import check_device
     from diffbench.runner import RunOptions, default_run_dir, parse_sweep, run_suite
     from diffbench.suite import load_suite
 
-    check_device(device)
     loaded = load_suite(suite, list(overrides), include)
     opts = RunOptions(model=model, model_args=parse_model_args(model_args), out=out, tasks=tasks,
                       device=device, dtype=dtype, tf32=tf32, batch_size=batch_size,

@@ -1,0 +1,132 @@
+"""Everything a run needs that is not here, found at once, before any model loads.
+
+`run_problems` asks, for the selected tasks of a suite: can the device be used, does the adapter
+have what it needs (`Adapter.missing`: a checkout, a device; nothing is loaded), where is each
+dataset and statistics file the tasks read, and can every weights file the scoring will load be
+resolved (each extractor of each metric's pass under its protocol, LPIPS backbones, CLIP/DINO
+models: `metric_weights`). `check_ready` turns the answers into one error, a numbered list of
+fixes, so a user fixes everything in one go instead of one thing per attempt, and a run never
+generates for hours before finding that the Inception file is missing.
+
+Weights are resolved as the scoring will resolve them (`diffbench.weights.resolve`): a file
+already there is verified, a missing one is downloaded now unless offline.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from diffbench.errors import ConfigError, DiffbenchError
+
+
+def metric_weights(metric: str, protocol: Any, args: dict[str, Any]) -> list[str]:
+    """The weights (registry names) `metric` loads under `protocol` with the suite's `args`."""
+    from diffbench.metrics.spec import get_spec
+    from diffbench.protocols import apply_metric_args
+
+    spec = get_spec(metric)
+    merged = {**protocol.param(metric), **args}
+    if spec.family == "distribution":
+        from diffbench.features import extractor_weights
+        from diffbench.scoring.distribution import feature_of
+
+        extractor = feature_of(spec, apply_metric_args(protocol, {metric: dict(args)}))[0]
+        name = extractor_weights(extractor)
+        return [name] if name else []
+    if spec.family == "alignment":
+        from diffbench.scoring.alignment import plan
+
+        return [plan(metric, merged).spec.weights]
+    if spec.weights is None:  # a paired metric without a network of its own (SSIM)
+        return []
+    from diffbench.scoring.paired import plan as paired_plan
+
+    return list(spec.weights(dict(paired_plan(metric, merged).settings)))
+
+
+def task_weights(task: Any) -> list[str]:
+    """Every weights file the scoring of `task` loads, in order, without duplicates."""
+    from diffbench.protocols import get_protocol
+
+    out: list[str] = []
+    for metric, entry in task.metrics.items():
+        protocol = get_protocol(entry.protocol or task.protocol)
+        out += [w for w in metric_weights(metric, protocol, dict(entry.args)) if w not in out]
+    return out
+
+
+def _location(name: str, data: dict[str, str]) -> str | None:
+    from diffbench.refdata import resolve_data
+
+    try:
+        resolve_data(name, data)
+    except DiffbenchError as exc:
+        return str(exc)
+    return None
+
+
+def _datasets(tasks: dict[str, Any]) -> list[str]:
+    """(location name) of each dataset and statistics file the tasks read, in order."""
+    from diffbench.data.base import location_arg
+    from diffbench.registry import DATASETS
+
+    names: list[str] = []
+    for task in tasks.values():
+        specs = [task.dataset, task.reference.dataset]
+        for ds in specs:
+            if ds is not None and location_arg(DATASETS.get(ds.reader)) is not None:
+                names.append(ds.name)
+        if task.reference.stats is not None:
+            names.append(task.reference.stats)
+    return list(dict.fromkeys(names))
+
+
+def _adapter(opts: Any) -> list[str]:
+    from diffbench.registry import ADAPTERS
+
+    try:
+        cls = ADAPTERS.get(opts.model)
+    except DiffbenchError as exc:
+        return [str(exc)]
+    return list(cls.missing(dict(opts.model_args), opts.device))
+
+
+def run_problems(tasks: dict[str, Any], opts: Any) -> list[str]:
+    """One fix per line for everything the run of `tasks` lacks (empty: ready)."""
+    from diffbench.preflight import check_device
+    from diffbench.weights import resolve
+
+    problems: list[str] = []
+    try:
+        check_device(opts.device)
+    except DiffbenchError as exc:
+        problems.append(str(exc))
+    if opts.model and any(t.kind == "generate" for t in tasks.values()):
+        problems += [p for p in _adapter(opts) if p not in problems]
+    problems += [p for p in (_location(n, dict(opts.data)) for n in _datasets(tasks)) if p]
+    if opts.generate_only or opts.shard is not None:
+        return problems
+    needed: dict[str, list[str]] = {}
+    for name, task in tasks.items():
+        try:
+            for w in task_weights(task):
+                needed.setdefault(w, []).append(name)
+        except DiffbenchError as exc:
+            problems.append(f"task {name}: {exc}")
+    for w, users in needed.items():
+        try:
+            resolve(w, dict(opts.weights))
+        except DiffbenchError as exc:
+            problems.append(f"{exc} (needed by task {', '.join(users)})")
+    return problems
+
+
+def check_ready(tasks: dict[str, Any], opts: Any) -> None:
+    """Raise one error listing every fix `run_problems` finds, numbered; nothing when ready."""
+    problems = run_problems(tasks, opts)
+    if len(problems) == 1:
+        raise ConfigError(problems[0])
+    if problems:
+        raise ConfigError(f"{len(problems)} things to fix before this run can start: "
+                          + " ".join(f"({i}) {p.rstrip('.')};" for i, p in
+                                     enumerate(problems, 1)).rstrip(";"))
