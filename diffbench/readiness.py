@@ -55,30 +55,30 @@ def task_weights(task: Any) -> list[str]:
     return out
 
 
-def _location(name: str, data: dict[str, str]) -> str | None:
+def _data_problems(tasks: dict[str, Any], data: dict[str, str]) -> list[str]:
+    """What is wrong with each dataset (its location and layout: the reader is built, as the
+    run will build it) and statistics file the tasks read."""
+    from diffbench.data.base import open_dataset
     from diffbench.refdata import resolve_data
 
-    try:
-        resolve_data(name, data)
-    except DiffbenchError as exc:
-        return str(exc)
-    return None
+    problems: list[str] = []
 
+    def attempt(call: Any, *args: Any, **kw: Any) -> None:
+        try:
+            call(*args, **kw)
+        except DiffbenchError as exc:
+            if str(exc) not in problems:
+                problems.append(str(exc))
 
-def _datasets(tasks: dict[str, Any]) -> list[str]:
-    """(location name) of each dataset and statistics file the tasks read, in order."""
-    from diffbench.data.base import location_arg
-    from diffbench.registry import DATASETS
-
-    names: list[str] = []
-    for task in tasks.values():
-        specs = [task.dataset, task.reference.dataset]
-        for ds in specs:
-            if ds is not None and location_arg(DATASETS.get(ds.reader)) is not None:
-                names.append(ds.name)
+    for name, task in tasks.items():
+        for where, ds in (("dataset", task.dataset), ("reference.dataset",
+                                                       task.reference.dataset)):
+            if ds is not None:
+                attempt(open_dataset, ds.name, ds.reader, ds.args, data,
+                        where=f"tasks.{name}.{where}")
         if task.reference.stats is not None:
-            names.append(task.reference.stats)
-    return list(dict.fromkeys(names))
+            attempt(resolve_data, task.reference.stats, data)
+    return problems
 
 
 def _adapter(opts: Any) -> list[str]:
@@ -103,7 +103,7 @@ def run_problems(tasks: dict[str, Any], opts: Any) -> list[str]:
         problems.append(str(exc))
     if opts.model and any(t.kind == "generate" for t in tasks.values()):
         problems += [p for p in _adapter(opts) if p not in problems]
-    problems += [p for p in (_location(n, dict(opts.data)) for n in _datasets(tasks)) if p]
+    problems += _data_problems(tasks, dict(opts.data))
     if opts.generate_only or opts.shard is not None:
         return problems
     needed: dict[str, list[str]] = {}

@@ -136,8 +136,10 @@ def test_a_symlink_inside_the_dataset_root_may_not_lead_out_of_it(tmp_path):
     ("fd_dinov2", "dinov2-vitl14"),  # a metric of its own network, under another protocol
 ])
 def test_missing_extractor_weights_stop_the_run_before_generation(tmp_path, metric, weights):
+    import numpy as np
+
     ref = tmp_path / "r.npz"
-    ref.write_bytes(b"not read: the run stops before")
+    np.savez(ref, arr_0=np.zeros((4, 16, 16, 3), np.uint8))  # ADM's batch layout
     args = ["run", "imagenet256", "--task", "repa-sde-cfg", "--model", "toy", "--limit", "4",
             "--data", f"imagenet256-ref={ref}", "--out", tmp_path / "out"]
     protocol = ", protocol: dgm-eval" if metric == "fd_dinov2" else ""
