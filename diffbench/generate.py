@@ -188,6 +188,8 @@ def generate(adapter: Adapter, requests: Sequence[Request], out_dir: str | Path,
     shard_i, shard_n = shard or (0, 1)
     part, parts = shard_i * world_size + rank, shard_n * world_size
     ordered = sorted(requests, key=lambda r: r.key)
+    if limit is not None and limit >= len(ordered):
+        limit = None  # every image: not a smoke run
     if limit is not None:
         ordered = spread(ordered, limit)  # as `--limit`: spread over the conditions
     _write_plan(out_dir, [r.key for r in ordered], part)

@@ -51,9 +51,10 @@ def check_device(device: str) -> str:
     return device
 
 
-def _writable_ancestor(path: Path, what: str) -> None:
-    """Refuse a path that cannot be created: a file in the way, or a folder without write access."""
-    probe = path
+def _writable_ancestor(path: Path, what: str, target: Path | None = None) -> None:
+    """Refuse a path that cannot be created: a file in the way, or a folder without write access
+    (`target`: what the message names, when `path` is the folder it goes into)."""
+    probe, path = path, target or path
     while not probe.exists():
         if probe.parent == probe:
             return
@@ -77,7 +78,7 @@ def check_output_file(path: Path | str, option: str) -> None:
     if path.exists() and not os.access(path, os.W_OK):
         raise StorageError(f"{path}: permission denied (cannot overwrite it); make it writable "
                            f"or give {option} another file")
-    _writable_ancestor(path.parent, f"the {option} file")
+    _writable_ancestor(path.parent, f"the {option} file", path)
 
 
 def check_run_dir(run_dir: Path, points: Iterable[str]) -> None:

@@ -78,6 +78,7 @@ class Point:
     sweep: dict[str, Any]
     dataset: Any | None
     requests: list = field(default_factory=list)
+    limit: int | None = None  # --limit when it cut the task's requests (a smoke run), else None
 
 
 @dataclass
@@ -161,12 +162,15 @@ def plan(loaded: LoadedSuite, opts: RunOptions, adapter) -> list[Point]:
                                f"{loaded.path}: task {name}")
         items = dataset.items() if dataset is not None and is_task_dataset(dataset) else None
         requests = task_requests(task, items=items)
-        if opts.limit:
-            requests = spread(requests, opts.limit)
+        # --limit at or above the task's count makes every image: a full run, not a smoke run
+        limit = opts.limit if opts.limit and opts.limit < len(requests) else None
+        if limit:
+            requests = spread(requests, limit)
         for sweep in values:
             reqs = [dataclasses.replace(r, sampler={**r.sampler, **sweep}) for r in requests]
             adapter.check_keys(reqs)  # requests: conditions fill templated folders, inputs
-            points.append(Point(point_name(name, sweep), name, task, sweep, dataset, reqs))
+            points.append(Point(point_name(name, sweep), name, task, sweep, dataset, reqs,
+                                limit))
     return points
 
 
@@ -190,7 +194,7 @@ def _samples(point: Point, run_dir: Path, adapter, opts: RunOptions,
     sample_dir = results.RunLayout(run_dir).samples(point.name)
     report = generate(adapter, point.requests, sample_dir, opts.batch_size, rank=ctx.rank,
                       world_size=ctx.world_size, shard=opts.shard, progress=opts.progress)
-    report.smoke = opts.limit is not None
+    report.smoke = point.limit is not None
     dist.barrier()
     if opts.shard is not None:
         return None, report  # job-array shard: `diffbench merge` runs when all shards are done

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -186,3 +187,71 @@ def test_one_preflight_lists_everything_missing_for_a_run(tmp_path, monkeypatch)
                      f"repo={tmp_path / 'repo'}", "--device", "cuda:7"),
               "(1) --device cuda:7:",
               f"(2) idm-vton: {tmp_path / 'repo'} is not an IDM-VTON checkout")
+
+
+# ---------------------------------------------------------------- 5: usage errors, --limit, a live store
+
+def test_usage_errors_are_one_line(tmp_path):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    (tmp_path / "store").mkdir()
+    before = files_under(tmp_path)
+    one_error(invoke("run", "demo", "--model", "toy", "--out", afile),
+              "diffbench run: Invalid value for '--out'", "is a file", "diffbench run --help")
+    one_error(invoke("export-npz", tmp_path / "store", "-o", tmp_path / "store"),
+              "diffbench export-npz: Invalid value for '-o' / '--output'", "is a directory")
+    one_error(invoke("score", "--bogus"), "No such option '--bogus'")
+    one_error(invoke("score", "--real", afile, "--fake", afile, "--protocol", "demo-digits",
+                     "--json", afile / "r.json"),
+              f"{afile}: is a file, so the --json file {afile / 'r.json'} cannot be created")
+    assert files_under(tmp_path) == before
+    assert invoke("gate").exit_code == 2  # a bare group still shows its help
+
+
+SMALL = """
+name: small
+version: 1
+tasks:
+  digits:
+    condition: class
+    generation: {images_per_condition: 2, seed: 1, sampler: {num_classes: 10}}
+    protocol: demo-digits
+    metrics: {accuracy: {}}
+    reference:
+      dataset: {name: digits, reader: sklearn-digits, args: {size: 32, split: test}}
+"""
+
+
+def test_a_limit_at_or_above_the_task_count_is_not_a_smoke_run(tmp_path):
+    import json
+
+    suite = tmp_path / "small.yaml"
+    suite.write_text(textwrap.dedent(SMALL))
+    base = ["run", suite, "--model", "toy", "--model-arg", "size=32"]
+    res = invoke(*base, "--limit", "99999999999999999999", "--out", tmp_path / "all")
+    assert res.exit_code == 0, res.output
+    record = json.loads((tmp_path / "all" / "results" / "digits.json").read_text())
+    assert record["counts"]["generated"] == 20 and not record.get("smoke")
+    assert not any("smoke" in n for n in record["notes"])
+    res = invoke(*base, "--limit", "5", "--out", tmp_path / "five")
+    assert res.exit_code == 0, res.output
+    record = json.loads((tmp_path / "five" / "results" / "digits.json").read_text())
+    assert record["counts"]["generated"] == 5 and record["smoke"] is True
+
+
+def test_score_refuses_a_store_that_a_run_is_still_writing(tmp_path):
+    from diffbench.lock import lock_run_dir
+    from tests.conftest import write_images
+
+    real = write_images(tmp_path / "real", 20, 0)
+    store = write_images(tmp_path / "run" / "samples" / "t", 20, 1)
+    args = ["score", "--real", real, "--fake", store, "--protocol", "demo-digits", "--metrics",
+            "fid", "--workers", "0", "--no-cache"]
+    with lock_run_dir(tmp_path / "run"):
+        before = files_under(tmp_path)
+        one_error(invoke(*args, "--json", tmp_path / "r.json"),
+                  f"--fake {store}: the run in {tmp_path / 'run'} (PID", "is still writing it",
+                  "--allow-partial")
+        assert files_under(tmp_path) == before
+        assert invoke(*args, "--allow-partial").exit_code == 0
+    assert invoke(*args).exit_code == 0  # the run is over: scored as usual

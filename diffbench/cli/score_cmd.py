@@ -10,6 +10,7 @@ import click
 from diffbench import api
 from diffbench.cli.common import max_pixels_option
 from diffbench.config import parse_pairs
+from diffbench.errors import DataError
 
 _PATH = click.Path(path_type=Path, readable=False)  # our own one-line errors say how to fix
 
@@ -63,9 +64,12 @@ def _bootstrap_help() -> str:
 @click.option("--no-cache", is_flag=True, help="Do not read or write cached reference features.")
 @click.option("--json", "json_out", type=_PATH, default=None,
               help="Write the results record to this file ('-': to stdout, the table to stderr).")
+@click.option("--allow-partial", is_flag=True,
+              help="Score a sample store that a run is still writing (the images there now).")
 @max_pixels_option
 def score_cmd(real, fake, protocol_name, metrics, weights, batch_size, workers, device, bootstrap,
-              kid_subset_size, kid_subsets, prc_features, no_cache, json_out) -> None:
+              kid_subset_size, kid_subsets, prc_features, no_cache, json_out,
+              allow_partial) -> None:
     """Score generated images against reference images under a named protocol.
 
     \b
@@ -77,8 +81,13 @@ def score_cmd(real, fake, protocol_name, metrics, weights, batch_size, workers, 
     from diffbench import results
     from diffbench.comparability import comparability
     from diffbench.display import metric_lines
+    from diffbench.lock import live_writer
     from diffbench.preflight import check_output_file
 
+    writer = None if allow_partial else live_writer(fake)
+    if writer:
+        raise DataError(f"--fake {fake}: {writer} is still writing it; wait for the run to "
+                        "finish, or pass --allow-partial to score the images there now")
     if json_out is not None:
         check_output_file(json_out, "--json")
     record = api.score(real, fake, metrics, protocol_name, parse_pairs(weights, "--weights"),
