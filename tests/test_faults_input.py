@@ -255,3 +255,14 @@ def test_score_refuses_a_store_that_a_run_is_still_writing(tmp_path):
         assert files_under(tmp_path) == before
         assert invoke(*args, "--allow-partial").exit_code == 0
     assert invoke(*args).exit_code == 0  # the run is over: scored as usual
+
+
+def test_a_suite_path_that_does_not_exist_falls_back_to_the_shipped_suite(tmp_path, monkeypatch,
+                                                                           caplog):
+    """Issue 23: `run suites/vitonhd.yaml` outside a checkout is `run vitonhd`, with a note."""
+    monkeypatch.chdir(tmp_path)
+    loaded = load_suite("suites/vitonhd.yaml")
+    assert loaded.suite.name == "vitonhd" and loaded.origin == "shipped"
+    assert "suites/vitonhd.yaml: no such file; using the shipped suite 'vitonhd'" in caplog.text
+    res = invoke("suites", "validate", "suites/nope.yaml")
+    assert res.exit_code == 2 and "suite 'suites/nope.yaml' not found" in res.output
