@@ -10,6 +10,7 @@ error before any GPU time is spent.
 What `diffbench run` calls on an adapter, in order (every hook but `generate` has a default
 here; an adapter overrides the ones it needs, and nothing else is looked up):
 
+0. `missing` (a classmethod, before loading): what is not here, listed by the run's preflight;
 1. ``__init__(device, dtype, **model_args)``: ``--model-arg`` values; load weights here;
 2. `check_task` per task and sweep point: condition kind and sampler argument names;
 3. `check_keys` with the planned requests: inputs each request needs (files, masks), before
