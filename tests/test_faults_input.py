@@ -266,3 +266,14 @@ def test_a_suite_path_that_does_not_exist_falls_back_to_the_shipped_suite(tmp_pa
     assert "suites/vitonhd.yaml: no such file; using the shipped suite 'vitonhd'" in caplog.text
     res = invoke("suites", "validate", "suites/nope.yaml")
     assert res.exit_code == 2 and "suite 'suites/nope.yaml' not found" in res.output
+
+
+def test_generator_weights_missing_offline_are_listed_with_the_rest(tmp_path):
+    """A hub model not in the local cache (offline) is found before anything loads."""
+    before = files_under(tmp_path)
+    one_error(invoke("run", "imagenet256", "--task", "sde-nocfg", "--model", "dit", "--out",
+                     tmp_path / "out"),
+              "things to fix", "model 'facebook/DiT-XL-2-256' (--model-arg model) is not in the "
+              "Hugging Face cache", "where is dataset 'imagenet256-ref'?",
+              "weights 'inception-2015-12-05'")
+    assert files_under(tmp_path) == before

@@ -79,6 +79,16 @@ class DiTAdapter(Adapter):
     conditions = frozenset({"class"})
     sampler_args = frozenset({*DEFAULTS, "num_classes", "labels"})
 
+    @classmethod
+    def missing(cls, args: dict[str, Any], device: str) -> list[str]:
+        """Offline: the hub models (transformer, VAE) that are not in the local cache."""
+        from diffbench.adapters.diffusers_common import hub_missing
+
+        found = [hub_missing(str(args.get("model", "facebook/DiT-XL-2-256")), "model")]
+        if args.get("vae"):
+            found.append(hub_missing(str(args["vae"]), "vae"))
+        return [p for p in found if p]
+
     def __init__(self, model: str = "facebook/DiT-XL-2-256", vae: str | None = None,
                  latent_scale: float | None = None, uint8: str = "round",
                  device: str = "cpu", dtype: str = "fp32"):
