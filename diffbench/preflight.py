@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from diffbench.errors import ConfigError, DiffbenchError, StorageError
+from diffbench.errors import ConfigError, DiffbenchError, StorageError, shown
 from diffbench.log import logger
 from diffbench.names import check_name, check_sweep_value
 
@@ -30,12 +30,12 @@ def check_device(device: str) -> str:
     try:
         dev = torch.device(device)
     except (RuntimeError, ValueError):
-        raise ConfigError(f"--device {device!r}: expected cpu, cuda, cuda:N or mps") from None
+        raise ConfigError(f"--device {shown(device)}: expected cpu, cuda, cuda:N or mps") from None
     if dev.type == "cuda":
         if not torch.cuda.is_available():
             build = torch.version.cuda or "none: a CPU-only build of torch"
             visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-            seen = f", CUDA_VISIBLE_DEVICES={visible!r}" if visible is not None else ""
+            seen = f", CUDA_VISIBLE_DEVICES={shown(visible)}" if visible is not None else ""
             raise ConfigError(f"--device {device}: no usable CUDA GPU here (torch {torch.__version__}"
                               f", CUDA {build}{seen}); use --device cpu or run on a GPU machine")
         count = torch.cuda.device_count()
@@ -47,7 +47,7 @@ def check_device(device: str) -> str:
             raise ConfigError(f"--device {device}: Apple MPS is not available here; use --device "
                               "cpu")
     elif dev.type != "cpu":
-        raise ConfigError(f"--device {device!r}: expected cpu, cuda, cuda:N or mps")
+        raise ConfigError(f"--device {shown(device)}: expected cpu, cuda, cuda:N or mps")
     return device
 
 

@@ -104,7 +104,7 @@ class TryOnReader:
 
     def _check_pairing(self, pairing: str) -> str:
         if pairing not in PAIRINGS:
-            raise DataError(f"{self.dataset_name}: pairing {pairing!r} is not one of "
+            raise DataError(f"{self.dataset_name}: pairing {shown(pairing)} is not one of "
                             f"{', '.join(PAIRINGS)}")
         return pairing
 

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from diffbench.errors import MetricInputError
+from diffbench.errors import MetricInputError, shown
 from diffbench.metrics.args import PAIRED_PREP_ARGS, Arg
 from diffbench.metrics.spec import MetricSpec, Needs, Output
 
@@ -101,7 +101,7 @@ def ssim_batch(x: torch.Tensor, y: torch.Tensor, *, data_range: float = 1.0, sig
         raise MetricInputError(f"ssim: images must have equal N×C×H×W shapes, got "
                                f"{tuple(x.shape)} and {tuple(y.shape)}")
     if border not in BORDERS:
-        raise MetricInputError(f"ssim: border {border!r} is not one of {', '.join(BORDERS)}")
+        raise MetricInputError(f"ssim: border {shown(border)} is not one of {', '.join(BORDERS)}")
     window = gaussian_window(sigma)
     k = len(window)
     if border == "valid" and min(x.shape[-2:]) < k:
@@ -155,7 +155,7 @@ def ssim_images(a: np.ndarray, b: np.ndarray, *, color: str = "rgb", border: str
         return float(ssim_batch(pil_gray(ta), pil_gray(tb), data_range=255.0, border=border,
                                 **kwargs)[0])
     if color != "rgb":
-        raise MetricInputError(f"ssim: color {color!r} is not rgb or gray")
+        raise MetricInputError(f"ssim: color {shown(color)} is not rgb or gray")
     return float(ssim_batch(ta.double() / 255.0, tb.double() / 255.0, data_range=1.0,
                             border=border, **kwargs)[0])
 
