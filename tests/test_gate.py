@@ -295,3 +295,31 @@ def test_a_tolerance_must_be_finite_and_non_negative(tmp_path, key, value):
     assert f"tasks.digits.metrics.fid.tolerance.{key}: " in res.stderr
     assert "not a finite number >= 0" in res.stderr
     assert sorted(tmp_path.iterdir()) == before
+
+
+def test_the_demo_folder_of_two_models_against_the_ci_baseline(tmp_path):
+    """Issue 23: `gate runs/demo --baseline ci/demo-baseline.yaml` after `make demo` (runs of
+    demo-sit and toy) gates demo-sit's run and notes the toy's; the toy alone is exit 3."""
+    from pathlib import Path
+
+    ci = Path(__file__).resolve().parent.parent / "ci" / "demo-baseline.yaml"
+    base = load_baseline(ci)
+    runs = tmp_path / "runs" / "demo"
+    for model, worse in (("demo-sit", 1.0), ("toy", 3.0)):
+        for task, spec in base["tasks"].items():
+            metrics = {name: {"value": m["value"] * (worse if not m["higher_is_better"] else
+                                                     1 / worse),
+                              "higher_is_better": m["higher_is_better"],
+                              **({"extractor": m["extractor"]} if "extractor" in m else {})}
+                       for name, m in spec["metrics"].items()}
+            write(new_record(kind="run", protocol=spec["protocol"], metrics=metrics,
+                             counts=spec["counts"], task=task, suite=base["suite"],
+                             model={"name": model, "args": {}}),
+                  runs / model / "results" / f"{task}.json")
+    runner = CliRunner()
+    res = runner.invoke(main, ["gate", str(runs), "--baseline", str(ci)])
+    assert res.exit_code == 0 and "gate: PASS" in res.stdout, res.output
+    assert "toy/digits-sde-cfg: not in the baseline, not gated" in res.stdout
+    res = runner.invoke(main, ["gate", str(runs / "toy"), "--baseline", str(ci)])
+    assert res.exit_code == 3 and "baseline is for demo-sit" in res.stdout, res.output
+    assert "REGRESSION" not in res.stdout and "regression (" not in res.stdout
