@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from diffbench.errors import ConfigError
+from diffbench.errors import ConfigError, DataError
 
 
 def parse_metrics(metrics: str | Iterable[str]) -> list[str]:
@@ -47,7 +47,7 @@ def score(real: str | Path, fake: str | Path, metrics: str | Iterable[str] = ("f
           bootstrap: int = 0, cache: bool = True,
           metric_args: Mapping[str, Mapping[str, Any]] | None = None,
           kid_subset_size: int | None = None, kid_subsets: int | None = None,
-          prc_features: str | None = None) -> dict[str, Any]:
+          prc_features: str | None = None, allow_partial: bool = False) -> dict[str, Any]:
     """Score the images `fake` against `real` under a protocol; returns the results record.
 
     `real`/`fake`: a folder (recursive: png, jpg, jpeg, webp), an ADM ``.npz`` batch or a
@@ -57,9 +57,11 @@ def score(real: str | Path, fake: str | Path, metrics: str | Iterable[str] = ("f
     ``args`` do (``{"kid": {"subset_size": 100}}``; ``--metric-arg kid.subset_size=100``): they
     change the protocol's settings, so the record is judged as another protocol (the keywords
     `kid_subset_size`, `kid_subsets`, `prc_features` are aliases, for a metric that is scored).
-    Arguments, output keys and counts are checked before any feature is extracted.
+    Arguments, output keys and counts are checked before any feature is extracted. A sample
+    store that a run is still writing is refused unless `allow_partial`.
     """
     from diffbench import results
+    from diffbench.lock import live_writer
     from diffbench.metrics.spec import output_keys
     from diffbench.preflight import check_device, check_score, check_score_args
     from diffbench.protocols import get_protocol
@@ -69,6 +71,10 @@ def score(real: str | Path, fake: str | Path, metrics: str | Iterable[str] = ("f
     from diffbench.suite import TaskMetric, TaskSpec
 
     check_device(device)
+    writer = None if allow_partial else live_writer(fake)
+    if writer:
+        raise DataError(f"--fake {fake}: {writer} is still writing it; wait for the run to "
+                        "finish, or pass --allow-partial to score the images there now")
     base = get_protocol(protocol) if isinstance(protocol, str) else protocol
     names = parse_metrics(metrics)
     base.check_metrics(names)
@@ -155,14 +161,12 @@ def execute(suite: str | Path, model: str | None = None,
     commands print them; `run` keeps the records). `metric_args` (``--metric-arg``) give every
     task that scores a metric these arguments, as ``--set tasks.T.metrics.M.args.A=V`` does."""
     from diffbench.fsutil import writes_under
-    from diffbench.preflight import check_device
     from diffbench.runner import RunOptions, default_run_dir, run_suite
     from diffbench.suite import load_suite
 
     opts = RunOptions(model=model, model_args=dict(model_args or {}),
                       out=Path(out) if out is not None else None,
                       **{k: tuple(v) if k == "tasks" else v for k, v in options.items()})
-    check_device(opts.device)
     loaded = load_suite(suite, list(overrides), include)
     if metric_args:
         loaded = load_suite(suite, [*overrides, *_metric_overrides(loaded.suite, metric_args)],

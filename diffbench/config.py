@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from diffbench.errors import ConfigError
+from diffbench.yamlio import load_yaml
 
 _KEY = re.compile(r"^[A-Za-z0-9_\-]+(\.[A-Za-z0-9_.\-]+)+$")
 SECTIONS = ("data", "weights", "include")
@@ -37,7 +38,7 @@ def load_config() -> dict[str, Any]:
     if not path.exists():
         return {}
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = load_yaml(path.read_text(encoding="utf-8"), str(path)) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: invalid YAML in the user config; fix or delete it") from exc
     if not isinstance(data, dict):

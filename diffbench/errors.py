@@ -43,3 +43,45 @@ class StorageError(DiffbenchError):
 
 class ResultsError(DiffbenchError):
     """A results file is missing, unreadable or does not follow the schema."""
+
+
+SHOWN_CHARS = 200
+
+
+def shown(value: object, limit: int = SHOWN_CHARS) -> str:
+    """`value`'s repr for an error message, cut to `limit` characters: a message never formats
+    an unbounded value (a huge list from a suite, a line of a file that failed a check).
+
+    The repr of a container is built piece by piece and stops at the limit, so even a value
+    made of shared parts that would expand to gigabytes costs at most a few kilobytes here.
+    """
+    out: list[str] = []
+    budget = [limit + 1]
+
+    def put(text: str) -> bool:
+        out.append(text[: budget[0]])
+        budget[0] -= len(text)
+        return budget[0] > 0
+
+    def walk(v: object) -> bool:
+        if isinstance(v, dict):
+            if not put("{"):
+                return False
+            for i, (k, item) in enumerate(v.items()):
+                if (i and not put(", ")) or not walk(k) or not put(": ") or not walk(item):
+                    return False
+            return put("}")
+        if isinstance(v, (list, tuple)):
+            open_, close = ("[", "]") if isinstance(v, list) else ("(", ")")
+            if not put(open_):
+                return False
+            for i, item in enumerate(v):
+                if (i and not put(", ")) or not walk(item):
+                    return False
+            return put(close)
+        text = repr(v) if not isinstance(v, str) else repr(v[: budget[0] + 2])
+        return put(text)
+
+    walk(value)
+    text = "".join(out)
+    return text if len(text) <= limit else text[: limit - 1] + "…"

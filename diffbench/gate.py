@@ -9,6 +9,12 @@ baseline also lies outside the current confidence interval. Improvements never f
 comparison that cannot be made (missing task or metric, other suite version, protocol, extractor
 fingerprint or sample count, a smoke run) is "not comparable", never a pass.
 
+Each entry records the model it was made with (``model``; baselines written before that have
+none and match a task's only record). A record is gated against the entries of its own model: a
+run folder with several models' runs gates each against its own entries, and an entry whose task
+was run only by other models is "not comparable: baseline is for MODEL". Tolerances are finite
+and non-negative, checked when the baseline is read.
+
 Exit codes: 0 pass, 1 regression, 2 usage error, 3 not comparable.
 """
 
@@ -24,7 +30,8 @@ import yaml
 
 from diffbench.comparability import comparability
 from diffbench.display import higher_is_better
-from diffbench.errors import ConfigError
+from diffbench.errors import ConfigError, shown
+from diffbench.yamlio import load_yaml
 
 PASS, REGRESSION, NOT_COMPARABLE = 0, 1, 3
 BASELINE_FORMAT = 1
@@ -110,11 +117,6 @@ def by_task(records: list[dict[str, Any]], per_model: bool = False) -> dict[str,
     return out
 
 
-def per_model_keys(baseline: dict[str, Any]) -> bool:
-    """True when a baseline's tasks are keyed ``model/task``."""
-    return any("/" in key for key in baseline["tasks"])
-
-
 def _no_direction(name: str) -> ConfigError:
     return ConfigError(f"baseline metric '{name}': no direction known; add "
                        "'higher_is_better: true|false' to its entry")
@@ -131,7 +133,7 @@ def _task_baseline(record: dict[str, Any]) -> dict[str, Any]:
         if m.get("extractor"):
             entry["extractor"] = m["extractor"]
         metrics[name] = entry
-    return {"protocol": record["protocol"]["name"],
+    return {"model": model_of(record), "protocol": record["protocol"]["name"],
             "counts": {k: v for k, v in record["counts"].items() if v is not None},
             "metrics": metrics}
 
@@ -164,10 +166,15 @@ def _check_metrics(path: Path, task: str, metrics: Any) -> None:
             raise ConfigError(f"{path}: tasks.{task}.metrics.{name}: needs a finite numeric "
                               "'value'")
         tol = spec.get("tolerance", {})
-        if not isinstance(tol, dict) or set(tol) - {"abs", "rel"} or any(
-                not isinstance(v, (int, float)) or v < 0 for v in tol.values()):
-            raise ConfigError(f"{path}: tasks.{task}.metrics.{name}.tolerance: expected "
-                              "{abs: X} and/or {rel: X} with X >= 0")
+        where = f"{path}: tasks.{task}.metrics.{name}.tolerance"
+        if not isinstance(tol, dict) or set(tol) - {"abs", "rel"}:
+            raise ConfigError(f"{where}: expected {{abs: X}} and/or {{rel: X}} with X >= 0")
+        for key, v in tol.items():
+            if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v) \
+                    or v < 0:
+                raise ConfigError(f"{where}.{key}: {shown(v)} is not a finite number >= 0 (an "
+                                  "infinite or NaN tolerance would pass any regression); set it, "
+                                  "e.g. 0.05")
 
 
 def load_baseline(path: str | Path) -> dict[str, Any]:
@@ -177,7 +184,7 @@ def load_baseline(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: baseline not found; write one with "
                           f"`diffbench gate init RESULTS -o {path}`")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = load_yaml(path.read_text(encoding="utf-8"), str(path))
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: baseline is not valid YAML/JSON") from exc
     if not isinstance(data, dict) or data.get("diffbench_baseline") != BASELINE_FORMAT:
@@ -270,26 +277,74 @@ def _judge(task: str, name: str, spec: dict[str, Any], current: dict[str, Any] |
     return Row(task, name, base, value, delta, row.tolerance, status, reason)
 
 
+def entry_model(key: str, spec: dict[str, Any]) -> tuple[str | None, str]:
+    """(model, task key) of a baseline entry: its ``model`` (or a ``model/task`` key's prefix;
+    None in a baseline written before entries recorded it) and its task key."""
+    model, sep, task = key.partition("/")
+    if sep:
+        return spec.get("model") or model, task
+    return spec.get("model"), key
+
+
+def _current(records: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
+    """Records keyed by (model, task key); two records of one key are a usage error."""
+    out: dict[tuple[str, str], dict[str, Any]] = {}
+    for rec in gated(records):
+        key = (model_of(rec), task_key(rec))
+        if key in out:
+            raise ConfigError(f"two results for task '{key[1]}' of model {key[0]} (runs "
+                              f"{out[key]['run_id']} and {rec['run_id']}); pass one results "
+                              "file per task and model")
+        out[key] = rec
+    return out
+
+
+def _pick(key: str, spec: dict[str, Any], current: dict[tuple[str, str], dict[str, Any]],
+          entries: set[tuple[str | None, str]]) -> tuple[tuple[str, str] | None, str]:
+    """The (model, task) of the record an entry gates, or None with the reason (`entries`: the
+    baseline's (model, task) pairs)."""
+    model, task = entry_model(key, spec)
+    runs = sorted(m for m, t in current if t == task)
+    if model is None and len(runs) > 1:  # an old baseline: it does not say its model
+        raise ConfigError(f"two results for task '{task}' (models {', '.join(runs)}) and the "
+                          "baseline does not say which model it is for; they are results of "
+                          "several models: add 'model: NAME' to its entries, or rebuild it "
+                          "with `diffbench gate init`")
+    if model is None:
+        return ((runs[0], task) if runs else None), "task missing from current results"
+    if (model, task) in current:
+        return (model, task), ""
+    others = [m for m in runs if (m, task) not in entries]  # runs no entry of theirs gates
+    if others:
+        return None, f"baseline is for {model}, current results are {', '.join(others)}'s"
+    return None, "task missing from current results"
+
+
 def gate(records: list[dict[str, Any]] | dict[str, Any], baseline: dict[str, Any]) -> Verdict:
-    """Compare results records (one per task) with a baseline."""
-    current = by_task([records] if isinstance(records, dict) else records,
-                      per_model_keys(baseline))
+    """Compare results records with a baseline, each record against its own model's entries."""
+    current = _current([records] if isinstance(records, dict) else records)
     rows: list[Row] = []
     problems: list[str] = []
-    for task, spec in baseline["tasks"].items():
-        record = current.get(task)
-        if record is None:
-            rows += [_judge(task, name, m, None, "task missing from current results")
-                     for name, m in spec["metrics"].items()]
+    used: set[tuple[str, str]] = set()
+    entries = {entry_model(key, spec) for key, spec in baseline["tasks"].items()}
+    for key, spec in baseline["tasks"].items():
+        found, why = _pick(key, spec, current, entries)
+        if found is None:
+            rows += [_judge(key, name, m, None, why) for name, m in spec["metrics"].items()]
+            if why.startswith("baseline is for"):
+                problems.append(f"{key}: {why}")
             continue
-        problems += [f"{task}: {p}" for p in _comparability(record, spec, baseline.get("suite"))]
-        rows += [_judge(task, name, m, record["metrics"].get(name))
+        used.add(found)
+        record = current[found]
+        problems += [f"{key}: {p}" for p in _comparability(record, spec, baseline.get("suite"))]
+        rows += [_judge(key, name, m, record["metrics"].get(name))
                  for name, m in spec["metrics"].items()]
-    notes = [f"{task}: not in the baseline, not gated" for task in current
-             if task not in baseline["tasks"]]
+    several = len({m for m, _ in current}) > 1
+    notes = [f"{m + '/' if several else ''}{t}: not in the baseline, not gated"
+             for m, t in current if (m, t) not in used]
     # Informative only: a baseline may itself be made with fine-tuned weights or fewer images.
-    notes += [f"{task}: not comparable to published numbers: {'; '.join(v.all_reasons())}"
-              for task, v in ((t, comparability(r)) for t, r in current.items())
+    notes += [f"{t}: not comparable to published numbers: {'; '.join(v.all_reasons())}"
+              for (_, t), v in ((k, comparability(current[k])) for k in sorted(used))
               if v.all_reasons()]
     return Verdict(rows, problems, notes)
 

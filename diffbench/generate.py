@@ -25,7 +25,7 @@ from PIL import Image
 
 from diffbench.adapters.base import Adapter, Request
 from diffbench.data.samples import read_manifest
-from diffbench.errors import DataError, ImageError
+from diffbench.errors import DataError, ImageError, shown
 from diffbench.faults import maybe_fail
 from diffbench.fsutil import file_sha256
 from diffbench.log import logger
@@ -136,7 +136,7 @@ def _check_settings(rec: dict[str, Any], req: Request, out_dir: Path) -> None:
     for field in ("seed", "condition", "sampler", "item"):
         if _normal(rec.get(field)) != _normal(want.get(field)):
             raise DataError(f"{out_dir}: image {req.key} was made with {field} "
-                            f"{rec.get(field)!r}, this run asks {want.get(field)!r}; the store "
+                            f"{shown(rec.get(field))}, this run asks {shown(want.get(field))}; the store "
                             "holds other settings: use another --out, or --fresh to discard it")
 
 
@@ -188,6 +188,8 @@ def generate(adapter: Adapter, requests: Sequence[Request], out_dir: str | Path,
     shard_i, shard_n = shard or (0, 1)
     part, parts = shard_i * world_size + rank, shard_n * world_size
     ordered = sorted(requests, key=lambda r: r.key)
+    if limit is not None and limit >= len(ordered):
+        limit = None  # every image: not a smoke run
     if limit is not None:
         ordered = spread(ordered, limit)  # as `--limit`: spread over the conditions
     _write_plan(out_dir, [r.key for r in ordered], part)

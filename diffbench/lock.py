@@ -136,3 +136,27 @@ def lock_run_dir(run_dir: str | Path, shard: tuple[int, int] | None = None) -> R
         raise _in_use(run_dir, _holder(own), f"shard {shard[0]}/{shard[1]}, ")
     _write_holder(lock.fds[1])
     return lock
+
+
+def live_writer(path: str | Path) -> str | None:
+    """Who is writing the run directory that holds `path` (the folder itself, or a store or
+    file up to three levels below it) right now, in words; None when nobody is."""
+    path = Path(path).resolve()
+    for folder in [path, *path.parents][:4]:
+        main = folder / LOCK_NAME
+        if not main.is_file():
+            continue
+        fd = os.open(main, os.O_RDONLY)
+        try:
+            free = _try(fd, fcntl.LOCK_SH)
+        finally:
+            os.close(fd)
+        live = None if free else ("", _holder(main))
+        live = live or _live_shard(folder)
+        if live is None:
+            return None
+        what, info = live
+        shard = f"shard {what}, " if what else ""
+        return (f"the run in {folder} ({shard}PID {info.get('pid', '?')}, started "
+                f"{info.get('started', 'unknown time')})")
+    return None

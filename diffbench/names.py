@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from diffbench.errors import ConfigError, DiffbenchError
+from diffbench.errors import ConfigError, DiffbenchError, shown
 
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 MAX_LENGTH = 200
@@ -27,7 +27,7 @@ def is_safe(text: Any) -> bool:
 def check_name(text: Any, where: str, error: type[DiffbenchError] = ConfigError) -> str:
     """`text` when it is a safe file-name component, else `error` saying where and what is allowed."""
     if not is_safe(text):
-        raise error(f"{where}: {text!r} is not usable as a file name (allowed: {RULE})")
+        raise error(f"{where}: {shown(text)} is not usable as a file name (allowed: {RULE})")
     return text
 
 
@@ -35,6 +35,6 @@ def check_sweep_value(value: Any, where: str) -> Any:
     """A sweep value whose text (``str(value)``, an optional leading ``-``) is a safe name."""
     text = str(value)
     if not is_safe(text[1:] if text.startswith("-") else text):
-        raise ConfigError(f"{where}: value {text!r} is not usable in a file name (allowed: "
+        raise ConfigError(f"{where}: value {shown(text)} is not usable in a file name (allowed: "
                           f"{RULE}, or a number)")
     return value

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from diffbench.errors import ConfigError, StorageError
+from diffbench.errors import ConfigError, StorageError, shown
 from diffbench.log import logger
 from diffbench.names import check_name, check_sweep_value
 
@@ -31,12 +31,12 @@ def check_device(device: str) -> str:
     try:
         dev = torch.device(device)
     except (RuntimeError, ValueError):
-        raise ConfigError(f"--device {device!r}: expected cpu, cuda, cuda:N or mps") from None
+        raise ConfigError(f"--device {shown(device)}: expected cpu, cuda, cuda:N or mps") from None
     if dev.type == "cuda":
         if not torch.cuda.is_available():
             build = torch.version.cuda or "none: a CPU-only build of torch"
             visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-            seen = f", CUDA_VISIBLE_DEVICES={visible!r}" if visible is not None else ""
+            seen = f", CUDA_VISIBLE_DEVICES={shown(visible)}" if visible is not None else ""
             raise ConfigError(f"--device {device}: no usable CUDA GPU here (torch {torch.__version__}"
                               f", CUDA {build}{seen}); use --device cpu or run on a GPU machine")
         count = torch.cuda.device_count()
@@ -48,13 +48,14 @@ def check_device(device: str) -> str:
             raise ConfigError(f"--device {device}: Apple MPS is not available here; use --device "
                               "cpu")
     elif dev.type != "cpu":
-        raise ConfigError(f"--device {device!r}: expected cpu, cuda, cuda:N or mps")
+        raise ConfigError(f"--device {shown(device)}: expected cpu, cuda, cuda:N or mps")
     return device
 
 
-def _writable_ancestor(path: Path, what: str) -> None:
-    """Refuse a path that cannot be created: a file in the way, or a folder without write access."""
-    probe = path
+def _writable_ancestor(path: Path, what: str, target: Path | None = None) -> None:
+    """Refuse a path that cannot be created: a file in the way, or a folder without write access
+    (`target`: what the message names, when `path` is the folder it goes into)."""
+    probe, path = path, target or path
     while not probe.exists():
         if probe.parent == probe:
             return
@@ -78,7 +79,7 @@ def check_output_file(path: Path | str, option: str) -> None:
     if path.exists() and not os.access(path, os.W_OK):
         raise StorageError(f"{path}: permission denied (cannot overwrite it); make it writable "
                            f"or give {option} another file")
-    _writable_ancestor(path.parent, f"the {option} file")
+    _writable_ancestor(path.parent, f"the {option} file", path)
 
 
 def check_run_dir(run_dir: Path, points: Iterable[str]) -> None:

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from diffbench.errors import ConfigError
 from diffbench.resources import include_paths, published_paths
+from diffbench.yamlio import load_yaml
 
 
 class PublishedEntry(BaseModel):
@@ -55,7 +56,7 @@ def load_published(path: str | Path) -> PublishedFile:
     """Load and validate one published-numbers file."""
     path = Path(path)
     try:
-        data: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data: Any = load_yaml(path.read_text(encoding="utf-8"), str(path))
         published = PublishedFile.model_validate(data)
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(f"{path}: cannot read published numbers: {exc}") from exc

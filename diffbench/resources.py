@@ -132,7 +132,8 @@ def _looks_like_path(ref: str) -> bool:
 
 def resolve_suite(ref: str | Path, include: Iterable[Path] = ()) -> Found:
     """The suite file `ref` names: an existing path, else a suite name (include paths, then
-    shipped)."""
+    shipped). A path that does not exist (``suites/vitonhd.yaml`` outside a checkout) falls back
+    to the suite of its file's name, with a note."""
     include = list(include)
     path = Path(ref).expanduser()
     if path.is_file():
@@ -141,6 +142,14 @@ def resolve_suite(ref: str | Path, include: Iterable[Path] = ()) -> Found:
     found = None if _looks_like_path(text) else _named(text, include)
     if found is not None:
         return found
+    if _looks_like_path(text) and not path.exists() and path.suffix in ("", ".yaml", ".yml"):
+        found = _named(path.name, include)
+        if found is not None:
+            from diffbench.log import logger
+
+            logger.warning("%s: no such file; using the %s suite '%s' (%s)", text,
+                           found.origin, found.name, found.path)
+            return found
     names = sorted({f.name for f in suites(include)})
     close = difflib.get_close_matches(Path(text).stem, names, n=1)
     hint = f"; did you mean '{close[0]}'?" if close else ""

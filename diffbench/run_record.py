@@ -97,9 +97,9 @@ def build_record(loaded, point, opts, ctx, adapter, samples, scored, resolved: R
                                         world_size=ctx.world_size),
         timings={**timings, **scored.timings},
         notes=[*scored.notes, f"fingerprint:{fingerprint}"])
-    if opts.limit:
+    if point.limit:
         record["smoke"] = True
-        record["notes"].insert(0, f"smoke run: --limit {opts.limit}; not comparable to full runs")
+        record["notes"].insert(0, f"smoke run: --limit {point.limit}; not comparable to full runs")
     return record
 
 

@@ -78,6 +78,7 @@ class Point:
     sweep: dict[str, Any]
     dataset: Any | None
     requests: list = field(default_factory=list)
+    limit: int | None = None  # --limit when it cut the task's requests (a smoke run), else None
 
 
 @dataclass
@@ -95,13 +96,18 @@ def parse_sweep(items: tuple[str, ...] | list[str]) -> dict[str, list[Any]]:
     """``NAME=v1,v2,...`` (values read as YAML) → {NAME: [v1, v2, ...]}."""
     import yaml
 
+    from diffbench.yamlio import load_yaml
+
     out: dict[str, list[Any]] = {}
     for item in items:
         name, sep, values = item.partition("=")
         parts = [v.strip() for v in values.split(",") if v.strip()]
         if not sep or not name.strip() or not parts:
             raise ConfigError(f"--sweep '{item}': expected NAME=v1,v2,..., e.g. rg_scale=0,1,2,3")
-        out[name.strip()] = [yaml.safe_load(v) for v in parts]
+        try:
+            out[name.strip()] = [load_yaml(v, f"--sweep {name.strip()}") for v in parts]
+        except yaml.YAMLError:
+            raise ConfigError(f"--sweep '{item}': a value is not valid YAML") from None
     return out
 
 
@@ -156,12 +162,15 @@ def plan(loaded: LoadedSuite, opts: RunOptions, adapter) -> list[Point]:
                                f"{loaded.path}: task {name}")
         items = dataset.items() if dataset is not None and is_task_dataset(dataset) else None
         requests = task_requests(task, items=items)
-        if opts.limit:
-            requests = spread(requests, opts.limit)
+        # --limit at or above the task's count makes every image: a full run, not a smoke run
+        limit = opts.limit if opts.limit and opts.limit < len(requests) else None
+        if limit:
+            requests = spread(requests, limit)
         for sweep in values:
             reqs = [dataclasses.replace(r, sampler={**r.sampler, **sweep}) for r in requests]
             adapter.check_keys(reqs)  # requests: conditions fill templated folders, inputs
-            points.append(Point(point_name(name, sweep), name, task, sweep, dataset, reqs))
+            points.append(Point(point_name(name, sweep), name, task, sweep, dataset, reqs,
+                                limit))
     return points
 
 
@@ -185,7 +194,7 @@ def _samples(point: Point, run_dir: Path, adapter, opts: RunOptions,
     sample_dir = results.RunLayout(run_dir).samples(point.name)
     report = generate(adapter, point.requests, sample_dir, opts.batch_size, rank=ctx.rank,
                       world_size=ctx.world_size, shard=opts.shard, progress=opts.progress)
-    report.smoke = opts.limit is not None
+    report.smoke = point.limit is not None
     dist.barrier()
     if opts.shard is not None:
         return None, report  # job-array shard: `diffbench merge` runs when all shards are done
@@ -293,6 +302,9 @@ def run_suite(loaded: LoadedSuite, opts: RunOptions) -> list[Outcome]:
         raise ConfigError("--fresh with --shard would discard the other shards' images; delete "
                           "RUN/samples/<task> once before starting the shards instead")
     run_dir = default_run_dir(loaded, opts)
+    from diffbench.readiness import check_ready  # everything missing, at once, before the model
+
+    check_ready(select_tasks(loaded, opts.tasks), opts)
     check_stores(loaded, opts, run_dir)
     needs_model = any(t.kind == "generate" for t in select_tasks(loaded, opts.tasks).values())
     adapter = None

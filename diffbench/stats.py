@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from diffbench import __version__
-from diffbench.errors import DataError
+from diffbench.errors import DataError, shown
 from diffbench.fsutil import atomic_write
 from diffbench.metrics.states import FeatureBank, GaussianMoments
 
@@ -135,7 +135,7 @@ def load(path: str | Path, require_checksum: bool = False) -> Stats:
     path = Path(path)
     header, arrays = _read_arrays(path)
     if header.get("format") != FORMAT:
-        raise DataError(f"{path}: unknown statistics format {header.get('format')!r}")
+        raise DataError(f"{path}: unknown statistics format {shown(header.get('format'))}")
     stored = header.get("sha256")
     if stored is None and require_checksum:
         raise CorruptStatsError(path, "no checksum in the header (written by an older "
@@ -178,7 +178,7 @@ def check_fingerprint(stats: Stats, fingerprint: dict[str, Any], where: str) -> 
     keys = ("extractor", "weights_sha256", "resize", "size", "normalisation")
     diff = [k for k in keys if theirs.get(k) != fingerprint.get(k)]
     if diff:
-        detail = ", ".join(f"{k}: file {theirs.get(k)!r} vs now {fingerprint.get(k)!r}"
+        detail = ", ".join(f"{k}: file {shown(theirs.get(k))} vs now {shown(fingerprint.get(k))}"
                            for k in diff)
         raise DataError(f"{where}: statistics were computed with another extractor "
                                  f"({detail}); recompute them with `diffbench stats compute`")

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from diffbench.errors import ConfigError, RegistryError
 from diffbench.names import RULE, SAFE_NAME, is_safe
 from diffbench.resources import SUITES, include_paths, resolve_include, resolve_suite, shipped_dir
+from diffbench.yamlio import load_yaml
 
 _NAME_PATTERN = SAFE_NAME.pattern
 
@@ -130,7 +131,7 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"{path}: suite file not found")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = load_yaml(path.read_text(encoding="utf-8"), str(path))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)
@@ -177,7 +178,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         raise ConfigError(f"--set '{text}': expected KEY.PATH=VALUE, e.g. "
                           "tasks.main.generation.num_images=1000")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = load_yaml(raw, f"--set {key.strip()}") if raw.strip() else ""
     except yaml.YAMLError as exc:
         raise ConfigError(f"--set '{text}': the value is not valid YAML") from exc
     return parts, value

@@ -71,7 +71,7 @@ def test_no_metric_name_dispatch_in_the_scoring_families():
 def test_adapter_hooks_are_declared_not_probed():
     from diffbench.adapters.base import Adapter
 
-    hooks = {"check_keys", "sampler_stats", "describe", "check_task", "generate"}
+    hooks = {"check_keys", "sampler_stats", "describe", "check_task", "generate", "missing"}
     assert hooks <= set(dir(Adapter))
     found = []
     for module, tree in modules().items():

@@ -129,7 +129,7 @@ def test_usage_errors_exit_2(tmp_path, files):
     assert runner.invoke(main, ["gate", str(path)]).exit_code == 2  # --baseline missing
     twice = write(make_record(), tmp_path / "r2.json")
     res = runner.invoke(main, ["gate", str(path), str(twice), "--baseline", str(base_path)])
-    assert res.exit_code == 2 and "two results for task 'digits'" in res.stderr
+    assert res.exit_code == 2 and "two results for task 'digits' of model" in res.stderr
 
 
 def test_bad_tolerance_is_usage_error(tmp_path):
@@ -255,8 +255,71 @@ def test_init_on_a_folder_of_several_models_keys_the_baseline_model_task(tmp_pat
     # one model's run against the per-model baseline: the other model's entry is missing
     res = runner.invoke(main, ["gate", str(runs / "demo-sit"), "--baseline", str(out)])
     assert res.exit_code == 3 and "task missing from current results" in res.stdout
-    # a per-task baseline (one model) over a folder of several models: a usage error saying why
+    # a one-model baseline over a folder of several models: each record against its own
+    # model's entries; the other model's run is noted, not gated
     single = tmp_path / "single.yaml"
     assert runner.invoke(main, ["gate", "init", str(runs / "toy"), "-o", str(single)]).exit_code == 0
+    assert yaml.safe_load(single.read_text())["tasks"]["digits"]["model"] == "toy"
+    write(make_record(fid=300.0, model={"name": "toy", "args": {}}),
+          runs / "toy" / "results" / "digits.json")
+    res = runner.invoke(main, ["gate", str(runs), "--baseline", str(single)])
+    assert res.exit_code == 0 and "demo-sit/digits: not in the baseline" in res.stdout, res.output
+    # another model's run alone against it: not comparable, saying whose baseline it is
+    res = runner.invoke(main, ["gate", str(runs / "demo-sit"), "--baseline", str(single)])
+    assert res.exit_code == 3, res.output
+    assert "**not comparable:** digits: baseline is for toy, current results are demo-sit's" \
+        in res.stdout and "regression" not in res.stdout
+    # a baseline written before entries recorded their model: still read; one model's run is
+    # gated as before, several models' runs of its task are a usage error saying why
+    data = yaml.safe_load(single.read_text())
+    del data["tasks"]["digits"]["model"]
+    single.write_text(yaml.safe_dump(data))
+    res = runner.invoke(main, ["gate", str(runs / "toy"), "--baseline", str(single)])
+    assert res.exit_code == 0, res.output
     res = runner.invoke(main, ["gate", str(runs), "--baseline", str(single)])
     assert res.exit_code == 2 and "results of several models" in res.stderr
+
+
+@pytest.mark.parametrize("key,value", [("rel", ".inf"), ("rel", ".nan"), ("abs", ".inf"),
+                                       ("abs", "-0.1"), ("rel", "true")])
+def test_a_tolerance_must_be_finite_and_non_negative(tmp_path, key, value):
+    """Fault 1 of issue 24: `rel: .inf` passed any regression."""
+    base = init_baseline([make_record()])
+    base["tasks"]["digits"]["metrics"]["fid"]["tolerance"] = {key: 0.05}
+    path = write_baseline(base, tmp_path / "b.yaml")
+    path.write_text(path.read_text().replace(f"{key}: 0.05", f"{key}: {value}"))
+    results = write(make_record(fid=999999.0), tmp_path / "r.json")
+    before = sorted(tmp_path.iterdir())
+    res = CliRunner().invoke(main, ["gate", str(results), "--baseline", str(path)])
+    assert res.exit_code == 2 and res.stdout == "" and res.stderr.count("\n") == 1, res.output
+    assert f"tasks.digits.metrics.fid.tolerance.{key}: " in res.stderr
+    assert "not a finite number >= 0" in res.stderr
+    assert sorted(tmp_path.iterdir()) == before
+
+
+def test_the_demo_folder_of_two_models_against_the_ci_baseline(tmp_path):
+    """Issue 23: `gate runs/demo --baseline ci/demo-baseline.yaml` after `make demo` (runs of
+    demo-sit and toy) gates demo-sit's run and notes the toy's; the toy alone is exit 3."""
+    from pathlib import Path
+
+    ci = Path(__file__).resolve().parent.parent / "ci" / "demo-baseline.yaml"
+    base = load_baseline(ci)
+    runs = tmp_path / "runs" / "demo"
+    for model, worse in (("demo-sit", 1.0), ("toy", 3.0)):
+        for task, spec in base["tasks"].items():
+            metrics = {name: {"value": m["value"] * (worse if not m["higher_is_better"] else
+                                                     1 / worse),
+                              "higher_is_better": m["higher_is_better"],
+                              **({"extractor": m["extractor"]} if "extractor" in m else {})}
+                       for name, m in spec["metrics"].items()}
+            write(new_record(kind="run", protocol=spec["protocol"], metrics=metrics,
+                             counts=spec["counts"], task=task, suite=base["suite"],
+                             model={"name": model, "args": {}}),
+                  runs / model / "results" / f"{task}.json")
+    runner = CliRunner()
+    res = runner.invoke(main, ["gate", str(runs), "--baseline", str(ci)])
+    assert res.exit_code == 0 and "gate: PASS" in res.stdout, res.output
+    assert "toy/digits-sde-cfg: not in the baseline, not gated" in res.stdout
+    res = runner.invoke(main, ["gate", str(runs / "toy"), "--baseline", str(ci)])
+    assert res.exit_code == 3 and "baseline is for demo-sit" in res.stdout, res.output
+    assert "REGRESSION" not in res.stdout and "regression (" not in res.stdout

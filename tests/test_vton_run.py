@@ -180,9 +180,10 @@ def _break_missing_generated(tmp):
                                     _break_garment_as_person, _break_missing_generated])
 def test_broken_layouts_stop_before_any_image(tmp_path, broken):
     suite, root, made, message = broken(tmp_path)
+    # SSIM only: no weights file to resolve (missing weights are listed first: test_faults_input)
     res = invoke("run", SUITES / f"{suite}.yaml", "--model", "folder", "--model-arg",
                  f"path={made}", "--data", f"{suite}={root}", "--out", tmp_path / "run",
-                 "--task", "paired")
+                 "--task", "paired", "--set", "tasks.paired.metrics={ssim: {}}")
     assert res.exit_code == 2 and message in res.output, res.output
     assert len(res.output.strip().splitlines()) == 1 and "Traceback" not in res.output
     assert not (tmp_path / "run" / "samples").exists()

@@ -10,6 +10,7 @@ error before any GPU time is spent.
 What `diffbench run` calls on an adapter, in order (every hook but `generate` has a default
 here; an adapter overrides the ones it needs, and nothing else is looked up):
 
+0. `missing` (a classmethod, before loading): what is not here, listed by the run's preflight;
 1. ``__init__(device, dtype, **model_args)``: ``--model-arg`` values; load weights here;
 2. `check_task` per task and sweep point: condition kind and sampler argument names;
 3. `check_keys` with the planned requests: inputs each request needs (files, masks), before
@@ -67,6 +68,13 @@ class Adapter(ABC):
         """What the results record says about this model (name, arguments, weights hashes)."""
         return {"class": f"{type(self).__module__}:{type(self).__qualname__}",
                 "device": self.device, "dtype": self.dtype}
+
+    @classmethod
+    def missing(cls, args: dict[str, Any], device: str) -> list[str]:
+        """What this adapter needs with these --model-arg values and device that is not here (a
+        checkout, a device, weights), one fix per line, found without loading anything; the
+        run's preflight lists them with everything else missing (default: nothing)."""
+        return []
 
     def check_keys(self, requests: Sequence[Request]) -> None:
         """Refuse requests whose inputs are missing, before the first image (default: none)."""

@@ -108,6 +108,22 @@ def check_model_spec(spec: str, arg: str) -> None:
                            "stabilityai/stable-diffusion-xl-base-1.0")
 
 
+def hub_missing(spec: str, arg: str) -> str | None:
+    """Why model `spec` cannot be loaded here without a download, when offline (None: a local
+    folder, a hub id in the local cache, or downloads allowed); nothing is loaded."""
+    if Path(spec).expanduser().exists() or not is_hub_id(spec) or not is_offline():
+        return None
+    from huggingface_hub import snapshot_download
+
+    try:
+        snapshot_download(spec, local_files_only=True)
+    except Exception:  # noqa: BLE001 - any failure means: not in the local cache
+        return (f"model '{spec}' (--model-arg {arg}) is not in the Hugging Face cache and "
+                f"downloads are off (offline); download it elsewhere (`hf download {spec}`) and "
+                f"copy the cache (HF_HOME), or pass --model-arg {arg}=/path/to/folder")
+    return None
+
+
 def _from_pretrained(cls: Any, spec: str, arg: str, **kwargs: Any) -> Any:
     check_model_spec(spec, arg)
     local = Path(spec).expanduser()

@@ -29,7 +29,7 @@ import torch
 from diffbench.adapters.base import Adapter, Request
 from diffbench.adapters.sit import DTYPES, check_dtype_uint8, to_uint8
 from diffbench.download import is_offline
-from diffbench.errors import ConfigError, WeightsError
+from diffbench.errors import ConfigError, WeightsError, shown
 
 SCHEDULERS = ("ddpm", "ddim", "folder")
 DEFAULTS: dict[str, Any] = {"steps": 250, "cfg_scale": 1.5, "scheduler": "ddpm",
@@ -60,14 +60,14 @@ def parse_sampler(sampler: dict[str, Any]) -> dict[str, Any]:
     out = {**DEFAULTS, **args}
     steps, scale, channels = out["steps"], out["cfg_scale"], out["guide_channels"]
     if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= 1000:
-        raise ConfigError(f"dit sampler steps={steps!r}: expected an integer in [1, 1000]")
+        raise ConfigError(f"dit sampler steps={shown(steps)}: expected an integer in [1, 1000]")
     if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not scale >= 1.0:
-        raise ConfigError(f"dit sampler cfg_scale={scale!r}: expected a number >= 1 (1 = no CFG)")
+        raise ConfigError(f"dit sampler cfg_scale={shown(scale)}: expected a number >= 1 (1 = no CFG)")
     if out["scheduler"] not in SCHEDULERS:
-        raise ConfigError(f"dit sampler scheduler={out['scheduler']!r}: expected one of "
+        raise ConfigError(f"dit sampler scheduler={shown(out['scheduler'])}: expected one of "
                           f"{', '.join(SCHEDULERS)}")
     if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
-        raise ConfigError(f"dit sampler guide_channels={channels!r}: expected an integer >= 1 "
+        raise ConfigError(f"dit sampler guide_channels={shown(channels)}: expected an integer >= 1 "
                           "(3 as DiT, 4 as diffusers' DiTPipeline)")
     out["cfg_scale"] = float(scale)
     return out
@@ -78,6 +78,16 @@ class DiTAdapter(Adapter):
 
     conditions = frozenset({"class"})
     sampler_args = frozenset({*DEFAULTS, "num_classes", "labels"})
+
+    @classmethod
+    def missing(cls, args: dict[str, Any], device: str) -> list[str]:
+        """Offline: the hub models (transformer, VAE) that are not in the local cache."""
+        from diffbench.adapters.diffusers_common import hub_missing
+
+        found = [hub_missing(str(args.get("model", "facebook/DiT-XL-2-256")), "model")]
+        if args.get("vae"):
+            found.append(hub_missing(str(args["vae"]), "vae"))
+        return [p for p in found if p]
 
     def __init__(self, model: str = "facebook/DiT-XL-2-256", vae: str | None = None,
                  latent_scale: float | None = None, uint8: str = "round",
@@ -119,7 +129,7 @@ class DiTAdapter(Adapter):
             label = r.condition.get("class")
             if isinstance(label, bool) or not isinstance(label, int) \
                     or not 0 <= label < self.num_classes:
-                raise ConfigError(f"request {r.key}: class {label!r} is not an integer in "
+                raise ConfigError(f"request {r.key}: class {shown(label)} is not an integer in "
                                   f"[0, {self.num_classes}) for this DiT")
             labels.append(label)
         return torch.tensor(labels, dtype=torch.long, device=self.device)
@@ -188,6 +198,6 @@ def _load_folder_scheduler(model: str):
                            "sampler scheduler=ddpm or ddim, or " + HOW_TO_FIX) from exc
     cls = getattr(diffusers, str(config.get("_class_name", "")), None)
     if cls is None or not hasattr(cls, "from_config"):
-        raise WeightsError(f"'{model}': unknown scheduler class {config.get('_class_name')!r}; "
+        raise WeightsError(f"'{model}': unknown scheduler class {shown(config.get('_class_name'))}; "
                            "use sampler scheduler=ddpm or ddim")
     return cls.from_config(config)

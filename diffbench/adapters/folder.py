@@ -28,7 +28,7 @@ import numpy as np
 from PIL import Image
 
 from diffbench.adapters.base import CONDITION_KINDS, Adapter, Request
-from diffbench.errors import ConfigError, DataError, ImageError
+from diffbench.errors import ConfigError, DataError, ImageError, shown
 from diffbench.log import logger
 
 _EXTS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
@@ -56,7 +56,7 @@ class FolderAdapter(Adapter):
         self.template = str(path)
         self.fields = [f for _, f, _, _ in string.Formatter().parse(self.template) if f]
         if match not in MATCHES and not match.startswith("regex:"):
-            raise ConfigError(f"folder adapter: match {match!r} is not one of "
+            raise ConfigError(f"folder adapter: match {shown(match)} is not one of "
                               f"{', '.join(MATCHES)} or regex:PATTERN")
         self.match, self.id_chars = match, int(id_chars)
         self._regex = re.compile(match[len("regex:"):]) if match.startswith("regex:") else None
@@ -96,7 +96,7 @@ class FolderAdapter(Adapter):
         try:
             return Path(self.template.format(**{f: req.condition[f] for f in self.fields}))
         except KeyError as exc:
-            raise ConfigError(f"folder adapter: path {self.template!r} uses {{{exc.args[0]}}}, "
+            raise ConfigError(f"folder adapter: path {shown(self.template)} uses {{{exc.args[0]}}}, "
                               f"which request '{req.key}' has not (condition fields: "
                               f"{', '.join(sorted(req.condition)) or 'none'})") from None
 

@@ -47,7 +47,7 @@ from PIL import Image
 from diffbench.adapters import diffusers_common as dc
 from diffbench.adapters.base import Adapter, Request
 from diffbench.data.vton_common import MODEL_INPUT_HELP
-from diffbench.errors import ConfigError, DataError, WeightsError
+from diffbench.errors import ConfigError, DataError, WeightsError, shown
 from diffbench.log import logger
 
 DEFAULTS = {"steps": 30, "guidance_scale": 2.0, "height": 1024, "width": 768}
@@ -61,13 +61,26 @@ MODULES = {"pipeline": ("src.tryon_pipeline", "StableDiffusionXLInpaintPipeline"
 _CLONE = "clone github.com/yisol/IDM-VTON (CC BY-NC-SA; not shipped with diffbench)"
 
 
+def checkout_problem(repo: Any) -> str | None:
+    """Why `repo` (the --model-arg value) is not an IDM-VTON checkout (None: it is one)."""
+    if not repo:
+        return f"idm-vton: pass --model-arg repo=PATH, a local clone of IDM-VTON; {_CLONE}"
+    path = Path(str(repo)).expanduser()
+    if not path.is_dir():
+        return f"idm-vton: --model-arg repo={repo}: no such folder; {_CLONE}"
+    for module, _ in MODULES.values():
+        file = path / (module.replace(".", "/") + ".py")
+        if not file.is_file():
+            return (f"idm-vton: {path} is not an IDM-VTON checkout ({file.name} is missing "
+                    f"under src/); {_CLONE} and pass --model-arg repo=PATH")
+    return None
+
+
 def import_repo(repo: Path) -> dict[str, Any]:
     """The three IDM-VTON classes, imported from `repo` (its ``src`` folder, not any other)."""
-    for module, _ in MODULES.values():
-        file = repo / (module.replace(".", "/") + ".py")
-        if not file.is_file():
-            raise ConfigError(f"idm-vton: {repo} is not an IDM-VTON checkout ({file.name} is "
-                              f"missing under src/); {_CLONE} and pass --model-arg repo=PATH")
+    problem = checkout_problem(repo)
+    if problem:
+        raise ConfigError(problem)
     # IDM-VTON's src/ has no __init__.py: bind the name 'src' to this folder explicitly, so
     # another 'src' package on sys.path (or imported before) cannot shadow it.
     for name in [n for n in sys.modules if n == "src" or n.startswith("src.")]:
@@ -97,6 +110,13 @@ def import_repo(repo: Path) -> dict[str, Any]:
     return out
 
 
+def _device_problem(device: str) -> str | None:
+    if str(device).startswith("cuda"):
+        return None
+    return ("idm-vton: IDM-VTON's TryonPipeline runs GarmentNet on 'cuda' in fp16 whatever the "
+            "device (src/tryon_pipeline.py); run with --device cuda")
+
+
 def git_commit(repo: Path) -> str | None:
     """The checked-out commit of `repo` (read from .git, no subprocess), or None."""
     git = repo / ".git"
@@ -122,7 +142,7 @@ def parse_sampler(sampler: dict[str, Any]) -> dict[str, Any]:
         out = {"steps": int(s["steps"]), "guidance_scale": float(s["guidance_scale"]),
                "height": int(s["height"]), "width": int(s["width"])}
     except (TypeError, ValueError):
-        raise ConfigError(f"idm-vton: bad sampler arguments {sampler!r}; steps, height, width "
+        raise ConfigError(f"idm-vton: bad sampler arguments {shown(sampler)}; steps, height, width "
                           "are integers, guidance_scale a number") from None
     if out["steps"] < 1 or out["height"] % 8 or out["width"] % 8 or min(out["height"],
                                                                           out["width"]) < 8:
@@ -178,19 +198,21 @@ class IDMVTONAdapter(Adapter):
     conditions = frozenset({"tryon"})
     sampler_args = frozenset(DEFAULTS)
 
+    @classmethod
+    def missing(cls, args: dict[str, Any], device: str) -> list[str]:
+        """The checkout, the CUDA device and (offline) the hub weights, without loading."""
+        weights = str(args.get("weights", WEIGHTS))
+        found = [checkout_problem(args.get("repo")), _device_problem(device),
+                 dc.hub_missing(weights, "weights")]
+        return [p for p in found if p]
+
     def __init__(self, repo: str | None = None, weights: str = WEIGHTS, unet: str = "auto",
                  jpeg_quality: int | None = None, device: str = "cpu", dtype: str = "fp16"):
         super().__init__(device=device, dtype=dtype)
-        if not repo:
-            raise ConfigError(f"idm-vton: pass --model-arg repo=PATH, a local clone of "
-                              f"IDM-VTON; {_CLONE}")
+        problem = checkout_problem(repo) or _device_problem(device)
+        if problem:
+            raise ConfigError(problem)
         self.repo = Path(str(repo)).expanduser().resolve()
-        if not self.repo.is_dir():
-            raise ConfigError(f"idm-vton: --model-arg repo={repo}: no such folder; {_CLONE}")
-        if not str(device).startswith("cuda"):
-            raise ConfigError("idm-vton: IDM-VTON's TryonPipeline runs GarmentNet on 'cuda' in "
-                              "fp16 whatever the device (src/tryon_pipeline.py); run with "
-                              "--device cuda")
         self.weights, self.unet_spec = str(weights), str(unet)
         self.jpeg_quality = None if jpeg_quality is None else int(jpeg_quality)
         self.torch_dtype = dc.torch_dtype(dtype)

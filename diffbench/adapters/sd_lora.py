@@ -23,7 +23,7 @@ import torch
 
 from diffbench.adapters import diffusers_common as dc
 from diffbench.adapters.base import Adapter, Request
-from diffbench.errors import ConfigError
+from diffbench.errors import ConfigError, shown
 
 LORA_SAMPLER_ARGS = frozenset({"steps", "guidance_scale", "height", "width", "negative_prompt",
                                "lora_scale", "guidance_rescale"})
@@ -59,7 +59,7 @@ class LoRAPipelineAdapter(Adapter):
         super().__init__(device=device, dtype=dtype)
         base = str(base or self.default_base)
         if subject_phrase is not None and not isinstance(subject_phrase, str):
-            raise ConfigError(f"--model-arg subject_phrase={subject_phrase!r}: expected text such "
+            raise ConfigError(f"--model-arg subject_phrase={shown(subject_phrase)}: expected text such "
                               "as '<dog>' (quote YAML braces: '\"{token} {class}\"')")
         dc.check_model_spec(base, "base")
         dc.torch_dtype(dtype)

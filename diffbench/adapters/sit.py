@@ -25,7 +25,7 @@ import torch
 
 from diffbench.adapters.base import Adapter, Request
 from diffbench.download import is_offline
-from diffbench.errors import ConfigError, WeightsError
+from diffbench.errors import ConfigError, WeightsError, shown
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 SAMPLER_ARGS = frozenset({"mode", "solver", "steps", "cfg_scale", "guidance_interval",
@@ -135,7 +135,7 @@ class SiTAdapter(Adapter):
         for r in requests:
             label = r.condition.get("class")
             if isinstance(label, bool) or not isinstance(label, int) or not 0 <= label < n_cls:
-                raise ConfigError(f"request {r.key}: class {label!r} is not an integer in "
+                raise ConfigError(f"request {r.key}: class {shown(label)} is not an integer in "
                                   f"[0, {n_cls}) for this checkpoint; set the task's "
                                   f"sampler num_classes to {n_cls}")
             labels.append(label)

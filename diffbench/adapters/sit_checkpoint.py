@@ -26,7 +26,7 @@ from typing import Any
 import torch
 
 from diffbench.adapters.sit_model import PRESETS, SiT, SiTConfig
-from diffbench.errors import ConfigError, WeightsError
+from diffbench.errors import ConfigError, WeightsError, shown
 
 # (depth, hidden) -> heads of SiT-S/B/L/XL (REPA's and SiT's `models/sit.py`, DiT's `models.py`;
 # the same for patch 2, 4 and 8).
@@ -123,7 +123,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
 def _heads(depth: int, hidden: int, heads: int | None, where: str) -> int:
     if heads is not None:
         if isinstance(heads, bool) or not isinstance(heads, int) or heads < 1 or hidden % heads:
-            raise ConfigError(f"--model-arg heads={heads!r}: expected a positive integer that "
+            raise ConfigError(f"--model-arg heads={shown(heads)}: expected a positive integer that "
                               f"divides the hidden size {hidden} of {where}")
         return heads
     if (depth, hidden) in FAMILY_HEADS:

@@ -31,6 +31,11 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except DiffbenchError as exc:
             _fail(str(exc), exc.exit_code)
+        except click.UsageError as exc:  # click's own 4-line form, as one line
+            if type(exc).__name__ == "NoArgsIsHelpError":
+                raise  # a bare group: its help, as click shows it
+            where = " ".join(["diffbench", *(exc.ctx.command_path.split()[1:] if exc.ctx else [])])
+            _fail(f"{where}: {exc.format_message()} (see `{where} --help`)", 2)
         except KeyboardInterrupt:
             click.echo("diffbench: interrupted; rerun the same command to resume", err=True)
             sys.exit(EXIT_INTERRUPTED)

@@ -9,6 +9,7 @@ import yaml
 
 from diffbench.errors import ConfigError
 from diffbench.resources import include_paths
+from diffbench.yamlio import load_yaml
 
 
 def parse_model_args(items: tuple[str, ...]) -> dict[str, Any]:
@@ -19,7 +20,7 @@ def parse_model_args(items: tuple[str, ...]) -> dict[str, Any]:
         if not sep or not key.strip():
             raise ConfigError(f"--model-arg '{item}': expected KEY=VALUE, e.g. path=/data/samples")
         try:
-            args[key.strip()] = yaml.safe_load(value)
+            args[key.strip()] = load_yaml(value, f"--model-arg {key.strip()}")
         except yaml.YAMLError:
             raise ConfigError(f"--model-arg '{item}': the value is not valid YAML") from None
     return args

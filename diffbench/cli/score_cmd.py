@@ -65,10 +65,12 @@ def _bootstrap_help() -> str:
 @click.option("--no-cache", is_flag=True, help="Do not read or write cached reference features.")
 @click.option("--json", "json_out", type=_PATH, default=None,
               help="Write the results record to this file ('-': to stdout, the table to stderr).")
+@click.option("--allow-partial", is_flag=True,
+              help="Score a sample store that a run is still writing (the images there now).")
 @max_pixels_option
 def score_cmd(real, fake, protocol_name, metrics, weights, batch_size, workers, device, bootstrap,
               metric_args, kid_subset_size, kid_subsets, prc_features, no_cache,
-              json_out) -> None:
+              json_out, allow_partial) -> None:
     """Score generated images against reference images under a named protocol.
 
     \b
@@ -88,7 +90,7 @@ def score_cmd(real, fake, protocol_name, metrics, weights, batch_size, workers, 
                        device, batch_size, workers, bootstrap, cache=not no_cache,
                        metric_args=parse_metric_args(metric_args),
                        kid_subset_size=kid_subset_size, kid_subsets=kid_subsets,
-                       prc_features=prc_features)
+                       prc_features=prc_features, allow_partial=allow_partial)
     table = "\n".join(metric_lines(record["metrics"]))
     if str(json_out) == "-":  # the record alone on stdout, for pipes
         text = results.dumps(record, "--json -")

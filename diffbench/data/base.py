@@ -27,7 +27,7 @@ from typing import Protocol as Interface  # not a diffbench.protocols.Protocol
 import numpy as np
 
 from diffbench.data.images import load_rgb
-from diffbench.errors import DataError
+from diffbench.errors import DataError, shown
 from diffbench.fsutil import hash_file_into
 from diffbench.names import SAFE_NAME, check_name
 
@@ -131,11 +131,17 @@ def under_root(root: Path, relative: Any, what: str) -> Path:
     """``root / relative`` for a reader argument naming a file or folder of the dataset.
 
     Refused (without reading anything) when it is not a relative path inside the root: absolute,
-    or with a ``..`` part. Symbolic links inside the dataset are the user's own layout and kept.
+    with a ``..`` part, or resolving (through symbolic links) to a file outside the root. The
+    message never quotes the refused file's content.
     """
     parts = PurePosixPath(relative).parts if isinstance(relative, str) else ()
     if not parts or relative.startswith(("/", "\\")) or ".." in parts or "\\" in relative \
             or ":" in parts[0]:
-        raise DataError(f"{what} {relative!r}: must be a path relative to the dataset root "
+        raise DataError(f"{what} {shown(relative)}: must be a path relative to the dataset root "
                         f"{root}, without '..'; a suite may only name files inside its dataset")
+    real_root, real = Path(root).resolve(), (Path(root) / relative).resolve()
+    if real != real_root and real_root not in real.parents:
+        raise DataError(f"{what} '{relative}': resolves (through a symbolic link) to {real}, "
+                        f"outside the dataset root {root}; a suite may only name files inside "
+                        "its dataset: copy the file into it")
     return root / relative

@@ -30,7 +30,7 @@ from typing import Any
 
 from diffbench.data.base import Item, check_key, inside
 from diffbench.data.images import EXTENSIONS
-from diffbench.errors import ConfigError, DataError
+from diffbench.errors import ConfigError, DataError, shown
 from diffbench.fsutil import hash_file_into
 
 PROMPTS_FILE = "prompts_and_classes.txt"
@@ -60,10 +60,10 @@ def _fail(path: Path, line: int, what: str) -> DataError:
 def _parse_template(path: Path, n: int, text: str) -> str:
     match = _ENTRY.match(text)
     if not match:
-        raise _fail(path, n, f"cannot read prompt entry {text!r}")
+        raise _fail(path, n, f"cannot read prompt entry {shown(text)}")
     template = match.group("t")
     if "{0}" not in template or "{1}" not in template:
-        raise _fail(path, n, f"prompt {template!r} lacks the {{0}} (token) or {{1}} (class) slot")
+        raise _fail(path, n, f"prompt {shown(template)} lacks the {{0}} (token) or {{1}} (class) slot")
     return template
 
 
@@ -102,9 +102,9 @@ def parse_prompts_file(path: str | Path) -> PromptsFile:
         elif state == "classes" and line and low != "prompts":
             name, sep, cls = line.partition(",")
             if not sep or not name.strip() or not cls.strip():
-                raise _fail(path, n, f"class table row {line!r} is not 'subject_name,class'")
+                raise _fail(path, n, f"class table row {shown(line)} is not 'subject_name,class'")
             if name.strip() in classes:
-                raise _fail(path, n, f"subject {name.strip()!r} appears twice in the table")
+                raise _fail(path, n, f"subject {shown(name.strip())} appears twice in the table")
             classes[name.strip()] = cls.strip()
         elif state == "classes" and low == "prompts":
             state = "between"
@@ -148,10 +148,10 @@ class DreamBoothDataset:
             raise DataError(f"dreambooth: {self.root} is not a folder; give the 'dataset' folder "
                             "of google/dreambooth (--data dreambooth=PATH/dataset)")
         if not isinstance(token, str) or not token.strip() or token != token.strip():
-            raise ConfigError(f"dreambooth: token {token!r} must be a non-empty word such as "
+            raise ConfigError(f"dreambooth: token {shown(token)} must be a non-empty word such as "
                               "'sks' or '<dog>'")
         if prompt_set not in PROMPT_SETS:
-            raise ConfigError(f"dreambooth: prompt_set {prompt_set!r} is not one of "
+            raise ConfigError(f"dreambooth: prompt_set {shown(prompt_set)} is not one of "
                               f"{', '.join(PROMPT_SETS)}")
         self.token, self.prompt_set, self.with_class = token, prompt_set, bool(with_class)
         self.live_classes = tuple(live_classes)
@@ -168,7 +168,7 @@ class DreamBoothDataset:
             if name not in table:
                 close = difflib.get_close_matches(str(name), list(table), n=3)
                 hint = f" (did you mean {', '.join(close)}?)" if close else ""
-                raise ConfigError(f"dreambooth: subject {name!r} is not in {PROMPTS_FILE}{hint}")
+                raise ConfigError(f"dreambooth: subject {shown(name)} is not in {PROMPTS_FILE}{hint}")
         return [str(s) for s in wanted]
 
     def _pick_prompts(self, wanted: list | None) -> list[int]:
@@ -178,11 +178,11 @@ class DreamBoothDataset:
         try:
             indices = [int(i) for i in wanted]
         except (TypeError, ValueError):
-            raise ConfigError(f"dreambooth: prompts {wanted!r} must be prompt indices "
+            raise ConfigError(f"dreambooth: prompts {shown(wanted)} must be prompt indices "
                               f"(0..{n - 1})") from None
         bad = [i for i in indices if not 0 <= i < n]
         if bad or len(set(indices)) != len(indices):
-            raise ConfigError(f"dreambooth: prompts {wanted!r}: indices must be distinct and in "
+            raise ConfigError(f"dreambooth: prompts {shown(wanted)}: indices must be distinct and in "
                               f"0..{n - 1}")
         return indices
 

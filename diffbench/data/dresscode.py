@@ -27,7 +27,7 @@ from diffbench.data.vton_common import (
     require_dir,
     resolve_all,
 )
-from diffbench.errors import DataError
+from diffbench.errors import DataError, shown
 
 CATEGORIES = ("upper_body", "lower_body", "dresses")
 _DOWNLOAD = ("request DressCode from aimagelab (github.com/aimagelab/dress-code) and pass its "
@@ -66,7 +66,7 @@ class DressCode(TryOnReader):
         self.root = Path(root)
         self.pairing = self._check_pairing(pairing)
         if category not in (*CATEGORIES, "all"):
-            raise DataError(f"dresscode: category {category!r} is not one of "
+            raise DataError(f"dresscode: category {shown(category)} is not one of "
                             f"{', '.join(CATEGORIES)}, all")
         self.category = category
         require_dir(self.root, "DressCode root", _DOWNLOAD)

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from diffbench.errors import ConfigError, ImageError
+from diffbench.errors import ConfigError, ImageError, shown
 
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp")
 _WIDE = ("I;16", "I;16B", "I;16L", "I", "F")
@@ -41,7 +41,7 @@ def max_pixels() -> int:
     except ValueError:
         value = 0
     if value < 1:
-        raise ConfigError(f"{MAX_PIXELS_ENV}={raw!r}: expected a positive number of pixels, e.g. "
+        raise ConfigError(f"{MAX_PIXELS_ENV}={shown(raw)}: expected a positive number of pixels, e.g. "
                           f"{DEFAULT_MAX_PIXELS}")
     return value
 

@@ -25,7 +25,7 @@ from diffbench.data.vton_common import (
     require_dir,
     resolve_all,
 )
-from diffbench.errors import DataError
+from diffbench.errors import DataError, shown
 
 _DOWNLOAD = ("download VITON-HD (zalando-hd-resized) from the link in the shadow2496/VITON-HD "
              "README and pass its root with --data vitonhd=PATH")
@@ -50,7 +50,7 @@ def read_captions(path: Path) -> dict[str, str]:
                          if tag.get("tag_name") == name and tag.get("tag_category") is not None]
                 out[entry["file_name"]] = "".join(f"{w} " for w in words)
     except (AttributeError, KeyError, TypeError) as exc:
-        raise DataError(f"{path}: not in IDM-VTON's tagged format ({exc!r})") from exc
+        raise DataError(f"{path}: not in IDM-VTON's tagged format ({shown(exc)})") from exc
     return out
 
 

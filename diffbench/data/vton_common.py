@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from diffbench.data.base import FileListSource, Item, check_key, inside
-from diffbench.errors import DataError
+from diffbench.errors import DataError, shown
 
 PAIRINGS = ("paired", "unpaired")
 
@@ -54,7 +54,7 @@ def read_pairs(path: Path) -> list[tuple[str, str]]:
             continue
         if len(parts) != 2:
             raise DataError(f"{path}:{i}: expected '<person image> <garment image>', got "
-                            f"{line.strip()!r}")
+                            f"{shown(line.strip())}")
         pairs.append((parts[0], parts[1]))
     if not pairs:
         raise DataError(f"{path}: the pair file lists no pairs")
@@ -104,7 +104,7 @@ class TryOnReader:
 
     def _check_pairing(self, pairing: str) -> str:
         if pairing not in PAIRINGS:
-            raise DataError(f"{self.dataset_name}: pairing {pairing!r} is not one of "
+            raise DataError(f"{self.dataset_name}: pairing {shown(pairing)} is not one of "
                             f"{', '.join(PAIRINGS)}")
         return pairing
 

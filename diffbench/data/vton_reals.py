@@ -36,7 +36,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from diffbench.data.images import to_rgb
-from diffbench.errors import ConfigError, DataError, ImageError
+from diffbench.errors import ConfigError, DataError, ImageError, shown
 
 REALS_ARGS = {"gt_resize": "none", "gt_jpeg_quality": None, "script": None}
 REALS_RESIZES = ("none", "lanczos-height")
@@ -123,7 +123,7 @@ def reals_settings(params: dict[str, Any] | None) -> dict[str, Any] | None:
                           f"{', '.join(REALS_ARGS)}")
     merged = {**REALS_ARGS, **params}
     if merged["gt_resize"] not in REALS_RESIZES:
-        raise ConfigError(f"protocol reals: gt_resize {merged['gt_resize']!r} is not one of "
+        raise ConfigError(f"protocol reals: gt_resize {shown(merged['gt_resize'])} is not one of "
                           f"{', '.join(REALS_RESIZES)}")
     return merged
 

@@ -69,22 +69,43 @@ def build_dino(resize: str, weights: dict[str, str], device: str, *, weights_nam
         path, name=weights_name, device=device, **settings))
 
 
+def loads(weights_name: str | None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Declare the weights (registry name, `diffbench.weights`) an extractor builder loads, as
+    its ``weights_name`` attribute: preflight reads it without building the network."""
+    def mark(build: Callable[..., Any]) -> Callable[..., Any]:
+        build.weights_name = weights_name  # type: ignore[attr-defined]
+        return build
+    return mark
+
+
+def extractor_weights(name: str) -> str | None:
+    """The weights registry name extractor `name` loads (None: shipped weights, or a plugin's
+    builder that does not declare them), read without building the network."""
+    from diffbench.registry import EXTRACTORS
+
+    return getattr(EXTRACTORS.get(name), "weights_name", None)
+
+
+@loads("inception-2015-12-05")
 def build_inception(resize: str, weights: dict[str, str], device: str) -> Any:
     """The 2015 TF Inception (torch-fidelity's port): FID, sFID, KID, IS, precision/recall."""
     from diffbench import weights as w
-    from diffbench.features.inception import WEIGHTS_NAME, InceptionExtractor
+    from diffbench.features.inception import InceptionExtractor
 
-    return InceptionExtractor(w.resolve(WEIGHTS_NAME, weights), resize=resize, device=device)
+    return InceptionExtractor(w.resolve(build_inception.weights_name, weights), resize=resize,
+                              device=device)
 
 
+@loads("vgg16-imagenet")
 def build_vgg16(resize: str, weights: dict[str, str], device: str) -> Any:
     """torchvision VGG16 fc2_relu at 224 px: torch-fidelity's precision/recall features."""
     from diffbench import weights as w
-    from diffbench.features.vgg16 import WEIGHTS_NAME, VGG16Extractor
+    from diffbench.features.vgg16 import VGG16Extractor
 
-    return VGG16Extractor(w.resolve(WEIGHTS_NAME, weights), device=device)
+    return VGG16Extractor(w.resolve(build_vgg16.weights_name, weights), device=device)
 
 
+@loads(None)  # shipped with diffbench
 def build_digits(resize: str, weights: dict[str, str], device: str) -> Any:
     """The offline demo's digits classifier (shipped weights): 64-d features and 10-way logits."""
     from diffbench.features.digits import DEFAULT_WEIGHTS, DigitsExtractor
@@ -92,17 +113,21 @@ def build_digits(resize: str, weights: dict[str, str], device: str) -> Any:
     return DigitsExtractor(weights.get("digits-classifier", DEFAULT_WEIGHTS), device=device)
 
 
+@loads("dinov2-vitl14")
 def build_dinov2_vitl14(resize: str, weights: dict[str, str], device: str) -> Any:
     """DINOv2 ViT-L/14 class token at 224 px (resize ``torch`` or ``pil``): FD_DINOv2, PRDC."""
     from diffbench import weights as w
-    from diffbench.features.dinov2 import WEIGHTS_NAME, DinoV2Extractor
+    from diffbench.features.dinov2 import DinoV2Extractor
 
-    return DinoV2Extractor(w.resolve(WEIGHTS_NAME, weights), resize_mode=resize, device=device)
+    return DinoV2Extractor(w.resolve(build_dinov2_vitl14.weights_name, weights),
+                           resize_mode=resize, device=device)
 
 
+@loads("clip-vit-l-14-336-openai")
 def build_clip_vit_l14_336(resize: str, weights: dict[str, str], device: str) -> Any:
     """OpenAI CLIP ViT-L/14@336px image embeddings on cmmd's preprocessing: CMMD."""
     from diffbench import weights as w
-    from diffbench.features.cmmd_clip import WEIGHTS_NAME, CmmdClipExtractor
+    from diffbench.features.cmmd_clip import CmmdClipExtractor
 
-    return CmmdClipExtractor(w.resolve(WEIGHTS_NAME, weights), device=device)
+    return CmmdClipExtractor(w.resolve(build_clip_vit_l14_336.weights_name, weights),
+                             device=device)

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from diffbench.errors import ConfigError, WeightsError
+from diffbench.errors import ConfigError, WeightsError, shown
 from diffbench.features.base import fingerprint_hash
 from diffbench.features.dino import Preprocess
 from diffbench.fsutil import file_sha256
@@ -65,7 +65,7 @@ def model_config(model: str) -> dict[str, Any]:
     if cfg is None:
         import difflib
         close = difflib.get_close_matches(model, open_clip.list_models(), n=3)
-        raise ConfigError(f"open_clip has no model config {model!r}"
+        raise ConfigError(f"open_clip has no model config {shown(model)}"
                           + (f"; did you mean {', '.join(close)}?" if close else ""))
     return cfg
 
@@ -114,7 +114,7 @@ class ClipExtractor:
         cfg = model_config(model)
         self.quick_gelu = bool(cfg.get("quick_gelu", False))
         if weights_name and "openai" in weights_name and not self.quick_gelu:
-            raise ConfigError(f"open_clip config {model!r} uses nn.GELU but weights "
+            raise ConfigError(f"open_clip config {shown(model)} uses nn.GELU but weights "
                               f"'{weights_name}' are OpenAI's, trained with QuickGELU; use "
                               f"'{model}-quickgelu' (open_clip would only warn and give other "
                               "numbers)")

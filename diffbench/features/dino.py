@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from diffbench.errors import ConfigError, WeightsError
+from diffbench.errors import ConfigError, WeightsError, shown
 from diffbench.features.base import fingerprint_hash
 from diffbench.fsutil import file_sha256
 
@@ -50,9 +50,9 @@ class Preprocess:
 
     def __post_init__(self) -> None:
         if self.resize_mode not in RESIZE_MODES:
-            raise ConfigError(f"resize_mode {self.resize_mode!r}: expected one of {RESIZE_MODES}")
+            raise ConfigError(f"resize_mode {shown(self.resize_mode)}: expected one of {RESIZE_MODES}")
         if self.interpolation not in INTERPOLATIONS:
-            raise ConfigError(f"interpolation {self.interpolation!r}: expected one of "
+            raise ConfigError(f"interpolation {shown(self.interpolation)}: expected one of "
                               f"{INTERPOLATIONS}")
 
     @property
@@ -115,7 +115,7 @@ def load_timm_vit(arch: str, weights_path: str | Path, img_size: int) -> torch.n
     try:
         model = timm.create_model(arch, pretrained=False, num_classes=0, img_size=img_size)
     except RuntimeError as exc:
-        raise ConfigError(f"timm has no architecture {arch!r} ({exc})") from None
+        raise ConfigError(f"timm has no architecture {shown(arch)} ({exc})") from None
     state = read_state_dict(weights_path, arch)
     try:
         # Converts the official DINO/DINOv2 layouts (drops mask_token, resamples pos_embed).

@@ -22,12 +22,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from diffbench.errors import ConfigError, WeightsError
+from diffbench.errors import ConfigError, WeightsError, shown
+from diffbench.features import build_dinov2_vitl14
 from diffbench.features.base import fingerprint_hash
 from diffbench.features.dinov2_vit import DinoV2ViT, ViTConfig
 from diffbench.fsutil import file_sha256
 
-WEIGHTS_NAME = "dinov2-vitl14"
+WEIGHTS_NAME = build_dinov2_vitl14.weights_name  # declared once, on the builder
 EXTRACTOR_NAME = "dinov2-vitl14"
 LAYER = "dinov2_cls"
 SIZE = 224
@@ -44,7 +45,7 @@ class DinoV2Preprocess:
 
     def __post_init__(self) -> None:
         if self.resize_mode not in RESIZE_MODES:
-            raise ConfigError(f"DINOv2 resize mode {self.resize_mode!r}: expected one of "
+            raise ConfigError(f"DINOv2 resize mode {shown(self.resize_mode)}: expected one of "
                               f"{', '.join(RESIZE_MODES)}")
 
     def __call__(self, image: np.ndarray) -> torch.Tensor:

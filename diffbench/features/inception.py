@@ -38,7 +38,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from diffbench.errors import WeightsError
+from diffbench.errors import WeightsError, shown
+from diffbench.features import build_inception
 from diffbench.features.base import fingerprint_hash
 from diffbench.features.inception_net import InceptionNet
 from diffbench.features.resize import MODES, clean_resize, normalise, tf1_bilinear_image
@@ -46,7 +47,7 @@ from diffbench.fsutil import file_sha256
 
 SIZE = 299
 LAYERS = ("pool3", "logits_unbiased", "sfid")
-WEIGHTS_NAME = "inception-2015-12-05"
+WEIGHTS_NAME = build_inception.weights_name  # declared once, on the builder
 CPU_MICRO_BATCH = 8
 
 
@@ -90,7 +91,7 @@ class InceptionExtractor:
                  device: str = "cpu", exact: bool = False, sfid: bool = True,
                  micro_batch: int | None = None):
         if resize not in MODES:
-            raise ValueError(f"resize mode {resize!r}: expected one of {MODES}")
+            raise ValueError(f"resize mode {shown(resize)}: expected one of {MODES}")
         self.weights_path = Path(weights_path)
         self.resize = resize
         self.device = torch.device(device)

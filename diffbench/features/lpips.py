@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from diffbench.errors import MetricInputError, WeightsError
+from diffbench.errors import MetricInputError, WeightsError, shown
 from diffbench.fsutil import file_sha256
 
 # Backbone taps as in lpips/pretrained_networks.py: [start, end) ranges of torchvision `features`.
@@ -78,7 +78,7 @@ class LPIPSNet(nn.Module):
     def __init__(self, net: str, backbone_path: str | Path, linear_path: str | Path | None = None):
         super().__init__()
         if net not in TAPS:
-            raise MetricInputError(f"lpips: net {net!r} is not one of {', '.join(TAPS)}")
+            raise MetricInputError(f"lpips: net {shown(net)} is not one of {', '.join(TAPS)}")
         self.net = net
         self.features = _backbone(net)
         self.backbone_path = Path(backbone_path)

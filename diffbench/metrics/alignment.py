@@ -21,7 +21,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from diffbench.errors import MetricInputError
+from diffbench.errors import MetricInputError, shown
 from diffbench.metrics.args import FROM_PROTOCOL, Arg
 from diffbench.metrics.spec import MetricSpec, Needs, Output
 
@@ -109,7 +109,7 @@ def aggregate(scores: np.ndarray, subjects: Sequence[str], average: str = "subje
     ``weights`` (``pair`` averaging) is the number of pairs behind each score.
     """
     if average not in AVERAGES:
-        raise MetricInputError(f"average {average!r}: expected one of {', '.join(AVERAGES)}")
+        raise MetricInputError(f"average {shown(average)}: expected one of {', '.join(AVERAGES)}")
     scores = np.asarray(scores, dtype=np.float64)
     if len(scores) == 0:
         raise MetricInputError("no generated images to score")

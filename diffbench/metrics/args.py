@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from diffbench.errors import shown
+
 FROM_PROTOCOL = "the protocol's"
 KINDS = ("int", "float", "str", "bool", "size", "floats")
 _KIND_TEXT = {"int": "an integer", "float": "a number", "str": "a string", "bool": "true or false",
@@ -91,7 +93,7 @@ def check_args(schema: Mapping[str, Arg] | None, args: Mapping[str, Any]) -> lis
             problems.append(f"{name}: unknown argument; {hint}accepted: "
                             f"{', '.join(schema) or '(none)'}")
         elif not spec.accepts(value):
-            problems.append(f"{name}: must be {spec.describe()}, got {value!r}")
+            problems.append(f"{name}: must be {spec.describe()}, got {shown(value)}")
     return problems
 
 

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from diffbench.errors import MetricInputError
+from diffbench.errors import MetricInputError, shown
 from diffbench.log import progress
 from diffbench.metrics.knn import prdc as prdc  # re-exported: the public functional API
 from diffbench.metrics.mmd import cmmd as cmmd
@@ -358,7 +358,7 @@ def precision_recall(real_feats: object, fake_feats: object, k: int = 3, mode: s
     dist = {"adm": adm_pairwise_distances, "torch-fidelity": _cdist_torch_fidelity}.get(mode)
     if dist is None:
         raise MetricInputError(f"precision_recall mode must be 'adm' or 'torch-fidelity', got "
-                               f"{mode!r}")
+                               f"{shown(mode)}")
     if k < 1 or block_size < 1:
         raise MetricInputError(f"precision_recall needs k >= 1 and block_size >= 1 (got {k}, "
                                f"{block_size})")

@@ -26,13 +26,20 @@ LPIPS_PIXELS = {"cpu": 512 * 384, "cuda": 64 * 1024 * 768}
 _NETS: OrderedDict[tuple, Any] = OrderedDict()
 
 
+def lpips_weights(settings: Mapping[str, Any]) -> tuple[str, ...]:
+    """The backbone weights (registry name) LPIPS loads for ``settings["net"]``."""
+    from diffbench.features.lpips import BACKBONE_WEIGHTS
+
+    return (BACKBONE_WEIGHTS[settings["net"]],)
+
+
 def lpips_model(settings: Mapping[str, Any], weights: Mapping[str, str], device: str) -> Any:
     """The LPIPS network of ``settings["net"]`` with resolved weights (kept across sweep points)."""
-    from diffbench.features.lpips import BACKBONE_WEIGHTS, LPIPSNet
+    from diffbench.features.lpips import LPIPSNet
     from diffbench.weights import resolve
 
     net = settings["net"]
-    path = Path(resolve(BACKBONE_WEIGHTS[net], dict(weights)))
+    path = Path(resolve(lpips_weights(settings)[0], dict(weights)))
     linear = weights.get(f"lpips-lin-{net}")
     st = path.stat()
     key = (net, str(path.resolve()), st.st_size, st.st_mtime_ns, linear, device)
@@ -63,6 +70,7 @@ LPIPS = MetricSpec(
             "better)",
     outputs=(Output("lpips", "LPIPS", False, 4, {"abs": 0.005}),),
     compute=lpips_values, needs=Needs(against="ground_truth"), model=lpips_model,
+    weights=lpips_weights,
     args={
         "net": Arg("str", "alex", "backbone: alex, squeeze or vgg (v0.1 linear layers)",
                    choices=NETS),

@@ -148,6 +148,9 @@ class MetricSpec:
     resample: Callable[..., float] | None = None
     features: Callable[[Mapping[str, Any]], tuple[str, str, str] | None] | None = None
     model: Callable[..., Any] | None = None
+    # The registry names of the weights `model` loads under these settings: preflight resolves
+    # them before the first image (`diffbench.readiness`).
+    weights: Callable[[Mapping[str, Any]], tuple[str, ...]] | None = None
     shortfalls: Callable[[int, int, Mapping[str, Any]], list[Shortfall]] | None = None
     conflicts: Callable[[Mapping[str, Any], Mapping[str, Any]], list[str]] | None = None
 

@@ -24,7 +24,7 @@ import math
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
-from diffbench.errors import MetricInputError
+from diffbench.errors import MetricInputError, shown
 from diffbench.metrics.args import PAIRED_PREP_ARGS, Arg
 from diffbench.metrics.spec import MetricSpec, Needs, Output
 
@@ -99,7 +99,7 @@ def ssim_batch(x: torch.Tensor, y: torch.Tensor, *, data_range: float = 1.0, sig
         raise MetricInputError(f"ssim: images must have equal N×C×H×W shapes, got "
                                f"{tuple(x.shape)} and {tuple(y.shape)}")
     if border not in BORDERS:
-        raise MetricInputError(f"ssim: border {border!r} is not one of {', '.join(BORDERS)}")
+        raise MetricInputError(f"ssim: border {shown(border)} is not one of {', '.join(BORDERS)}")
     window = gaussian_window(sigma)
     k = len(window)
     if border == "valid" and min(x.shape[-2:]) < k:

@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from diffbench.errors import ConfigError
+from diffbench.errors import ConfigError, shown
 from diffbench.sampling.seeding import randn_per_sample
 
 ModelFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -79,7 +79,7 @@ class Stats:
 
 
 def _bad(name: str, value: Any, expected: str) -> ConfigError:
-    return ConfigError(f"sampler argument {name}={value!r} is invalid; expected {expected}")
+    return ConfigError(f"sampler argument {name}={shown(value)} is invalid; expected {expected}")
 
 
 def _choice(name: str, options: Sequence[str]) -> Callable[[Any], str]:

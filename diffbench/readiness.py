@@ -1,0 +1,125 @@
+"""Everything a run needs that is not here, found at once, before any model loads.
+
+`run_problems` asks, for the selected tasks of a suite: can the device be used, does the adapter
+have what it needs (`Adapter.missing`: a checkout, a device; nothing is loaded), where is each
+dataset and statistics file the tasks read, and can every weights file the scoring will load be
+resolved (each extractor of each metric's pass under its protocol, LPIPS backbones, CLIP/DINO
+models: `metric_weights`). `check_ready` turns the answers into one error, a numbered list of
+fixes, so a user fixes everything in one go instead of one thing per attempt, and a run never
+generates for hours before finding that the Inception file is missing.
+
+Weights are resolved as the scoring will resolve them (`diffbench.weights.resolve`): a file
+already there is verified, a missing one is downloaded now unless offline.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from diffbench.errors import ConfigError, DiffbenchError
+
+
+def metric_weights(metric: Any) -> list[str]:
+    """The weights (registry names) the resolved `metric` (`diffbench.resolve.ResolvedMetric`)
+    loads."""
+    spec = metric.spec
+    if spec.family == "distribution":
+        from diffbench.features import extractor_weights
+
+        name = extractor_weights(metric.feature()[0])
+        return [name] if name else []
+    if spec.family == "alignment":
+        from diffbench.scoring.alignment import plan
+
+        return [plan(metric.name, metric.given).spec.weights]
+    if spec.weights is None:  # a paired metric without a network of its own (SSIM)
+        return []
+    from diffbench.scoring.paired import plan as paired_plan
+
+    return list(spec.weights(dict(paired_plan(metric.name, metric.given).settings)))
+
+
+def task_weights(task: Any) -> list[str]:
+    """Every weights file the scoring of `task` loads, in order, without duplicates."""
+    from diffbench.resolve import resolve_task
+
+    out: list[str] = []
+    for metric in resolve_task(task.metrics, task.protocol):
+        out += [w for w in metric_weights(metric) if w not in out]
+    return out
+
+
+def _data_problems(tasks: dict[str, Any], data: dict[str, str]) -> list[str]:
+    """What is wrong with each dataset (its location and layout: the reader is built, as the
+    run will build it) and statistics file the tasks read."""
+    from diffbench.refdata import open_dataset, resolve_data
+
+    problems: list[str] = []
+
+    def attempt(call: Any, *args: Any, **kw: Any) -> None:
+        try:
+            call(*args, **kw)
+        except DiffbenchError as exc:
+            if str(exc) not in problems:
+                problems.append(str(exc))
+
+    for name, task in tasks.items():
+        for where, ds in (("dataset", task.dataset), ("reference.dataset",
+                                                       task.reference.dataset)):
+            if ds is not None:
+                attempt(open_dataset, ds.name, ds.reader, ds.args, data,
+                        where=f"tasks.{name}.{where}")
+        if task.reference.stats is not None:
+            attempt(resolve_data, task.reference.stats, data)
+    return problems
+
+
+def _adapter(opts: Any) -> list[str]:
+    from diffbench.registry import ADAPTERS
+
+    try:
+        cls = ADAPTERS.get(opts.model)
+    except DiffbenchError as exc:
+        return [str(exc)]
+    return list(cls.missing(dict(opts.model_args), opts.device))
+
+
+def run_problems(tasks: dict[str, Any], opts: Any) -> list[str]:
+    """One fix per line for everything the run of `tasks` lacks (empty: ready)."""
+    from diffbench.preflight import check_device
+    from diffbench.weights import resolve
+
+    problems: list[str] = []
+    try:
+        check_device(opts.device)
+    except DiffbenchError as exc:
+        problems.append(str(exc))
+    if opts.model and any(t.kind == "generate" for t in tasks.values()):
+        problems += [p for p in _adapter(opts) if p not in problems]
+    problems += _data_problems(tasks, dict(opts.data))
+    if opts.generate_only or opts.shard is not None:
+        return problems
+    needed: dict[str, list[str]] = {}
+    for name, task in tasks.items():
+        try:
+            for w in task_weights(task):
+                needed.setdefault(w, []).append(name)
+        except DiffbenchError as exc:
+            problems.append(f"task {name}: {exc}")
+    for w, users in needed.items():
+        try:
+            resolve(w, dict(opts.weights))
+        except DiffbenchError as exc:
+            problems.append(f"{exc} (needed by task {', '.join(users)})")
+    return problems
+
+
+def check_ready(tasks: dict[str, Any], opts: Any) -> None:
+    """Raise one error listing every fix `run_problems` finds, numbered; nothing when ready."""
+    problems = run_problems(tasks, opts)
+    if len(problems) == 1:
+        raise ConfigError(problems[0])
+    if problems:
+        raise ConfigError(f"{len(problems)} things to fix before this run can start: "
+                          + " ".join(f"({i}) {p.rstrip('.')};" for i, p in
+                                     enumerate(problems, 1)).rstrip(";"))
