@@ -155,18 +155,20 @@ def test_missing_extractor_weights_stop_the_run_before_generation(tmp_path, metr
 
 def test_the_registry_names_of_weights_are_read_without_building_networks():
     from diffbench.features import extractor_weights
-    from diffbench.protocols import get_protocol
     from diffbench.readiness import metric_weights
+    from diffbench.resolve import resolve_task
+
+    def weights_of(metric, protocol, args):
+        return metric_weights(resolve_task({metric: args}, protocol)[metric])
 
     assert extractor_weights("inception") == "inception-2015-12-05"
     assert extractor_weights("dinov2-vitl14") == "dinov2-vitl14"
     assert extractor_weights("digits") is None  # shipped with diffbench
-    assert metric_weights("prc", get_protocol("torch-fidelity"), {"features": "vgg16"}) == \
-        ["vgg16-imagenet"]
-    assert metric_weights("lpips", get_protocol("catvton"), {}) == ["squeezenet1_1-imagenet"]
-    assert metric_weights("lpips", get_protocol("catvton"), {"net": "vgg"}) == ["vgg16-imagenet"]
-    assert metric_weights("ssim", get_protocol("catvton"), {}) == []
-    assert metric_weights("dino", get_protocol("dreambench"), {}) == ["dino-vits16"]
+    assert weights_of("prc", "torch-fidelity", {"features": "vgg16"}) == ["vgg16-imagenet"]
+    assert weights_of("lpips", "catvton", {}) == ["squeezenet1_1-imagenet"]
+    assert weights_of("lpips", "catvton", {"net": "vgg"}) == ["vgg16-imagenet"]
+    assert weights_of("ssim", "catvton", {}) == []
+    assert weights_of("dino", "dreambench", {}) == ["dino-vits16"]
 
 
 def test_one_preflight_lists_everything_missing_for_a_run(tmp_path, monkeypatch):

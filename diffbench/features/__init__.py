@@ -8,6 +8,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from diffbench.features import weights_names as names
+
 # Feature dimensions of the layers Fréchet distances are computed on (a test checks them against
 # the extractors): the bias warning of a Fréchet distance from few images is given before any
 # image is read.
@@ -86,7 +88,7 @@ def extractor_weights(name: str) -> str | None:
     return getattr(EXTRACTORS.get(name), "weights_name", None)
 
 
-@loads("inception-2015-12-05")
+@loads(names.INCEPTION)
 def build_inception(resize: str, weights: dict[str, str], device: str) -> Any:
     """The 2015 TF Inception (torch-fidelity's port): FID, sFID, KID, IS, precision/recall."""
     from diffbench import weights as w
@@ -96,7 +98,7 @@ def build_inception(resize: str, weights: dict[str, str], device: str) -> Any:
                               device=device)
 
 
-@loads("vgg16-imagenet")
+@loads(names.VGG16)
 def build_vgg16(resize: str, weights: dict[str, str], device: str) -> Any:
     """torchvision VGG16 fc2_relu at 224 px: torch-fidelity's precision/recall features."""
     from diffbench import weights as w
@@ -113,7 +115,7 @@ def build_digits(resize: str, weights: dict[str, str], device: str) -> Any:
     return DigitsExtractor(weights.get("digits-classifier", DEFAULT_WEIGHTS), device=device)
 
 
-@loads("dinov2-vitl14")
+@loads(names.DINOV2_VITL14)
 def build_dinov2_vitl14(resize: str, weights: dict[str, str], device: str) -> Any:
     """DINOv2 ViT-L/14 class token at 224 px (resize ``torch`` or ``pil``): FD_DINOv2, PRDC."""
     from diffbench import weights as w
@@ -123,7 +125,7 @@ def build_dinov2_vitl14(resize: str, weights: dict[str, str], device: str) -> An
                            resize_mode=resize, device=device)
 
 
-@loads("clip-vit-l-14-336-openai")
+@loads(names.CLIP_VIT_L14_336)
 def build_clip_vit_l14_336(resize: str, weights: dict[str, str], device: str) -> Any:
     """OpenAI CLIP ViT-L/14@336px image embeddings on cmmd's preprocessing: CMMD."""
     from diffbench import weights as w

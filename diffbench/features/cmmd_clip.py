@@ -18,11 +18,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from diffbench.features import build_clip_vit_l14_336
+from diffbench.features import weights_names
 from diffbench.features.base import fingerprint_hash
 from diffbench.features.clip import OPENAI_MEAN, OPENAI_STD, ClipExtractor
 
-WEIGHTS_NAME = build_clip_vit_l14_336.weights_name  # declared once, on the builder
+WEIGHTS_NAME = weights_names.CLIP_VIT_L14_336
 EXTRACTOR_NAME = "clip-vit-l-14-336"
 MODEL = "ViT-L-14-336-quickgelu"
 SIZE = 336

@@ -23,12 +23,12 @@ import numpy as np
 import torch
 
 from diffbench.errors import ConfigError, WeightsError, shown
-from diffbench.features import build_dinov2_vitl14
+from diffbench.features import weights_names
 from diffbench.features.base import fingerprint_hash
 from diffbench.features.dinov2_vit import DinoV2ViT, ViTConfig
 from diffbench.fsutil import file_sha256
 
-WEIGHTS_NAME = build_dinov2_vitl14.weights_name  # declared once, on the builder
+WEIGHTS_NAME = weights_names.DINOV2_VITL14
 EXTRACTOR_NAME = "dinov2-vitl14"
 LAYER = "dinov2_cls"
 SIZE = 224

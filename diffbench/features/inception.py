@@ -39,7 +39,7 @@ import numpy as np
 import torch
 
 from diffbench.errors import WeightsError, shown
-from diffbench.features import build_inception
+from diffbench.features import weights_names
 from diffbench.features.base import fingerprint_hash
 from diffbench.features.inception_net import InceptionNet
 from diffbench.features.resize import MODES, clean_resize, normalise, tf1_bilinear_image
@@ -47,7 +47,7 @@ from diffbench.fsutil import file_sha256
 
 SIZE = 299
 LAYERS = ("pool3", "logits_unbiased", "sfid")
-WEIGHTS_NAME = build_inception.weights_name  # declared once, on the builder
+WEIGHTS_NAME = weights_names.INCEPTION
 CPU_MICRO_BATCH = 8
 
 

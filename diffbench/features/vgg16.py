@@ -17,13 +17,13 @@ import torch
 import torchvision
 
 from diffbench.errors import WeightsError
-from diffbench.features import build_vgg16
+from diffbench.features import weights_names
 from diffbench.features.base import fingerprint_hash
 from diffbench.features.resize import tf1_bilinear_image
 from diffbench.fsutil import file_sha256
 
 SIZE = 224
-WEIGHTS_NAME = build_vgg16.weights_name  # declared once, on the builder
+WEIGHTS_NAME = weights_names.VGG16
 _MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1) * 255
 _STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1) * 255
 

@@ -1,0 +1,8 @@
+"""The weights (registry names in `diffbench.weights`) each built-in extractor loads, declared once
+here: the builders in `diffbench.features` carry them (preflight reads them without building a
+network) and the extractor modules name them in their messages. No torch is imported."""
+
+INCEPTION = "inception-2015-12-05"
+VGG16 = "vgg16-imagenet"
+DINOV2_VITL14 = "dinov2-vitl14"
+CLIP_VIT_L14_336 = "clip-vit-l-14-336-openai"
