@@ -124,7 +124,10 @@ def test_fingerprint_changes_with_resize_and_weights(inception_weights, tmp_path
     # Content, not path, names the weights; the fast path computes the same features.
     assert InceptionExtractor(copy, exact=True).fingerprint_hash() == exact.fingerprint_hash()
     assert InceptionExtractor(copy).fingerprint_hash() == exact.fingerprint_hash()
-    other = make_inception_weights(tmp_path / "other.pth", seed=1)
+    state = torch.load(str(inception_weights), weights_only=True)  # other weights: one tensor
+    state["fc.bias"] = state["fc.bias"] + 1.0  # moved (no second Inception build)
+    torch.save(state, tmp_path / "other.pth")
+    other = tmp_path / "other.pth"
     assert InceptionExtractor(other).fingerprint_hash() != exact.fingerprint_hash()
 
 
