@@ -111,6 +111,7 @@ def test_limit_is_a_marked_smoke_run(tmp_path):
     assert record["notes"][0].startswith("smoke run")
 
 
+@pytest.mark.slow  # over ~10 s on 2 cores (docs/development.md)
 def test_sweep_runs_each_value_and_records_it(tmp_path):
     suite = write(tmp_path, DEMO_LIKE)
     res = run(suite, "--model", "toy", "--model-arg", "size=32", "--out", tmp_path / "r",

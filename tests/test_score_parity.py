@@ -46,6 +46,7 @@ def test_torch_fidelity_protocol_matches_torch_fidelity(image_sets, inception_we
     assert rec["extractors"]["inception-2015-12-05"]["resize"] == "tf-bilinear"
 
 
+@pytest.mark.slow  # over ~10 s on 2 cores (docs/development.md)
 def test_features_match_torch_fidelity_extractor(image_sets, inception_weights):
     from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
 
