@@ -73,6 +73,7 @@ def test_logits_unbiased_is_pool3_times_fc_weight(inception_weights, exact):
 
 
 @pytest.mark.parametrize("which", ["exact", "fast"])
+@pytest.mark.slow  # over ~10 s on 2 cores (docs/development.md)
 def test_sfid_is_mixed_6d_branch1x1_first_7_channels_in_nhwc_order(which, exact, fast):
     extractor = exact if which == "exact" else fast
     maps: list[torch.Tensor] = []

@@ -105,6 +105,7 @@ def test_every_draw_of_a_key_is_bit_identical_whatever_the_batch(pixel_ckpt, mon
             assert np.abs(a.astype(int) - c.astype(int)).max() <= 1
 
 
+@pytest.mark.slow  # over ~10 s on 2 cores (docs/development.md)
 def test_labels_and_seeds_come_from_the_key(pixel_ckpt):
     adapter = SiTAdapter(ckpt=pixel_ckpt, heads=1, vae="none")
     reqs = requests(4, SDE)
