@@ -18,7 +18,7 @@ PYTEST_ARGS ?=
 # Names `make lock` leaves out (TORCH installs them; diffbench is this checkout).
 LOCK_SKIP := ^(torch|torchvision|triton|nvidia-[a-z0-9-]+|cuda-[a-z0-9-]+|diffbench)==
 
-.PHONY: install demo example-report test lint lock clean-venv
+.PHONY: install demo example-report test test-fast lint lock clean-venv
 
 $(STAMP): pyproject.toml Makefile $(LOCK)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -62,8 +62,13 @@ demo: install
 example-report: demo
 	$(PY) scripts/example_report.py $(DEMO_OUT)/demo-sit $(DEMO_OUT)/toy --out reports/demo
 
+# Every test (the README's command and CI's). Markers say what a test costs (pyproject.toml):
+# `make test-fast` skips the `slow` and `procs` tiers for iteration (docs/development.md).
 test: install
 	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
+
+test-fast: install
+	$(VENV)/bin/pytest -q -m "not slow and not procs" $(PYTEST_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check diffbench tests benchmarks scripts

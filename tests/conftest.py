@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import socket
+from pathlib import Path
 
 import pytest
 
@@ -63,12 +64,48 @@ def _isolated_home(tmp_path_factory, monkeypatch):
     yield
 
 
-@pytest.fixture(scope="session")
-def inception_weights(tmp_path_factory):
-    """A seeded, BatchNorm-calibrated random Inception in torch-fidelity's format."""
-    from diffbench.features.random_weights import make_inception_weights
+# The files whose code decides the random Inception's bytes (architecture, calibration images).
+_INCEPTION_SOURCES = ("features/random_weights.py", "features/inception_net.py",
+                      "features/resize.py")
 
-    return make_inception_weights(tmp_path_factory.mktemp("weights") / "inception-random.pth")
+
+def _inception_key() -> str:
+    """What the random Inception's bytes depend on: its code, torch, Python and the machine."""
+    import hashlib
+    import platform
+
+    import torch
+
+    import diffbench
+
+    h = hashlib.sha256()
+    for name in _INCEPTION_SOURCES:
+        h.update((Path(diffbench.__file__).parent / name).read_bytes())
+    h.update(f"{torch.__version__} {platform.python_version()} {platform.machine()}".encode())
+    return h.hexdigest()[:20]
+
+
+@pytest.fixture(scope="session")
+def inception_weights(tmp_path_factory, request):
+    """A seeded, BatchNorm-calibrated random Inception in torch-fidelity's format.
+
+    Building it costs ~15 CPU-s, so the file is kept in pytest's cache folder (.pytest_cache)
+    keyed by `_inception_key`; without the cache plugin (`-p no:cacheprovider`, as CI runs) it is
+    built. test_features_inception.py::test_make_inception_weights_is_seeded checks it equals a
+    fresh build."""
+    from diffbench.features.random_weights import make_inception_weights
+    from diffbench.fsutil import atomic_write
+
+    path = tmp_path_factory.mktemp("weights") / "inception-random.pth"
+    cache = getattr(request.config, "cache", None)
+    if cache is None:
+        return make_inception_weights(path)
+    kept = cache.mkdir("diffbench-weights") / f"inception-random-{_inception_key()}.pth"
+    if not kept.is_file():
+        atomic_write(kept, make_inception_weights(path).read_bytes())
+    else:
+        path.write_bytes(kept.read_bytes())
+    return path
 
 
 def write_images(folder, n, seed, size=(64, 64), shift=0):

@@ -251,6 +251,7 @@ def _subject_reqs(subjects, sampler):
 
 
 @pytest.mark.parametrize("name", ["sdxl-lora", "dco"])
+@pytest.mark.slow  # over ~10 s on 2 cores (docs/development.md)
 def test_per_subject_weights(models, subject_weights, name):
     """{subject} templates: weights swap per subject and equal a fixed adapter per subject."""
     from diffbench.registry import ADAPTERS

@@ -94,6 +94,7 @@ def test_load_results_reads_files_and_run_folders(tmp_path):
         diffbench.load_results(tmp_path / "missing.json")
 
 
+@pytest.mark.procs
 def test_import_diffbench_is_light():
     code = ("import sys, diffbench; heavy = [m for m in ('torch', 'numpy') if m in sys.modules]; "
             "assert not heavy, heavy; assert callable(diffbench.score) and "

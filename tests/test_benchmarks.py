@@ -12,6 +12,7 @@ BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
 
 
 @pytest.mark.slow
+@pytest.mark.procs
 def test_bench_score_runs_both_libraries_on_the_same_numbers(tmp_path):
     out = subprocess.run([sys.executable, str(BENCH / "bench_score.py"), "--n", "12", "--size",
                           "64", "--metrics", "fid,isc", "--dir", str(tmp_path)],

@@ -67,6 +67,7 @@ def test_registered_and_loads_local_folder(dit_dir):
     assert adapter.describe()["uint8"] == "round"
 
 
+@pytest.mark.slow  # over ~10 s on 2 cores (docs/development.md)
 def test_images_do_not_depend_on_batch(dit_dir):
     adapter = DiTAdapter(model=str(dit_dir))
     sampler = {"steps": 5, "cfg_scale": 2.0}  # ddpm: a fresh noise draw at every step

@@ -90,6 +90,7 @@ def _torchrun(args: list[str], ranks: int, port: int) -> None:
     assert res.returncode == 0, res.stderr[-3000:]
 
 
+@pytest.mark.procs
 def test_two_ranks_give_bit_identical_scores(tmp_path):
     """Under torchrun each rank embeds whole global batches; gathered values equal one process.
 

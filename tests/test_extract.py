@@ -99,6 +99,7 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 
 @pytest.mark.skipif(not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc",
                     reason="glibc mallopt")
+@pytest.mark.procs
 def test_keep_freed_memory_stops_refaulting_large_blocks():
     # 48 MB is above glibc's largest dynamic mmap threshold (32 MiB on 64-bit), so by default
     # each allocation is a fresh mmap and torch.ones touches every page of it: at least

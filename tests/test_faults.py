@@ -191,6 +191,7 @@ def _without_dac_override() -> list[str]:
 
 
 @pytest.mark.slow  # one subprocess (it imports torch)
+@pytest.mark.procs
 def test_permission_denied_on_real_and_fake(sides, tmp_path):
     real, fake = sides
     prefix = _without_dac_override()
@@ -314,6 +315,7 @@ def test_orphaned_temporary_files_are_removed(tmp_path):
 
 
 @pytest.mark.slow  # a subprocess (imports torch)
+@pytest.mark.procs
 def test_killed_while_writing_the_cache(sides, tmp_path):
     real, fake = sides
     clean = score(real, fake, "--no-cache", "--json", tmp_path / "clean.json")
@@ -331,6 +333,7 @@ def test_killed_while_writing_the_cache(sides, tmp_path):
 
 
 @pytest.mark.slow  # a subprocess (imports torch)
+@pytest.mark.procs
 def test_killed_while_writing_the_results(tmp_path):
     suite = tmp_path / "s.yaml"
     suite.write_text(textwrap.dedent(SUITE))
@@ -348,6 +351,7 @@ def test_killed_while_writing_the_results(tmp_path):
 
 
 @pytest.mark.slow  # a subprocess (imports torch)
+@pytest.mark.procs
 def test_sigint_exits_130_and_the_rerun_completes(tmp_path):
     suite = tmp_path / "s.yaml"
     suite.write_text(textwrap.dedent(SUITE))

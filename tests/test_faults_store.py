@@ -72,6 +72,7 @@ def _same_store(store: Path, ref: Path) -> None:
 
 
 @pytest.mark.parametrize("fault", ["png-rename", "manifest-line"])
+@pytest.mark.procs
 def test_kill_at_a_writer_point_then_resume_equals_uninterrupted(tmp_path, reference, fault):
     suite = write_suite(tmp_path)
     out = tmp_path / "run"
@@ -90,6 +91,7 @@ def test_kill_at_a_writer_point_then_resume_equals_uninterrupted(tmp_path, refer
 
 
 @pytest.mark.slow
+@pytest.mark.procs
 def test_kill_before_scoring_then_resume_counts_the_store(tmp_path):
     """A run killed during scoring, then resumed, records every image of the store."""
     from tests.test_run import DEMO_LIKE, write
@@ -150,6 +152,7 @@ def _wait_for_lock(out: Path, pid: int, timeout: float = 120) -> None:
     raise AssertionError("the first run never took the lock")
 
 
+@pytest.mark.procs
 def test_second_process_into_one_run_dir_exits_2_first_finishes(tmp_path, reference):
     suite = write_suite(tmp_path)
     out = tmp_path / "run"
@@ -192,6 +195,7 @@ def test_shards_share_the_run_dir_and_a_plain_run_waits(tmp_path, reference):
 
 
 @pytest.mark.slow
+@pytest.mark.procs
 def test_torchrun_ranks_share_the_lock_and_all_refuse_a_busy_dir(tmp_path, reference):
     suite = write_suite(tmp_path)
     out = tmp_path / "tr"

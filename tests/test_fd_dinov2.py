@@ -108,6 +108,7 @@ def test_pos_embed_interpolation_equals_reference():
 
 
 @pytest.mark.parametrize("mode", ["torch", "pil"])
+@pytest.mark.slow  # over ~10 s on 2 cores (docs/development.md)
 def test_features_and_fd_match_reference_float64(tiny_weights, mode):
     state = torch.load(tiny_weights, weights_only=True)
     ref = _reference_model(state, TINY).double()
@@ -179,6 +180,7 @@ def test_full_vitl14_shape_loads_strictly():
 
 @pytest.mark.parametrize("protocol,metrics", [("edm2", "fid,fd_dinov2"),
                                               ("dgm-eval", "fd_dinov2,prdc")])
+@pytest.mark.slow  # over ~10 s on 2 cores (docs/development.md)
 def test_score_cli_runs_with_weights_files(protocol, metrics, tiny_weights, inception_weights,
                                            tmp_path):
     real = write_images(tmp_path / "real", 16, 0)

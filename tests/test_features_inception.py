@@ -48,6 +48,7 @@ def _max_rel(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 @pytest.mark.parametrize("hw", SIZES)
+@pytest.mark.slow  # over ~10 s on 2 cores (docs/development.md)
 def test_pool3_and_logits_match_torch_fidelity(hw, theirs, exact, fast):
     images = _smooth_images(2, hw, seed=hw[0])
     with torch.inference_mode():
@@ -72,6 +73,7 @@ def test_logits_unbiased_is_pool3_times_fc_weight(inception_weights, exact):
 
 
 @pytest.mark.parametrize("which", ["exact", "fast"])
+@pytest.mark.slow  # over ~10 s on 2 cores (docs/development.md)
 def test_sfid_is_mixed_6d_branch1x1_first_7_channels_in_nhwc_order(which, exact, fast):
     extractor = exact if which == "exact" else fast
     maps: list[torch.Tensor] = []
@@ -104,13 +106,16 @@ def test_random_weights_give_well_scaled_features(fast):
     assert out["sfid"].std() > 0
 
 
-def test_make_inception_weights_is_seeded(tmp_path):
-    a = torch.load(str(make_inception_weights(tmp_path / "a.pth", seed=1)), weights_only=True)
-    b = torch.load(str(make_inception_weights(tmp_path / "b.pth", seed=1)), weights_only=True)
+@pytest.mark.slow  # over ~10 s on 2 cores (docs/development.md)
+def test_make_inception_weights_is_seeded(inception_weights, tmp_path):
+    # The session's file was made with the default seed (tests/conftest.py): one build, not two.
+    a = torch.load(str(make_inception_weights(tmp_path / "a.pth", seed=0)), weights_only=True)
+    b = torch.load(str(inception_weights), weights_only=True)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert "Mixed_6d.branch1x1.conv.weight" in a and a["fc.weight"].shape == (1008, 2048)
 
 
+@pytest.mark.slow  # over ~10 s on 2 cores (docs/development.md)
 def test_fingerprint_changes_with_resize_and_weights(inception_weights, tmp_path, exact):
     fp = exact.fingerprint()
     assert fp["resize"] == "tf-bilinear" and fp["size"] == 299
@@ -123,7 +128,10 @@ def test_fingerprint_changes_with_resize_and_weights(inception_weights, tmp_path
     # Content, not path, names the weights; the fast path computes the same features.
     assert InceptionExtractor(copy, exact=True).fingerprint_hash() == exact.fingerprint_hash()
     assert InceptionExtractor(copy).fingerprint_hash() == exact.fingerprint_hash()
-    other = make_inception_weights(tmp_path / "other.pth", seed=1)
+    state = torch.load(str(inception_weights), weights_only=True)  # other weights: one tensor
+    state["fc.bias"] = state["fc.bias"] + 1.0  # moved (no second Inception build)
+    torch.save(state, tmp_path / "other.pth")
+    other = tmp_path / "other.pth"
     assert InceptionExtractor(other).fingerprint_hash() != exact.fingerprint_hash()
 
 
@@ -155,6 +163,7 @@ def test_extractor_protocol_and_cached_weights_hash(exact, tmp_path):
     assert file_sha256(path) == hashlib.sha256(b"abcd").hexdigest()
 
 
+@pytest.mark.slow  # over ~10 s on 2 cores (docs/development.md)
 def test_cpu_micro_batches_change_no_value(inception_weights):
     # The CPU runs the network 8 images at a time (cache blocking); a 19-image batch run whole
     # and run in slices 8 + 8 + 3 gives the same bits.
@@ -170,6 +179,7 @@ def test_cpu_micro_batches_change_no_value(inception_weights):
         assert a[k].shape[0] == 19 and torch.equal(a[k], b[k]), k
 
 
+@pytest.mark.slow  # over ~10 s on 2 cores (docs/development.md)
 def test_cpu_prepacked_fused_convs_change_no_value(inception_weights):
     # The CPU path runs conv + bias + ReLU as one oneDNN call on weights packed once (for the
     # first batch's shape); batches of other sizes give the same bits as the plain path.
@@ -191,6 +201,7 @@ def test_cpu_prepacked_fused_convs_change_no_value(inception_weights):
     assert not InceptionExtractor(inception_weights, exact=True).net.Conv2d_1a_3x3.prepacked
 
 
+@pytest.mark.slow  # over ~10 s on 2 cores (docs/development.md)
 def test_prepack_falls_back_to_the_plain_path_where_onednn_refuses(inception_weights, monkeypatch):
     def refuse(*args, **kwargs):
         raise RuntimeError("no oneDNN reorder here")

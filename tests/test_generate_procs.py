@@ -16,6 +16,8 @@ from PIL import Image
 
 from tests.test_generate import png_set, write_suite
 
+pytestmark = pytest.mark.procs  # every test here starts Python processes
+
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 

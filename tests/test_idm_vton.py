@@ -165,6 +165,7 @@ def vitonhd_requests(tmp_path: Path, pairing: str = "paired", sampler=None, **kw
     return [Request(r.key, r.seed, r.condition, dict(sampler or {}), r.item) for r in reqs]
 
 
+@pytest.mark.slow  # over ~10 s on 2 cores (docs/development.md)
 def test_loading_and_call_arguments(tmp_path, weights):
     from diffusers import AutoencoderKL, DDPMScheduler
     from transformers import (

@@ -58,6 +58,7 @@ def _build_wheel(tmp: Path) -> Path:
 
 
 @pytest.mark.slow
+@pytest.mark.procs
 def test_the_wheel_works_in_a_fresh_environment(tmp_path):
     wheel = _build_wheel(tmp_path)
     venv = tmp_path / "fresh"

@@ -184,6 +184,7 @@ def test_fid_bias_warning_comes_first(tmp_path):
         "metrics"]["fid"]["details"]["warning"]
 
 
+@pytest.mark.slow  # over ~10 s on 2 cores (docs/development.md)
 def test_feature_dims_match_the_extractors():
     from diffbench.features import LAYER_DIMS as FEATURE_DIMS
     from diffbench.features import build_extractor

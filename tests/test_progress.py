@@ -107,6 +107,7 @@ def _piped(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedPr
 
 
 @pytest.mark.slow
+@pytest.mark.procs
 def test_demo_with_piped_stderr_logs_periodic_progress(tmp_path):
     """The demo suite (fewer images) as `make demo | tee log` runs it: stderr is a pipe."""
     env = {"OMP_NUM_THREADS": "1", "DIFFBENCH_HOME": str(tmp_path / "home"),
@@ -131,12 +132,14 @@ def test_demo_with_piped_stderr_logs_periodic_progress(tmp_path):
     assert not [x for x in quiet.stderr.splitlines() if "images" in x and "done" in x]
 
 
-def test_score_logs_its_timings(tmp_path, image_sets, inception_weights):
+@pytest.mark.procs
+def test_score_logs_its_timings(tmp_path, image_sets):
+    """The logging, not the network, is under test: the small demo-digits protocol's."""
     real, fake = image_sets
     res = _piped("score", "--real", str(real), "--fake", str(fake), "--metrics", "fid",
-                 "--weights", f"inception-2015-12-05={inception_weights}", "--workers", "0",
+                 "--protocol", "demo-digits", "--workers", "0",
                  env={"DIFFBENCH_HOME": str(tmp_path / "home")}, cwd=tmp_path)
     assert res.returncode == 0, res.stderr[-3000:]
     done = [x for x in res.stderr.splitlines() if re.search(r": done, 60 images in [\d.]+ s", x)]
     assert len(done) == 2, res.stderr  # one closing line with its timing per side
-    assert all(x.startswith("diffbench: extract inception") for x in done)
+    assert all(x.startswith("diffbench: extract digits-classifier") for x in done)

@@ -83,6 +83,7 @@ def test_an_unknown_name_is_one_error_with_a_suggestion():
     assert res.exit_code == 2 and "no such file" in res.stderr
 
 
+@pytest.mark.slow  # over ~10 s on 2 cores (docs/development.md)
 def test_include_path_adds_suites_and_a_name_found_there_shadows_the_shipped_one(tmp_path):
     mine = tmp_path / "mine"
     _write(mine, "mine.yaml", MINE)
@@ -135,6 +136,7 @@ def test_environment_and_config_include_paths(tmp_path, monkeypatch):
     assert res.exit_code == 2 and "--include-path" in res.stderr and "not a folder" in res.stderr
 
 
+@pytest.mark.slow  # over ~10 s on 2 cores (docs/development.md)
 def test_published_files_in_an_include_path_reach_the_report(tmp_path):
     folder = tmp_path / "mine"
     _write(folder, "mine.yaml", MINE)

@@ -111,6 +111,7 @@ def test_limit_is_a_marked_smoke_run(tmp_path):
     assert record["notes"][0].startswith("smoke run")
 
 
+@pytest.mark.slow  # over ~10 s on 2 cores (docs/development.md)
 def test_sweep_runs_each_value_and_records_it(tmp_path):
     suite = write(tmp_path, DEMO_LIKE)
     res = run(suite, "--model", "toy", "--model-arg", "size=32", "--out", tmp_path / "r",
@@ -124,7 +125,8 @@ def test_sweep_runs_each_value_and_records_it(tmp_path):
     assert json.loads(manifest.read_text().splitlines()[0])["sampler"]["cfg_scale"] == 2.5
 
 
-def test_score_task_matches_diffbench_score(tmp_path, inception_weights):
+def test_score_task_matches_diffbench_score(tmp_path):
+    """The two drivers, not the network, are under test: the small demo-digits protocol's."""
     real = write_images(tmp_path / "real", 24, 0)
     fake = write_images(tmp_path / "fake", 24, 1, shift=40)
     suite = write(tmp_path, """
@@ -134,21 +136,19 @@ def test_score_task_matches_diffbench_score(tmp_path, inception_weights):
           tf:
             kind: score
             dataset: {name: generated, reader: folder}
-            protocol: torch-fidelity
+            protocol: demo-digits
             metrics: {fid: {}, kid: {args: {subset_size: 10}}}
             reference:
               dataset: {name: real, reader: folder}
         """)
-    weights = f"inception-2015-12-05={inception_weights}"
-    res = run(suite, "--data", f"generated={fake}", "--data", f"real={real}", "--weights",
-              weights, "--out", tmp_path / "r")
+    res = run(suite, "--data", f"generated={fake}", "--data", f"real={real}", "--out",
+              tmp_path / "r")
     assert res.exit_code == 0, res.output
     rec = results.read(tmp_path / "r" / "results" / "tf.json")
     out = tmp_path / "score.json"
     res = CliRunner().invoke(main, ["score", "--real", str(real), "--fake", str(fake),
-                                    "--protocol", "torch-fidelity", "--metrics", "fid,kid",
-                                    "--kid-subset-size", "10", "--weights", weights,
-                                    "--json", str(out)])
+                                    "--protocol", "demo-digits", "--metrics", "fid,kid",
+                                    "--kid-subset-size", "10", "--json", str(out)])
     assert res.exit_code == 0, res.output
     direct = json.loads(out.read_text())
     for name in ("fid", "kid"):

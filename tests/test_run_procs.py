@@ -11,6 +11,8 @@ import pytest
 
 from diffbench import results
 
+pytestmark = pytest.mark.procs  # every test here starts Python processes
+
 SUITE = """
 name: procs
 version: 1

@@ -77,6 +77,7 @@ def test_per_sample_draws_do_not_depend_on_batch():
 # ---------------------------------------------------------------- NFE accounting
 
 @pytest.mark.parametrize("high,guided,unguided", [(0.7, 172, 78), (0.75, 185, 65), (0.65, 159, 91)])
+@pytest.mark.slow  # over ~10 s on 2 cores (docs/development.md)
 def test_repa_sde_guidance_interval_counts(net, high, guided, unguided):
     config = _sde(250, 1.8, high)
     assert count_nfe(config) == (guided, unguided)
@@ -205,6 +206,7 @@ def _run64(net, seeds, labels, config):
 
 
 @pytest.mark.parametrize("name", sorted(CONFIGS))
+@pytest.mark.slow  # over ~10 s on 2 cores (docs/development.md)
 def test_sample_does_not_depend_on_batch(net, name):
     config = CONFIGS[name]
     seeds = [sample_seed(0, f"{i:06d}") for i in range(7)]
@@ -256,6 +258,7 @@ def gaussian_velocity(x: torch.Tensor, t: torch.Tensor, y: torch.Tensor) -> torc
     SamplerConfig(mode="ode", solver="euler", steps=200),
     SamplerConfig(mode="sde", steps=250),
 ], ids=["ode-heun", "ode-euler", "sde"])
+@pytest.mark.slow  # over ~10 s on 2 cores (docs/development.md)
 def test_samplers_map_noise_to_gaussian_data(config):
     n = 3000
     gens = make_generators(range(n))

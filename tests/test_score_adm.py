@@ -63,6 +63,7 @@ def test_adm_fid_from_stored_stats_and_pr_from_ref_images(adm_files, inception_w
     assert m["precision"]["value"] == pytest.approx(p) and m["recall"]["value"] == pytest.approx(rc)
 
 
+@pytest.mark.slow  # over ~10 s on 2 cores (docs/development.md)
 def test_adm_too_few_images_for_prc_is_one_line(adm_files, inception_weights, tmp_path):
     ref, _, _ = adm_files
     tiny = tmp_path / "tiny.npz"
@@ -74,6 +75,7 @@ def test_adm_too_few_images_for_prc_is_one_line(adm_files, inception_weights, tm
     assert "k=3 needs more than 3 images" in res.output and "Traceback" not in res.output
 
 
+@pytest.mark.slow  # over ~10 s on 2 cores (docs/development.md)
 def test_folder_side_matches_npz_side(adm_files, inception_weights, tmp_path):
     """The same images as PNG files and as an npz give the same features."""
     from PIL import Image

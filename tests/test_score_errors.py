@@ -31,6 +31,13 @@ def _score(real, fake, weights, metrics="prc"):
     return res
 
 
+def _score_small(real, fake, metrics="prc"):
+    """`_score` on the small demo-digits protocol: for tests of the image reader, not the network."""
+    return CliRunner().invoke(main, ["score", "--real", str(real), "--fake", str(fake),
+                                     "--metrics", metrics, "--workers", "0", "--no-cache",
+                                     "--protocol", "demo-digits"])
+
+
 def _assert_user_error(res, needle):
     assert res.exit_code == 2, res.output
     # Other lines may be log warnings (e.g. "not the official weights"); one error line.
@@ -49,10 +56,10 @@ def _truncated(folder):
 
 
 @pytest.mark.parametrize("spoil,needle", [(_corrupt, "9.png"), (_truncated, "9.png")])
-def test_bad_image_files(good, inception_weights, tmp_path, spoil, needle):
+def test_bad_image_files(good, tmp_path, spoil, needle):
     fake = _png_folder(tmp_path / "fake", seed=1)
     spoil(fake)
-    _assert_user_error(_score(good, fake, inception_weights), needle)
+    _assert_user_error(_score_small(good, fake), needle)
 
 
 def test_empty_folder(good, inception_weights, tmp_path):
@@ -80,7 +87,7 @@ def test_unknown_metric_and_protocol(good, inception_weights):
     _assert_user_error(res, "adn")
 
 
-def test_other_modes_are_converted_like_pil(good, inception_weights, tmp_path):
+def test_other_modes_are_converted_like_pil(good, tmp_path):
     """RGBA/L/P/16-bit files are accepted (converted as torch-fidelity/clean-fid do)."""
     folder = tmp_path / "modes"
     folder.mkdir()
@@ -90,6 +97,6 @@ def test_other_modes_are_converted_like_pil(good, inception_weights, tmp_path):
     Image.fromarray(rgb).convert("P").save(folder / "c.png")
     Image.fromarray(rgb[..., 0].astype(np.uint16) * 257).save(folder / "d.png")
     Image.fromarray(rgb).save(folder / "e.png")
-    res = _score(good, folder, inception_weights)
+    res = _score_small(good, folder)
     assert res.exit_code == 0, res.output
     assert "precision" in res.output

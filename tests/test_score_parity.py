@@ -18,8 +18,8 @@ from diffbench.metrics import functional as F
 
 
 def run_score(real, fake, weights, out, *args):
-    res = CliRunner().invoke(main, ["score", "--real", str(real), "--fake", str(fake),
-                                    "--weights", f"inception-2015-12-05={weights}",
+    given = ["--weights", f"inception-2015-12-05={weights}"] if weights else []
+    res = CliRunner().invoke(main, ["score", "--real", str(real), "--fake", str(fake), *given,
                                     "--json", str(out), "--workers", "0", *args])
     assert res.exit_code == 0, res.output
     return json.loads(out.read_text())
@@ -46,6 +46,7 @@ def test_torch_fidelity_protocol_matches_torch_fidelity(image_sets, inception_we
     assert rec["extractors"]["inception-2015-12-05"]["resize"] == "tf-bilinear"
 
 
+@pytest.mark.slow  # over ~10 s on 2 cores (docs/development.md)
 def test_features_match_torch_fidelity_extractor(image_sets, inception_weights):
     from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
 
@@ -63,15 +64,25 @@ def test_features_match_torch_fidelity_extractor(image_sets, inception_weights):
             assert rel <= tol, (exact, name, rel)
 
 
-def test_clean_protocol_uses_cleanfid_resize_and_formulas(image_sets, inception_weights):
-    from cleanfid.fid import frechet_distance as clean_fd
+def test_clean_protocol_uses_cleanfid_resize(image_sets, inception_weights):
     from cleanfid.resize import make_resizer
+
+    real, _ = image_sets
+    ex = InceptionExtractor(inception_weights, resize="clean")
+    for i in (0, 1):
+        image = FolderSource(real)[i]
+        resized = make_resizer("PIL", False, "bicubic", (299, 299))(image)
+        assert np.array_equal(ex.preprocess(image).permute(1, 2, 0).numpy(), resized)
+
+
+@pytest.mark.slow  # clean-fid's scipy sqrtm of a 2048×2048 product (~77 CPU-s)
+def test_clean_protocol_fid_equals_cleanfid_frechet_distance(image_sets, inception_weights):
+    """The Fréchet formula's parity with clean-fid's at 2048 dims, rank-deficient (60 images);
+    tests/test_vton_reals.py relies on it (it runs clean-fid's pipeline with diffbench's formula)."""
+    from cleanfid.fid import frechet_distance as clean_fd
 
     real, fake = image_sets
     ex = InceptionExtractor(inception_weights, resize="clean")
-    image = FolderSource(real)[0]
-    resized = make_resizer("PIL", False, "bicubic", (299, 299))(image)
-    assert np.array_equal(ex.preprocess(image).permute(1, 2, 0).numpy(), resized)
     r = extract(FolderSource(real), ex, ("pool3",), ("pool3",), workers=0)
     f = extract(FolderSource(fake), ex, ("pool3",), ("pool3",), workers=0)
     ours = F.frechet_distance(r.moments["pool3"].mean(), r.moments["pool3"].cov(),
@@ -82,13 +93,13 @@ def test_clean_protocol_uses_cleanfid_resize_and_formulas(image_sets, inception_
     assert ours == pytest.approx(theirs, rel=1e-6)
 
 
-def test_bootstrap_ci_recorded(image_sets, inception_weights, tmp_path):
+def test_bootstrap_ci_recorded(image_sets, tmp_path):
+    """The recording, not the network, is under test: the small demo-digits protocol's."""
     real, fake = image_sets
-    rec = run_score(real, fake, inception_weights, tmp_path / "r.json", "--metrics", "fid,isc",
-                    "--bootstrap", "20")
+    args = ("--protocol", "demo-digits", "--bootstrap", "20")
+    rec = run_score(real, fake, None, tmp_path / "r.json", "--metrics", "fid,isc", *args)
     for name in ("fid", "isc"):
         ci = rec["metrics"][name]["ci"]
         assert ci["low"] <= ci["high"] and ci["n"] == 20
-    again = run_score(real, fake, inception_weights, tmp_path / "r2.json", "--metrics", "fid",
-                      "--bootstrap", "20")
+    again = run_score(real, fake, None, tmp_path / "r2.json", "--metrics", "fid", *args)
     assert again["metrics"]["fid"]["ci"] == rec["metrics"]["fid"]["ci"]  # seeded

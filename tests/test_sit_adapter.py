@@ -86,6 +86,7 @@ def _draws_by_key(adapter, reqs, batch, monkeypatch) -> tuple[dict, list[np.ndar
     return draws, images
 
 
+@pytest.mark.slow  # over ~10 s on 2 cores (docs/development.md)
 def test_every_draw_of_a_key_is_bit_identical_whatever_the_batch(pixel_ckpt, monkeypatch):
     adapter = ADAPTERS.get("sit-repa")(ckpt=pixel_ckpt, heads=1, vae="none")
     reqs = requests(7, SDE)
@@ -104,6 +105,7 @@ def test_every_draw_of_a_key_is_bit_identical_whatever_the_batch(pixel_ckpt, mon
             assert np.abs(a.astype(int) - c.astype(int)).max() <= 1
 
 
+@pytest.mark.slow  # over ~10 s on 2 cores (docs/development.md)
 def test_labels_and_seeds_come_from_the_key(pixel_ckpt):
     adapter = SiTAdapter(ckpt=pixel_ckpt, heads=1, vae="none")
     reqs = requests(4, SDE)
@@ -116,6 +118,7 @@ def test_labels_and_seeds_come_from_the_key(pixel_ckpt):
         adapter.generate([Request("x", 1, {"class": 10}, SDE)])
 
 
+@pytest.mark.slow  # over ~10 s on 2 cores (docs/development.md)
 def test_nfe_accounting_250_steps_interval_0_07(pixel_ckpt):
     adapter = SiTAdapter(ckpt=pixel_ckpt, heads=1, vae="none")
     sampler = {"mode": "sde", "steps": 250, "cfg_scale": 1.8, "guidance_interval": [0.0, 0.7]}
@@ -169,6 +172,7 @@ def vae_dir(tmp_path_factory):
 
 
 @pytest.mark.parametrize("rule", ["round", "truncate"])
+@pytest.mark.slow  # over ~10 s on 2 cores (docs/development.md)
 def test_vae_decode_path(tmp_path, vae_dir, rule):
     ckpt = save_random_sit(tmp_path / "latent.safetensors", LATENT, seed=1)
     adapter = SiTAdapter(ckpt=ckpt, heads=1, vae=str(vae_dir), uint8=rule)
@@ -245,6 +249,7 @@ def save_repa_train_checkpoint(path: Path, config: SiTConfig, args: object = REP
     return model.state_dict(), ema.state_dict()
 
 
+@pytest.mark.slow  # over ~10 s on 2 cores (docs/development.md)
 def test_repa_training_checkpoint_loads_its_ema_and_records_the_step(tmp_path):
     path = tmp_path / "0050000.pt"
     model_sd, ema_sd = save_repa_train_checkpoint(path, PIXEL)

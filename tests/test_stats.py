@@ -137,11 +137,12 @@ def test_cli_compute_show_score_and_mismatch(image_sets, inception_weights, tmp_
     assert res.exit_code == 2 and "--keep-features" in res.output
 
 
-def test_reference_cache_is_used(image_sets, inception_weights, tmp_path):
+def test_reference_cache_is_used(image_sets, tmp_path):
+    """The cache, not the extractor, is under test: the small demo-digits protocol's network."""
     real, fake = image_sets
     args = ["score", "--real", str(real), "--fake", str(fake), "--metrics", "kid",
             "--kid-subset-size", "20", "--kid-subsets", "10", "--workers", "0",
-            *_w(inception_weights)]
+            "--protocol", "demo-digits"]
     outs = []
     for i in range(2):
         res = CliRunner().invoke(main, [*args, "--json", str(tmp_path / f"{i}.json")])

@@ -125,6 +125,7 @@ def lpips_inputs(seed: int, n: int = 3, size=(64, 48)):
 
 
 @pytest.mark.parametrize("net", ["alex", "squeeze"])
+@pytest.mark.slow  # over ~10 s on 2 cores (docs/development.md)
 def test_lpips_matches_lpips_package(net):
     ours = LPIPSNet(net, backbone_weights(net))
     ref = reference_lpips(net)
@@ -148,6 +149,7 @@ def test_lpips_vgg_matches_lpips_package():
     assert torch.allclose(ours(x0, x1), want, atol=1e-6, rtol=0)
 
 
+@pytest.mark.slow  # over ~10 s on 2 cores (docs/development.md)
 def test_lpips_per_pair_values_do_not_depend_on_batch():
     ours = LPIPSNet("squeeze", backbone_weights("squeeze"))
     x0, x1 = lpips_inputs(3, n=4)

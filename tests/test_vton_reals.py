@@ -7,7 +7,14 @@ its ``copy_resize_gt`` writes: every file LANCZOS-resized to ``(int(w·H/h), H)`
 that description. LaDI-VTON's val_metrics.py (`ladi`) scores against clean-fid custom statistics
 of the original files (``make_custom_stats`` + ``compute_fid(gen, dataset_name=…,
 dataset_split="custom")``). Both are run here for real, with diffbench's random Inception inside
-clean-fid (`CleanFidInception`) and nothing written outside the test's folders.
+clean-fid (`CleanFidInception`) and nothing written outside the test's folders. What these tests
+check is which images form the real set and how they are resized, read and batched (clean-fid's
+file listing, resize, feature rows, means, covariances, KID): clean-fid's ``frechet_distance``
+(a scipy ``sqrtm`` of a 2048×2048 product, ~77 CPU-s each, six calls) is replaced by diffbench's
+on clean-fid's own means and covariances (`cleanfid_net`). The parity of the two Fréchet formulas
+at 2048 dimensions is checked once, on 60 images' rows, in
+``tests/test_score_parity.py::test_clean_protocol_fid_equals_cleanfid_frechet_distance`` (and at
+64/128/256 dimensions in ``tests/test_metrics_functional.py``).
 
 Tolerances (same float32 pool3 rows on both sides: same network, same clean-fid resize, same
 images in the same batches):
@@ -16,7 +23,8 @@ images in the same batches):
   n rows: |Δμ_i| ≤ n·u32·max|f_i|), subtracts and dots them in float32 (≤ u32·|d_i| and
   D·u32·‖d‖²), so its ‖d‖² is off by at most 2·Σ|d_i|·|Δd_i| + D·u32·‖d‖²; diffbench does that in
   float64. Both take float64 covariances (np.cov centred; diffbench from float64 raw moments) and
-  Tr√(S1S2) of them (scipy's sqrtm; eigh of S1^½S2S1^½). With D ≥ n only n−1 eigenvalues are
+  Tr√(S1S2) of them (eigh of S1^½S2S1^½ on both sides here; the bound also covers scipy's sqrtm,
+  clean-fid's own). With D ≥ n only n−1 eigenvalues are
   non-zero: every computed eigenvalue is within ε = D·u64·(‖S1‖‖S2‖ + 2n·M²·(‖S1‖+‖S2‖)) of the
   exact one (backward-stable eigensolvers and the covariance rounding, through Weyl), and √ is
   ½-Hölder, so each of the D square roots moves by at most √ε: 2·D·√ε per library, twice that
@@ -101,6 +109,8 @@ def cleanfid_net(monkeypatch, inception_weights):
 
     net = CleanFidInception(inception_weights)
     monkeypatch.setattr(cleanfid.fid, "build_feature_extractor", net.build)
+    # Module docstring: the Fréchet formula's parity at 2048 dims is checked in test_score_parity.
+    monkeypatch.setattr(cleanfid.fid, "frechet_distance", frechet_distance)
     return net
 
 
@@ -133,7 +143,7 @@ def cleanfid_scores(net: CleanFidInception, gt: Path, pred: Path) -> dict:
     from cleanfid import fid as cf
 
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # scipy's sqrtm(disp=) deprecation inside clean-fid
+        warnings.simplefilter("ignore")  # clean-fid's own warnings (its resize, its KID)
         fid = cf.compute_fid(str(gt), str(pred), use_dataparallel=False, **cleanfid_kw())
         rows = net.take()
         np.random.seed(2020)  # diffbench's KID seed; clean-fid itself leaves it unseeded
@@ -182,8 +192,7 @@ def test_catvton_vitonhd_reals_are_evalpy_resized_jpeg_copy(tmp_path, inception_
         # Against the original files (diffbench before this fix) FID is far outside the bound.
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            # diffbench's Fréchet distance (its parity with clean-fid is checked above and in
-            # test_metrics_functional): one scipy sqrtm of a 2048×2048 product less per pairing
+            # diffbench's Fréchet distance, as in cleanfid_net (module docstring)
             plain_fid = frechet_distance(originals.mean(0), np.cov(originals, rowvar=False),
                                          ref["fake"].mean(0), np.cov(ref["fake"], rowvar=False))
             np.random.seed(2020)
