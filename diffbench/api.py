@@ -70,8 +70,10 @@ def score(real: str | Path, fake: str | Path, metrics: str | Iterable[str] = ("f
     from diffbench.scoring.sides import open_side
     from diffbench.suite import MetricSpec as TaskMetric
     from diffbench.suite import TaskSpec
+    from diffbench.weights import check_names
 
     check_device(device)
+    check_names(weights)
     proto = score_protocol(protocol, kid_subset_size, kid_subsets, prc_features)
     names = parse_metrics(metrics)
     proto.check_metrics(names)
@@ -112,8 +114,10 @@ def compute_stats(source: str | Path, output: str | Path, protocol: Any = "torch
     from diffbench.metrics.spec import get_spec
     from diffbench.preflight import check_device
     from diffbench.scoring.distribution import needs, passes
+    from diffbench.weights import check_names
 
     check_device(device)
+    check_names(weights)
     proto = score_protocol(protocol)
     extractor = build_extractor(proto.extractor, proto.resize, dict(weights or {}), device)
     names = [m for m in proto.metrics if get_spec(m).family == "distribution"]

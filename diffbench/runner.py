@@ -39,6 +39,7 @@ from diffbench.requests import request_sampler, spread, task_requests
 from diffbench.scoring import EvalContext, TaskInputs, evaluate_task
 from diffbench.store import adapter_fingerprint, check_store, prepare_store, settings_fingerprint
 from diffbench.suite import LoadedSuite, TaskSpec
+from diffbench.weights import check_names
 
 
 @dataclass
@@ -293,6 +294,7 @@ def run_suite(loaded: LoadedSuite, opts: RunOptions) -> list[Outcome]:
     if opts.fresh and opts.shard is not None:
         raise ConfigError("--fresh with --shard would discard the other shards' images; delete "
                           "RUN/samples/<task> once before starting the shards instead")
+    check_names(opts.weights)  # a misspelt --weights name, before any store or model
     run_dir = default_run_dir(loaded, opts)
     check_stores(loaded, opts, run_dir)
     needs_model = any(t.kind == "generate" for t in select_tasks(loaded, opts.tasks).values())

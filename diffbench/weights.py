@@ -12,9 +12,11 @@ big files are hashed once.
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -123,11 +125,29 @@ def library_cache_paths(s: WeightSpec) -> list[Path]:
     return [roots[c] / s.filename for c in s.library_caches if c in roots]
 
 
+def _unknown(name: str, where: str) -> WeightsError:
+    """An unknown weights name: a "did you mean" (the names it begins, else close spellings)
+    and the command that lists them all."""
+    close = sorted((n for n in WEIGHTS if n.startswith(name)), key=len)[:1] \
+        or difflib.get_close_matches(name, list(WEIGHTS), n=1, cutoff=0.5)
+    hint = f"; did you mean '{close[0]}'?" if close else ""
+    return WeightsError(f"{where}unknown weights '{name}'{hint} (`diffbench weights list` "
+                        f"shows the known names: {', '.join(sorted(WEIGHTS))})")
+
+
 def spec(name: str) -> WeightSpec:
-    """The spec of a known name, or a WeightsError listing the known ones."""
+    """The spec of a known name, or a WeightsError with a "did you mean"."""
     if name not in WEIGHTS:
-        raise WeightsError(f"unknown weights '{name}'; known: {', '.join(sorted(WEIGHTS))}")
+        raise _unknown(name, "")
     return WEIGHTS[name]
+
+
+def check_names(explicit: Mapping[str, object] | None) -> None:
+    """Refuse an unknown name in ``--weights NAME=PATH`` before any work (a bare ``--weights
+    PATH``, name "", stands for every network the protocol reads)."""
+    for name, path in (explicit or {}).items():
+        if name and name not in WEIGHTS:
+            raise _unknown(name, f"--weights {name}={path}: ")
 
 
 def _digest_cache() -> Path:
