@@ -353,3 +353,14 @@ def test_a_run_records_the_settings_of_a_metrics_own_protocol(tmp_path):
     assert not [r for r in comparability(rec).metric_reasons("fd_dinov2") if "protocol" in r]
     assert json.loads(json.dumps(get_protocol("edm2").settings())) == json.loads(
         json.dumps(recorded["edm2"]))
+
+
+def test_score_records_are_named_by_their_two_sets_not_a_run_id():
+    from diffbench.report.table import model_name, place
+
+    score = new_record(kind="score", metrics={"fid": {"value": 3.0}},
+                       **{**as_measured("torch-fidelity", 0), "counts": {"real": 7, "fake": 9},
+                          "inputs": {"real": {"kind": "folder", "path": "/data/ref", "n": 7},
+                                     "fake": {"kind": "folder", "path": "/x/samples", "n": 9}}})
+    assert model_name(score)[0] == "ref vs samples"
+    assert place(score)[1] == "ref vs samples"
