@@ -294,7 +294,9 @@ def run_suite(loaded: LoadedSuite, opts: RunOptions) -> list[Outcome]:
     if opts.fresh and opts.shard is not None:
         raise ConfigError("--fresh with --shard would discard the other shards' images; delete "
                           "RUN/samples/<task> once before starting the shards instead")
-    check_names(opts.weights)  # a misspelt --weights name, before any store or model
+    # a misspelt --weights name, before any store or model (a metric argument may name one)
+    check_names(opts.weights, {str(m.args["weights"]) for t in loaded.suite.tasks.values()
+                               for m in t.metrics.values() if "weights" in m.args})
     run_dir = default_run_dir(loaded, opts)
     check_stores(loaded, opts, run_dir)
     needs_model = any(t.kind == "generate" for t in select_tasks(loaded, opts.tasks).values())

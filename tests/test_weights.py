@@ -264,9 +264,10 @@ def test_an_unknown_weights_name_is_refused_before_any_work(argv, tmp_path, monk
     res = CliRunner().invoke(main, [*argv, "--weights", "inception=w.pth"])
     assert res.exit_code == 2, res.output
     err = res.stderr.strip().splitlines()
+    known = ", ".join(sorted([*w.WEIGHTS, *w.LOCAL_NAMES]))
     assert err == ["diffbench: error: --weights inception=w.pth: unknown weights 'inception'; "
-                   "did you mean 'inception-2015-12-05'? (`diffbench weights list` shows the "
-                   f"known names: {', '.join(sorted(w.WEIGHTS))})"], res.output
+                   f"did you mean 'inception-2015-12-05'? (known: {known}; `diffbench weights "
+                   "list`)"], res.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["w.pth"]  # nothing written
 
 
@@ -276,4 +277,11 @@ def test_close_spellings_and_bare_paths():
     with pytest.raises(WeightsError, match="did you mean 'dinov2-vitl14'"):
         w.spec("dinov2-vitl")
     w.check_names({"": "f", "inception-2015-12-05": "g"})  # a bare --weights PATH is fine
+    w.check_names({"digits-classifier": "f", "lpips-lin-alex": "g"})  # never downloaded
     w.check_names(None)
+
+
+def test_a_name_a_suite_gives_is_known():
+    w.check_names({"my-dino": "f"}, {"my-dino"})
+    with pytest.raises(WeightsError, match="did you mean 'my-dino'"):
+        w.check_names({"my-din": "f"}, {"my-dino"})
