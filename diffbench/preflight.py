@@ -263,7 +263,8 @@ def _metric_counts(where: str, fixes: dict[str, str], metric: str, protocol: Any
     if spec.needs.form == "moments":
         if low < 2:
             return [f"{where} needs at least 2 images per side; {counts}"]
-        _warn_rank(where, low, layer)
+        if spec.needs.covariance:
+            _warn_rank(where, low, layer)
     shortfalls = spec.shortfalls(n_real, n_fake, settings_of(spec, protocol)) \
         if spec.shortfalls is not None else []
     out = []

@@ -88,10 +88,17 @@ DOC_PAGES = ("cli.md", "results.md", "imagenet.md", "try-on.md", "personalizatio
              "representation-metrics.md", "reliability.md", "install.md", "layout.md")
 
 
+def _is_command(command: str) -> bool:
+    """Not prose that happens to start with "diffbench " in an indented list item."""
+    words = command.split()
+    return words[0] != "diffbench" or len(words) > 1 and (
+        words[1] in main.commands or words[1].startswith("-"))
+
+
 def page_examples(page: Path) -> list[str]:
     """The commands in a Markdown page's indented (4-space) blocks."""
     lines = page.read_text(encoding="utf-8").splitlines()
-    return _commands([x for x in lines if x.startswith("    ")])
+    return [c for c in _commands([x for x in lines if x.startswith("    ")]) if _is_command(c)]
 
 
 def readme_examples() -> list[str]:

@@ -79,6 +79,9 @@ class Needs:
     resize: str = ""
     layer: str = ""
     against: str = ""
+    # moments: False when the metric reads only the means, so fewer images than feature
+    # dimensions (a rank-deficient covariance) does not concern it
+    covariance: bool = True
 
 
 @dataclass(frozen=True)
