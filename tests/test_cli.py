@@ -78,6 +78,11 @@ def test_protocol_and_metric_help_come_from_the_registries():
     text = " ".join(CliRunner().invoke(main, ["score", "--help"]).stdout.split())
     scoreable = [s.name for s in all_specs() if s.family == "distribution" and not s.needs.labels]
     assert ",".join(scoreable) in text
+    from diffbench.registry import ADAPTERS
+
+    for argv in (["run", "--help"], ["generate", "--help"]):
+        text = " ".join(CliRunner().invoke(main, argv).stdout.split()).replace("- ", "-")
+        assert f"Model adapter: {', '.join(ADAPTERS.names())}" in text, (argv, text)
 
 
 @pytest.mark.parametrize("argv", [

@@ -86,3 +86,15 @@ dtype_option = click.option(
 weights_option = click.option(
     "--weights", multiple=True, metavar="NAME=PATH",
     help="A local file for the network weights NAME (`diffbench weights list`; repeatable).")
+
+
+def _models_help() -> str:
+    from diffbench.registry import ADAPTERS
+
+    return f"Model adapter: {', '.join(ADAPTERS.names())} (`diffbench models`)."
+
+
+def model_option(required: bool = False):
+    """``--model NAME``, its help listing every registered adapter."""
+    return click.option("--model", required=required, default=None, cls=LazyHelp,
+                        help_from=_models_help)

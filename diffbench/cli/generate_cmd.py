@@ -6,7 +6,13 @@ from pathlib import Path
 
 import click
 
-from diffbench.cli.common import device_option, dtype_option, include_path_option, parse_model_args
+from diffbench.cli.common import (
+    device_option,
+    dtype_option,
+    include_path_option,
+    model_option,
+    parse_model_args,
+)
 from diffbench.config import parse_pairs
 from diffbench.errors import ConfigError
 from diffbench.preflight import check_device
@@ -14,7 +20,7 @@ from diffbench.preflight import check_device
 
 @click.command("generate")
 @click.argument("suite")
-@click.option("--model", required=True, help="Adapter name from the registry, e.g. toy.")
+@model_option(required=True)
 @click.option("--model-arg", "model_args", multiple=True, metavar="K=V",
               help="Adapter constructor argument (value parsed as YAML); repeatable.")
 @click.option("--task", "tasks", multiple=True, help="Only these tasks (default: all generate tasks).")

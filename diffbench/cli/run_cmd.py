@@ -11,6 +11,7 @@ from diffbench.cli.common import (
     dtype_option,
     include_path_option,
     max_pixels_option,
+    model_option,
     parse_model_args,
     weights_option,
 )
@@ -35,7 +36,7 @@ def summary(outcome) -> str:
 
 @click.command("run")
 @click.argument("suite")
-@click.option("--model", default=None, help="Adapter name (see `diffbench models`).")
+@model_option()
 @click.option("--model-arg", "model_args", multiple=True, metavar="K=V",
               help="Adapter argument (value read as YAML); repeatable.")
 @click.option("--task", "tasks", multiple=True, help="Only these tasks (default: all).")
