@@ -133,6 +133,11 @@ class _Meter:
             self.last = now
             return self.line()
 
+    def due_in(self) -> float:
+        """Seconds until the interval has passed since the last line (the timer sleeps that)."""
+        with self.lock:
+            return max(0.005, self.last + self.interval - time.monotonic())
+
     def tick(self) -> str | None:
         """The periodic line when the interval has passed without one (timer thread), else None."""
         with self.lock:
@@ -177,8 +182,7 @@ class _Timer:
         self.thread = threading.Thread(target=self._run, name="diffbench-progress", daemon=True)
 
     def _run(self) -> None:
-        pace = min(1.0, max(0.01, self.meter.interval / 4))
-        while not self.stop.wait(pace):
+        while not self.stop.wait(self.meter.due_in()):
             line = self.meter.tick()
             if line:
                 logger.log(self.level, line)
