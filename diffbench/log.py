@@ -225,8 +225,9 @@ def progress(iterable: Iterable[T], desc: str = "", total: int | None = None,
     elif mode in ("lines", "timer"):
         if mode == "lines":
             logger.log(level, meter.started())
+        items = iter(iterable)  # a DataLoader forks its workers here: before the timer thread
         with _Timer(meter, level):
-            for item in iterable:
+            for item in items:
                 yield item
                 line = meter.advance(count(item))
                 if line and mode == "lines":
