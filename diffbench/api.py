@@ -69,8 +69,10 @@ def score(real: str | Path, fake: str | Path, metrics: str | Iterable[str] = ("f
     from diffbench.scoring import EvalContext, TaskInputs, evaluate_task
     from diffbench.scoring.sides import open_side
     from diffbench.suite import TaskMetric, TaskSpec
+    from diffbench.weights import check_names
 
     check_device(device)
+    check_names(weights)
     writer = None if allow_partial else live_writer(fake)
     if writer:
         raise DataError(f"--fake {fake}: {writer} is still writing it; wait for the run to "
@@ -126,8 +128,10 @@ def compute_stats(source: str | Path, output: str | Path, protocol: Any = "torch
     from diffbench.protocols import get_protocol
     from diffbench.resolve import resolve_task
     from diffbench.scoring.distribution import needs, passes
+    from diffbench.weights import check_names
 
     check_device(device)
+    check_names(weights)
     proto = get_protocol(protocol) if isinstance(protocol, str) else protocol
     extractor = build_extractor(proto.extractor, proto.resize, dict(weights or {}), device)
     names = [m for m in proto.metrics if get_spec(m).family == "distribution"]

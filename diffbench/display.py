@@ -28,10 +28,17 @@ def _output(name: str):
     return info[1] if info else None
 
 
-def label(name: str) -> str:
-    """The display label of a results key (its name when no spec knows it)."""
+def label(name: str, extractor: str | None = None) -> str:
+    """The display label of a results key (its name when no spec knows it). Read on features
+    that are not the spec's (`extractor`: the protocol's, e.g. ``digits``), an output with an
+    ``other_features`` label shows that one: a Fréchet distance on a digits classifier's
+    features is "FD (digits)", never "FID"."""
     out = _output(name)
-    return out.label if out else name
+    if out is None:
+        return name
+    if extractor and out.other_features and extractor != out.features:
+        return out.other_features.format(extractor=extractor)
+    return out.label
 
 
 def higher_is_better(name: str, entry: Mapping[str, Any] | None = None,
@@ -65,24 +72,42 @@ def scale_suffix(scale: float) -> str:
     return "" if scale == 1 else f"×{scale:g}"
 
 
+def supported_decimals(uncertainty: float | None, decimals: int) -> int:
+    """Digits a value can show given its uncertainty (a half CI or a std, at display scale):
+    those that put two significant digits on the uncertainty, never more than `decimals` (the
+    spec's), so a noise-dominated value does not look more precise than it is."""
+    if uncertainty is None or not math.isfinite(uncertainty) or uncertainty <= 0:
+        return decimals
+    return max(0, min(decimals, 1 - math.floor(math.log10(uncertainty))))
+
+
 def value_text(value: float, decimals: int, scale: float = 1.0, ci: tuple[float, float] | None
                = None, std: float | None = None) -> str:
-    """``value ± half CI`` (or ``± std``) times `scale` at `decimals` digits: the one way the
-    console (`run`, `score`) and the reports write a number."""
-    text = f"{value * scale:.{decimals}f}"
-    if ci is not None:
-        text += f" ± {(ci[1] - ci[0]) * scale / 2:.{decimals}f}"
-    elif std is not None:
-        text += f" ± {std * scale:.{decimals}f}"
+    """``value ± half CI`` (or ``± std``) times `scale`, with the digits the uncertainty supports
+    (`supported_decimals`, at most `decimals`): the one way the console (`run`, `score`) and the
+    reports write a number."""
+    spread = (ci[1] - ci[0]) * scale / 2 if ci is not None else \
+        std * scale if std is not None else None
+    digits = supported_decimals(spread, decimals)
+    text = f"{value * scale:.{digits}f}"
+    if spread is not None:
+        shown = f"{spread:.{digits}f}"
+        if spread > 0 and float(shown) == 0:  # below the last digit shown
+            shown = f"<{10.0 ** -digits:.{digits}f}"
+        text += f" ± {shown}"
     return text
 
 
 def format_value(name: str, entry: Mapping[str, Any]) -> str:
-    """A results entry as the console shows it: value ± half CI (or ± std) at its scale."""
+    """A results entry as the console shows it: value ± half CI (or ± std) at its scale, and the
+    entry's reason when it has no spread (``details.no_spread``: KID whose subsets are all the
+    whole set)."""
     scale = entry.get("scale") or 1.0
     ci = (entry["ci"]["low"], entry["ci"]["high"]) if entry.get("ci") else None
     text = value_text(entry["value"], decimals_at(name, scale), scale, ci, entry.get("std"))
-    return text + (f" (×{scale:g})" if scale != 1.0 else "")
+    text += f" (×{scale:g})" if scale != 1.0 else ""
+    no_spread = (entry.get("details") or {}).get("no_spread")
+    return text + (f" (no ±: {no_spread})" if no_spread else "")
 
 
 def metric_lines(metrics: Mapping[str, Mapping[str, Any]], indent: str = "") -> list[str]:

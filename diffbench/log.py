@@ -7,15 +7,17 @@ Library code never prints. It logs to the ``diffbench`` logger and wraps every l
 - on any other stderr (CI, nohup, SLURM, a pipe): log lines: one when the phase starts
   (``generate digits: 500 images``), then one every ``DIFFBENCH_PROGRESS_INTERVAL`` seconds
   (default 30) or every ``DIFFBENCH_PROGRESS_STEP`` percent of the total (default 10), whichever
-  comes first, with done/total, rate and ETA;
+  comes first, with done/total, rate and ETA. The interval is kept by a clock, not by the loop:
+  a batch that takes minutes still gets a line every interval (a timer thread writes it while
+  the loop waits), so a log never goes quiet for longer than the interval;
 - either way, one line when the phase ends: count, time and rate (``score`` and ``run`` print
   their timings this way).
 
 ``DIFFBENCH_PROGRESS=auto|bar|lines|off`` forces a mode (``auto``: bar on a terminal, lines
 otherwise; ``DIFFBENCH_NO_PROGRESS=1`` is ``off``: nothing, the timings stay in the results
 records). ``--quiet`` silences all of it too; ``--verbose`` adds the inner loops (KID subsets,
-precision/recall blocks, bootstrap resamples) to the log lines (on a terminal their bars show
-anyway). Under torchrun every rank reports, its lines prefixed with ``[rank R]``.
+precision/recall blocks) to the log lines (on a terminal their bars show anyway); without it an
+inner loop that runs longer than the interval still gets the timer's lines. Under torchrun every rank reports, its lines prefixed with ``[rank R]``.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import TypeVar
@@ -112,20 +115,37 @@ class _Meter:
         self.start = self.last = time.monotonic()
         self.done = 0
         self.marks = 1  # the next step due is marks * step percent
+        self.lock = threading.Lock()  # the loop and the timer thread both write lines
 
-    def advance(self, n: int) -> bool:
-        """Count `n` more; True when a periodic line is due."""
-        self.done += n
-        now = time.monotonic()
-        due = now - self.last >= self.interval
-        if self.total:
-            reached = self.done * 100 >= self.marks * self.step * self.total
-            due = (due or reached) and self.done < self.total
-            while self.done * 100 >= self.marks * self.step * self.total:
-                self.marks += 1
-        if due:
+    def advance(self, n: int) -> str | None:
+        """Count `n` more; the periodic line when one is due, else None."""
+        with self.lock:
+            self.done += n
+            now = time.monotonic()
+            due = now - self.last >= self.interval
+            if self.total:
+                reached = self.done * 100 >= self.marks * self.step * self.total
+                due = (due or reached) and self.done < self.total
+                while self.done * 100 >= self.marks * self.step * self.total:
+                    self.marks += 1
+            if not due:
+                return None
             self.last = now
-        return due
+            return self.line()
+
+    def due_in(self) -> float:
+        """Seconds until the interval has passed since the last line (the timer sleeps that)."""
+        with self.lock:
+            return max(0.005, self.last + self.interval - time.monotonic())
+
+    def tick(self) -> str | None:
+        """The periodic line when the interval has passed without one (timer thread), else None."""
+        with self.lock:
+            now = time.monotonic()
+            if now - self.last < self.interval:
+                return None
+            self.last = now
+            return self.line()
 
     def started(self) -> str:
         """The phase's first line."""
@@ -140,9 +160,9 @@ class _Meter:
         else:
             text += f" {self.unit}"
         text += f", {_rate(self.done, elapsed, self.unit)}, elapsed {_duration(elapsed)}"
-        if self.total and self.done:
-            eta = elapsed / self.done * (self.total - self.done)
-            text += f", ETA {_duration(eta)}"
+        if self.total:  # no rate yet, no estimate: "ETA -"
+            eta = elapsed / self.done * (self.total - self.done) if self.done else None
+            text += f", ETA {_duration(eta) if eta is not None else '-'}"
         return text
 
     def finished(self) -> str:
@@ -152,6 +172,30 @@ class _Meter:
                 f"({_rate(self.done, elapsed, self.unit)})")
 
 
+class _Timer:
+    """Writes the meter's line whenever the interval passes without one: a loop blocked in a
+    long batch (a model call, a slow disk) still reports at the interval's pace."""
+
+    def __init__(self, meter: _Meter, level: int):
+        self.meter, self.level = meter, level
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="diffbench-progress", daemon=True)
+
+    def _run(self) -> None:
+        while not self.stop.wait(self.meter.due_in()):
+            line = self.meter.tick()
+            if line:
+                logger.log(self.level, line)
+
+    def __enter__(self) -> _Timer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join()
+
+
 def progress(iterable: Iterable[T], desc: str = "", total: int | None = None,
              unit: str = "it", count: Callable[[T], int] | None = None,
              detail: bool = False) -> Iterator[T]:
@@ -159,12 +203,14 @@ def progress(iterable: Iterable[T], desc: str = "", total: int | None = None,
 
     `total` and the counts are in `unit`s; `count(item)` says how many units an item holds
     (default 1, e.g. ``len`` for batches counted in images). `detail` loops (inner loops) report
-    only with ``--verbose``.
+    only with ``--verbose``, except the timer's lines when they run longer than the interval.
     """
     mode = progress_mode()
     level = logging.DEBUG if detail else logging.INFO
-    if total == 0 or (mode == "lines" and not logger.isEnabledFor(level)):
+    if total == 0 or (mode == "lines" and not logger.isEnabledFor(logging.INFO)):
         mode = "off"  # bars need no logger: a library user on a terminal still sees them
+    elif mode == "lines" and not logger.isEnabledFor(level):
+        mode, level = "timer", logging.INFO  # a quiet inner loop: only the timer's lines
     meter = _Meter(desc, total, unit)
     count = count or (lambda _item: 1)
     if mode == "bar":
@@ -176,12 +222,18 @@ def progress(iterable: Iterable[T], desc: str = "", total: int | None = None,
                 n = count(item)
                 meter.advance(n)
                 bar.update(n)
-    elif mode == "lines":
-        logger.log(level, meter.started())
-        for item in iterable:
-            yield item
-            if meter.advance(count(item)):
-                logger.log(level, meter.line())
+    elif mode in ("lines", "timer"):
+        if mode == "lines":
+            logger.log(level, meter.started())
+        items = iter(iterable)  # a DataLoader forks its workers here: before the timer thread
+        with _Timer(meter, level):
+            for item in items:
+                yield item
+                line = meter.advance(count(item))
+                if line and mode == "lines":
+                    logger.log(level, line)
+        if mode == "timer":
+            return
     else:
         yield from iterable
         return

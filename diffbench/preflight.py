@@ -247,7 +247,8 @@ def _metric_counts(where: str, fix: str, metric: Any, n_real: int | None, n_fake
     if spec.needs.form == "moments":
         if low < 2:
             return [f"{where} needs at least 2 images per side; {counts}"]
-        _warn_rank(where, low, layer)
+        if spec.needs.covariance:
+            _warn_rank(where, low, layer)
     shortfalls = spec.shortfalls(n_real, n_fake, metric.settings) \
         if spec.shortfalls is not None else []
     out = []

@@ -39,6 +39,7 @@ from diffbench.requests import request_sampler, spread, task_requests
 from diffbench.scoring import EvalContext, TaskInputs, evaluate_task
 from diffbench.store import adapter_fingerprint, check_store, prepare_store, settings_fingerprint
 from diffbench.suite import LoadedSuite, TaskSpec
+from diffbench.weights import check_names
 
 
 @dataclass
@@ -301,6 +302,9 @@ def run_suite(loaded: LoadedSuite, opts: RunOptions) -> list[Outcome]:
     if opts.fresh and opts.shard is not None:
         raise ConfigError("--fresh with --shard would discard the other shards' images; delete "
                           "RUN/samples/<task> once before starting the shards instead")
+    # a misspelt --weights name, before any store or model (a metric argument may name one)
+    check_names(opts.weights, {str(m.args["weights"]) for t in loaded.suite.tasks.values()
+                               for m in t.metrics.values() if "weights" in m.args})
     run_dir = default_run_dir(loaded, opts)
     from diffbench.readiness import check_ready  # everything missing, at once, before the model
 

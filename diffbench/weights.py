@@ -12,9 +12,11 @@ big files are hashed once.
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import shutil
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -123,11 +125,37 @@ def library_cache_paths(s: WeightSpec) -> list[Path]:
     return [roots[c] / s.filename for c in s.library_caches if c in roots]
 
 
+def _unknown(name: str, where: str, named: Iterable[str] = ()) -> WeightsError:
+    """An unknown weights name: a "did you mean" (the names it begins, else close spellings)
+    and the command that lists them all."""
+    known = sorted({*WEIGHTS, *LOCAL_NAMES, *named})
+    close = sorted((n for n in known if n.startswith(name)), key=len)[:1] \
+        or difflib.get_close_matches(name, known, n=1, cutoff=0.5)
+    hint = f"; did you mean '{close[0]}'?" if close else ""
+    return WeightsError(f"{where}unknown weights '{name}'{hint} (known: "
+                        f"{', '.join(sorted(known))}; `diffbench weights list`)")
+
+
 def spec(name: str) -> WeightSpec:
-    """The spec of a known name, or a WeightsError listing the known ones."""
+    """The spec of a known name, or a WeightsError with a "did you mean"."""
     if name not in WEIGHTS:
-        raise WeightsError(f"unknown weights '{name}'; known: {', '.join(sorted(WEIGHTS))}")
+        raise _unknown(name, "")
     return WEIGHTS[name]
+
+
+# Names `--weights NAME=PATH` also takes that are never downloaded: the offline demo's
+# classifier (shipped with diffbench) and lpips' v0.1 linear layers (from the lpips package).
+LOCAL_NAMES = ("digits-classifier", "lpips-lin-alex", "lpips-lin-squeeze", "lpips-lin-vgg")
+
+
+def check_names(explicit: Mapping[str, object] | None, named: Iterable[str] = ()) -> None:
+    """Refuse an unknown name in ``--weights NAME=PATH`` before any work. Known: the registry,
+    `LOCAL_NAMES`, and `named` (names a suite's metric arguments give, ``weights: my-dino``); a
+    bare ``--weights PATH`` (name "") stands for every network the protocol reads."""
+    named = set(named)
+    for name, path in (explicit or {}).items():
+        if name and name not in WEIGHTS and name not in LOCAL_NAMES and name not in named:
+            raise _unknown(name, f"--weights {name}={path}: ", named)
 
 
 def _digest_cache() -> Path:

@@ -39,10 +39,14 @@ def test_score_equals_the_cli_json(tmp_path):
     assert list(record["metrics"]) == ["fid", "kid", "isc", "precision", "recall"]
     assert record["protocol"]["settings"]["kid"]["subset_size"] == 20
     assert record["counts"] == {"real": 40, "fake": 40}
-    # the console shows each value with its spec's decimals (FID 2, KID 5, IS 1)
+    # the console shows each value with the digits its CI supports, at most its spec's
+    # decimals (FID 2, KID 5, IS 1): two significant digits on the half CI
+    from diffbench.display import supported_decimals
+
     fid = record["metrics"]["fid"]
     half = (fid["ci"]["high"] - fid["ci"]["low"]) / 2
-    assert f"fid        {fid['value']:.2f} ± {half:.2f}" in res.output.splitlines()
+    d = supported_decimals(half, 2)
+    assert f"fid        {fid['value']:.{d}f} ± {half:.{d}f}" in res.output.splitlines()
     _same_numbers_in_run_and_report(record, res.output, tmp_path)
 
 

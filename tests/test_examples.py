@@ -1,4 +1,5 @@
-"""Every command example of the README (indented command blocks) and of every `--help`
+"""Every command example of the README and of the reference pages in docs/ (indented command
+blocks; `DOC_PAGES`) and of every `--help`
 ("Examples:" sections) runs: in a sandbox folder with tiny inputs (a loopback server stands in
 for the weights and data downloads, small runs for `make demo`'s), or, for the few that need a
 GPU, a licensed dataset or real weights (`PARSE_ONLY`, with the reason), is parsed by the real
@@ -44,7 +45,8 @@ PARSE_ONLY = {
     "torchrun ": "several processes, one per GPU",
     "<task>": "a placeholder for a task name",
     " ... ": "an elided command",
-    "score --real ref/": "KID subsets of 1,000: 1,000 images per side, and the real Inception",
+    "--protocol torch-fidelity --metrics fid,kid,isc": "KID subsets of 1,000: 1,000 images per "
+                                                       "side, and the real Inception",
     "score --real VIRTUAL_imagenet256_labeled.npz": "ADM's ImageNet batch and 50K samples",
     "--real REF --fake GEN": "placeholder sets and DINOv2/CLIP ViT-L weights (test_fd_dinov2 and "
                              "test_cmmd run these protocols with random weights)",
@@ -56,6 +58,8 @@ SMALLER = {
         "--set", "tasks.digits-sde-cfg.generation.images_per_condition=2"],
     "diffbench generate imagenet256 --model toy --shard 0/4 --out runs/toy": ["--limit", "64"],
     "diffbench run suites/demo.yaml --model toy --limit 100": ["--out", "runs/limited"],
+    "diffbench run demo --model toy": [
+        "--set", "tasks.digits-sde-cfg.generation.images_per_condition=2"],
 }
 
 _STARTS = ("diffbench ", "torchrun ", "make ")
@@ -78,10 +82,31 @@ def _commands(lines: list[str]) -> list[str]:
     return out
 
 
+# The docs pages whose command blocks run here too (the guides' plugin commands run in
+# tests/test_plugins.py; docs/github-actions-gate.md's in a CI job).
+DOC_PAGES = ("cli.md", "results.md", "imagenet.md", "try-on.md", "personalization.md",
+             "representation-metrics.md", "reliability.md", "install.md", "layout.md")
+
+
+def _is_command(command: str) -> bool:
+    """Not prose that happens to start with "diffbench " in an indented list item."""
+    words = command.split()
+    return words[0] != "diffbench" or len(words) > 1 and (
+        words[1] in main.commands or words[1].startswith("-"))
+
+
+def page_examples(page: Path) -> list[str]:
+    """The commands in a Markdown page's indented (4-space) blocks."""
+    lines = page.read_text(encoding="utf-8").splitlines()
+    return [c for c in _commands([x for x in lines if x.startswith("    ")]) if _is_command(c)]
+
+
 def readme_examples() -> list[str]:
-    """The commands in the README's indented (4-space) blocks."""
-    lines = (ROOT / "README.md").read_text(encoding="utf-8").splitlines()
-    return _commands([x for x in lines if x.startswith("    ")])
+    """The commands of the README and of the docs pages it links (`DOC_PAGES`)."""
+    out = page_examples(ROOT / "README.md")
+    for name in DOC_PAGES:
+        out += page_examples(ROOT / "docs" / name)
+    return out
 
 
 def _walk(cmd: click.Command, path: tuple[str, ...] = ()):
@@ -149,7 +174,11 @@ def parses(example: str, monkeypatch) -> None:
 
 
 def test_examples_are_found_and_each_exception_is_used():
-    assert len(readme_examples()) >= 40 and len(help_examples()) >= 50
+    assert len(page_examples(ROOT / "README.md")) >= 5 and len(readme_examples()) >= 40
+    assert len(help_examples()) >= 50
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for name in DOC_PAGES:
+        assert f"(docs/{name})" in readme, f"the README does not link docs/{name}"
     assert "diffbench run demo --model demo-sit" in ALL
     for key in PARSE_ONLY:
         assert any(key in f" {x} " for x in ALL), f"PARSE_ONLY entry {key!r} matches nothing"
@@ -224,6 +253,8 @@ def sandbox(tmp_path, monkeypatch, server, inception_weights):  # noqa: F811
     (work / "my_suites" / "my_suite.yaml").write_text(MY_SUITE)
     (work / "my_numbers.yaml").write_text(PUBLISHED)
     write_images(work / "data" / "real", 8, seed=0)
+    write_images(work / "ref", 12, seed=0)  # the quick start's two folders
+    write_images(work / "samples", 12, seed=1)
     root = work / "zalando-hd-resized"
     for sub in ("test/image", "test/cloth"):
         (root / sub).mkdir(parents=True)

@@ -225,3 +225,35 @@ def test_a_paired_metric_with_two_outputs_reaches_report_and_gate(plugin, tmp_pa
     worse["metrics"]["pixel_equal"]["value"] += 0.05  # better: up
     rows = {r.metric: r.status for r in gate.gate(worse, baseline).rows}
     assert rows["pixel_mae"] == "regression" and rows["pixel_equal"] == "improved"
+METRIC_GUIDE_SUITE = SUITE.format(metrics="{mean_gap: {args: {rooot: true}}}")
+
+
+def test_the_guides_commands_run_as_written(plugin, tmp_path, monkeypatch):
+    """Every command block of the three guides, verbatim, in a folder holding what they name
+    (ref/, samples/, my.yaml, classes/, the plugin's suites/): each exits as its comment says,
+    and each later step reads what an earlier one wrote (score.json, baseline.yaml)."""
+    import shlex
+
+    from tests.test_examples import page_examples
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "suites").symlink_to(PLUGIN / "suites")
+    write_images(tmp_path / "ref", 12, 0)
+    write_images(tmp_path / "samples", 12, 1, shift=30)
+    (tmp_path / "my.yaml").write_text(textwrap.dedent(METRIC_GUIDE_SUITE))
+    for label in range(3):
+        write_images(tmp_path / "classes" / str(label), 3, seed=label, size=(32, 32))
+    docs = Path(__file__).resolve().parent.parent / "docs"
+    commands = [c for g in ("adding-a-metric.md", "adding-a-model.md", "adding-a-suite.md")
+                for c in page_examples(docs / g)]
+    assert len(commands) == 10, commands
+    for command in commands:
+        argv = shlex.split(command)[1:]
+        res = invoke(*argv, *(["--workers", "0"] if argv[0] in ("run", "score") else []))
+        expected = 2 if argv[:2] == ["suites", "validate"] and argv[2] == "my.yaml" else 0
+        assert res.exit_code == expected, (command, res.output)
+        if argv[0] == "score":  # fid's few-images warning; mean_gap reads only the means
+            assert "fid: fewer images (12)" in res.stderr
+            assert "mean_gap: fewer images" not in res.stderr, res.stderr
+    assert "did you mean 'root'?" in invoke("suites", "validate", "my.yaml").stderr
+    assert json.loads((tmp_path / "score.json").read_text())["metrics"]["mean_gap"]["value"] > 0

@@ -54,7 +54,7 @@ def test_the_interval_reports_between_steps(lines, monkeypatch):
     monkeypatch.setenv("DIFFBENCH_PROGRESS_INTERVAL", "1e-9")  # due after every item
     monkeypatch.setenv("DIFFBENCH_PROGRESS_STEP", "100")
     list(log.progress(range(4), "extract", total=1000, unit="images"))
-    assert sum(bool(PERIODIC.search(m)) for m in lines) == 4
+    assert sum(bool(PERIODIC.search(m)) for m in lines) >= 4  # (and the timer's, if due)
     lines.clear()
     list(log.progress(iter(range(3)), "unknown total"))  # no total: counts, no ETA
     assert lines[0] == "unknown total: started" and lines[-1].startswith("unknown total: done, 3")
@@ -143,3 +143,97 @@ def test_score_logs_its_timings(tmp_path, image_sets):
     done = [x for x in res.stderr.splitlines() if re.search(r": done, 60 images in [\d.]+ s", x)]
     assert len(done) == 2, res.stderr  # one closing line with its timing per side
     assert all(x.startswith("diffbench: extract digits-classifier") for x in done)
+
+
+@pytest.fixture
+def timed(monkeypatch):
+    """(monotonic time, message) of each diffbench log record (INFO and up)."""
+    import time
+
+    seen: list[tuple[float, str]] = []
+
+    class _Keep(logging.Handler):
+        def emit(self, record):
+            seen.append((time.monotonic(), record.getMessage()))
+
+    handler = _Keep()
+    log.logger.addHandler(handler)
+    log.set_quiet(False)
+    yield seen
+    log.logger.removeHandler(handler)
+    log.set_quiet(False)
+
+
+def _gaps(times: list[float]) -> list[float]:
+    return [b - a for a, b in zip(times[:-1], times[1:], strict=True)]
+
+
+def test_a_slow_batch_still_gets_a_line_every_interval(timed, monkeypatch):
+    """The interval is a clock: one batch of half the total taking 2 s still reports every
+    0.2 s (done/total, rate, ETA), as a 30 s interval does for a batch of minutes."""
+    import time
+
+    monkeypatch.setenv("DIFFBENCH_PROGRESS", "lines")
+    monkeypatch.setenv("DIFFBENCH_PROGRESS_INTERVAL", "0.2")
+
+    def batches():
+        for _ in range(2):
+            time.sleep(2.0)
+            yield list(range(50))
+
+    start = time.monotonic()
+    list(log.progress(batches(), "generate slow", total=100, unit="images", count=len))
+    times, msgs = [t for t, _ in timed], [m for _, m in timed]
+    assert msgs[0] == "generate slow: 100 images" and times[0] - start < 0.1
+    assert msgs[-1].startswith("generate slow: done, 100 images")
+    periodic = [m for m in msgs if PERIODIC.search(m)]
+    assert len(periodic) >= 10, msgs  # ~19 expected; a loaded machine may skip a few
+    assert any(m.startswith("generate slow: 0/100 images (0%)") for m in periodic)
+    assert any(m.startswith("generate slow: 50/100 images (50%)") for m in periodic)
+    # the rule itself, with 0.8 s of slack for a loaded machine (the batch takes 2 s)
+    assert max(_gaps(times)) < 1.0, _gaps(times)
+
+
+def test_a_quiet_inner_loop_reports_only_when_it_outlasts_the_interval(timed, monkeypatch):
+    import time
+
+    monkeypatch.setenv("DIFFBENCH_PROGRESS", "lines")
+    monkeypatch.setenv("DIFFBENCH_PROGRESS_INTERVAL", "0.2")
+    list(log.progress(range(3), "PR radii", total=3, unit="blocks", detail=True))
+    assert timed == []  # quick: nothing without --verbose
+
+    def slow():
+        for i in range(3):
+            time.sleep(0.5)
+            yield i
+
+    list(log.progress(slow(), "PR radii", total=3, unit="blocks", detail=True))
+    msgs = [m for _, m in timed]
+    assert msgs and all(PERIODIC.search(m) and m.startswith("PR radii: ") for m in msgs), msgs
+
+
+def test_run_with_a_slow_model_never_goes_quiet(timed, monkeypatch, tmp_path):
+    """`diffbench run` with a slow model (the toy adapter, 0.3 s per image, batches of 8 take
+    2.4 s): during generation no two lines are further apart than the interval (0.3 s here,
+    30 s by default) plus slack for a loaded machine; the first line comes at once."""
+    import time
+
+    from click.testing import CliRunner
+
+    from diffbench.cli import main
+
+    monkeypatch.setenv("DIFFBENCH_PROGRESS", "lines")
+    monkeypatch.setenv("DIFFBENCH_PROGRESS_INTERVAL", "0.3")
+    monkeypatch.setenv("DIFFBENCH_HOME", str(tmp_path / "home"))
+    start = time.monotonic()
+    res = CliRunner().invoke(main, [
+        "run", "demo", "--model", "toy", "--model-arg", "delay=0.3", "--batch-size", "8",
+        "--limit", "16", "--out", str(tmp_path / "run"), "--workers", "0"])
+    assert res.exit_code == 0, res.output
+    msgs = [m for _, m in timed]
+    first = next(i for i, m in enumerate(msgs) if m == "generate digits-sde-cfg: 16 images")
+    last = next(i for i, m in enumerate(msgs) if m.startswith("generate digits-sde-cfg: done"))
+    assert timed[0][0] - start < 10, msgs[:3]
+    phase = [t for t, _ in timed[first:last + 1]]
+    assert len(phase) >= 8, msgs  # 4.8 s of generation at one line per 0.3 s
+    assert max(_gaps(phase)) < 1.3, (_gaps(phase), msgs)  # a batch takes 2.4 s

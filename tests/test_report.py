@@ -295,3 +295,43 @@ def test_html_escapes_model_names(tmp_path):
 def test_no_results_is_one_line_error(tmp_path):
     res = CliRunner().invoke(main, ["report", str(tmp_path), "-o", str(tmp_path / "o")])
     assert res.exit_code == 2 and "no results files" in res.stderr
+
+
+def test_values_show_the_digits_their_uncertainty_supports():
+    from diffbench.display import supported_decimals, value_text
+
+    assert value_text(-13226.20312, 5, std=0.01888) == "-13226.203 ± 0.019"
+    assert value_text(0.01234, 5, std=0.004) == "0.0123 ± 0.0040"
+    assert value_text(99.3934, 2) == "99.39"  # no uncertainty: the spec's decimals
+    assert value_text(8.31, 1, ci=(7.8, 8.8)) == "8.3 ± 0.5"  # never more than the spec's
+    assert value_text(-0.00003, 5, std=3e-7) == "-0.00003 ± <0.00001"
+    assert value_text(0.5, 3, std=0.0) == "0.500 ± 0.000"  # no spread: the spec's decimals
+    assert value_text(1234.5, 2, std=37.0) == "1234 ± 37"
+    assert [supported_decimals(u, 5) for u in (None, 0.2, 0.05, 12.0)] == [5, 2, 3, 0]
+
+
+def test_kid_whose_subsets_are_the_whole_sets_shows_no_spread():
+    import numpy as np
+
+    from diffbench.display import format_value
+    from diffbench.metrics.distribution import kid
+
+    rng = np.random.default_rng(0)
+    real, fake = rng.normal(size=(12, 8)), rng.normal(0.5, size=(12, 8))
+    for variant in ("torch-fidelity", "clean-fid"):
+        whole = kid(real, fake, variant=variant, subsets=5, subset_size=12, seed=0)
+        assert whole.std is None and "subsets cannot vary" in whole.details["no_spread"]
+        entry = {"value": whole.value, "details": dict(whole.details)}
+        assert "±" not in format_value("kid", entry).split("(")[0]
+        assert "(no ±: subset size 12 ≥ the 12 images per side" in format_value("kid", entry)
+        part = kid(real, fake, variant=variant, subsets=5, subset_size=6, seed=0)
+        assert part.std is not None and part.std > 0 and "no_spread" not in part.details
+
+
+def test_a_frechet_distance_on_other_features_is_not_labelled_fid(tmp_path):
+    from diffbench.display import label
+
+    assert label("fid") == "FID" and label("fid", "inception") == "FID"
+    assert label("fid", "digits") == "FD (digits)"
+    assert label("fd_dinov2", "inception") == "FD_DINOv2"
+    assert label("isc", "digits") == "IS"  # only outputs that declare it change

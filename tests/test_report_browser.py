@@ -72,9 +72,9 @@ def test_report_in_headless_chromium(tmp_path):
                 else errors.append(f"request to {r.url}"))
         page.goto((out / "index.html").as_uri())
         table = page.locator("table.board").first
-        table.locator("th", has_text="FID ↓").click()
+        table.locator("th", has_text="FD (digits) ↓").click()
         fid_best_first = _models(table)
-        table.locator("th", has_text="FID ↓").click()
+        table.locator("th", has_text="FD (digits) ↓").click()
         fid_reversed = _models(table)
         table.locator("th", has_text="Accuracy ↑").click()
         accuracy_best_first = _models(table)

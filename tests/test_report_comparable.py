@@ -370,3 +370,12 @@ def test_display_only_arguments_keep_a_record_comparable():
     assert reasons({"fid": {"scale": 100}, "kid": {"scale": 1000}}) == []
     assert reasons({"kid": {"subset_size": 50, "scale": 1000}}) == [
         "protocol 'adm' changed: kid.subset_size is 50, the protocol's is 1000"]
+def test_score_records_are_named_by_their_two_sets_not_a_run_id():
+    from diffbench.report.table import model_name, place
+
+    score = new_record(kind="score", metrics={"fid": {"value": 3.0}},
+                       **{**as_measured("torch-fidelity", 0), "counts": {"real": 7, "fake": 9},
+                          "inputs": {"real": {"kind": "folder", "path": "/data/ref", "n": 7},
+                                     "fake": {"kind": "folder", "path": "/x/samples", "n": 9}}})
+    assert model_name(score)[0] == "ref vs samples"
+    assert place(score)[1] == "ref vs samples"

@@ -249,3 +249,39 @@ def test_weights_list_has_a_header_and_one_sha256_format(spec):
     assert rows["vgg16-imagenet"][2:4] == ["397923af", "prefix"]  # only the published prefix
     assert rows["dino-vits16"][2:4] == ["-", "none"]
     assert all(re.fullmatch(r"[0-9a-f]{8}|-", r[2]) for r in rows.values())
+
+
+@pytest.mark.parametrize("argv", [
+    ["score", "--real", "no-such-ref", "--fake", "no-such-samples", "--protocol", "clean-fid"],
+    ["stats", "compute", "no-such-folder", "-o", "stats.npz"],
+    ["run", "demo", "--model", "toy", "--out", "runs/x"],
+])
+def test_an_unknown_weights_name_is_refused_before_any_work(argv, tmp_path, monkeypatch):
+    """`--weights inception=FILE` (the name misspelt): exit 2, one line with a "did you mean",
+    before the folders are read, a model is built or anything is written."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "w.pth").write_bytes(b"x")
+    res = CliRunner().invoke(main, [*argv, "--weights", "inception=w.pth"])
+    assert res.exit_code == 2, res.output
+    err = res.stderr.strip().splitlines()
+    known = ", ".join(sorted([*w.WEIGHTS, *w.LOCAL_NAMES]))
+    assert err == ["diffbench: error: --weights inception=w.pth: unknown weights 'inception'; "
+                   f"did you mean 'inception-2015-12-05'? (known: {known}; `diffbench weights "
+                   "list`)"], res.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["w.pth"]  # nothing written
+
+
+def test_close_spellings_and_bare_paths():
+    with pytest.raises(WeightsError, match="did you mean 'vgg16-imagenet'"):
+        w.check_names({"vgg16-imagent": "f"})
+    with pytest.raises(WeightsError, match="did you mean 'dinov2-vitl14'"):
+        w.spec("dinov2-vitl")
+    w.check_names({"": "f", "inception-2015-12-05": "g"})  # a bare --weights PATH is fine
+    w.check_names({"digits-classifier": "f", "lpips-lin-alex": "g"})  # never downloaded
+    w.check_names(None)
+
+
+def test_a_name_a_suite_gives_is_known():
+    w.check_names({"my-dino": "f"}, {"my-dino"})
+    with pytest.raises(WeightsError, match="did you mean 'my-dino'"):
+        w.check_names({"my-din": "f"}, {"my-dino"})

@@ -71,3 +71,53 @@ max_pixels_option = click.option(
     callback=_set_max_pixels, metavar="N",
     help="Refuse images larger than N pixels (decompression bombs); default 178956970 "
          "(PIL's limit) or $DIFFBENCH_MAX_PIXELS.")
+
+
+class LazyHelp(click.Option):
+    """An option whose help text is made when help is shown, not when the CLI loads: lists read
+    from the registries (every protocol, every metric, plugins included)."""
+
+    def __init__(self, *args, help_from, **kwargs):
+        self.help_from = help_from
+        super().__init__(*args, **kwargs)
+
+    def get_help_record(self, ctx: click.Context):
+        self.help = self.help_from()
+        return super().get_help_record(ctx)
+
+
+def _protocols_help() -> str:
+    from diffbench.registry import PROTOCOLS
+
+    return f"Protocol: {', '.join(PROTOCOLS.names())} (`diffbench protocols`)."
+
+
+def protocol_option(default: str = "torch-fidelity"):
+    """``--protocol NAME``, its help listing every registered protocol."""
+    return click.option("--protocol", "protocol_name", default=default, show_default=True,
+                        cls=LazyHelp, help_from=_protocols_help)
+
+
+device_option = click.option(
+    "--device", default="cpu", show_default=True, metavar="DEVICE",
+    help="cpu, cuda or cuda:N (checked before any work).")
+
+dtype_option = click.option(
+    "--dtype", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32", show_default=True,
+    help="Precision of the model while generating (scoring runs in the protocol's precision).")
+
+weights_option = click.option(
+    "--weights", multiple=True, metavar="NAME=PATH",
+    help="A local file for the network weights NAME (`diffbench weights list`; repeatable).")
+
+
+def _models_help() -> str:
+    from diffbench.registry import ADAPTERS
+
+    return f"Model adapter: {', '.join(ADAPTERS.names())} (`diffbench models`)."
+
+
+def model_option(required: bool = False):
+    """``--model NAME``, its help listing every registered adapter."""
+    return click.option("--model", required=required, default=None, cls=LazyHelp,
+                        help_from=_models_help)

@@ -6,23 +6,29 @@ from pathlib import Path
 
 import click
 
-from diffbench.cli.common import include_path_option, parse_model_args
+from diffbench.cli.common import (
+    device_option,
+    dtype_option,
+    include_path_option,
+    model_option,
+    parse_model_args,
+)
 from diffbench.config import parse_pairs
 from diffbench.errors import ConfigError
 
 
 @click.command("generate")
 @click.argument("suite")
-@click.option("--model", required=True, help="Adapter name from the registry, e.g. toy.")
+@model_option(required=True)
 @click.option("--model-arg", "model_args", multiple=True, metavar="K=V",
               help="Adapter constructor argument (value parsed as YAML); repeatable.")
 @click.option("--task", "tasks", multiple=True, help="Only these tasks (default: all generate tasks).")
 @click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Run directory (default runs/<suite>/<model>).")
-@click.option("--batch-size", default=16, show_default=True, type=click.IntRange(min=1))
-@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
-@click.option("--dtype", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32",
-              show_default=True)
+@click.option("--batch-size", default=16, show_default=True, type=click.IntRange(min=1),
+              help="Images per generation batch (per process).")
+@device_option
+@dtype_option
 @click.option("--tf32/--no-tf32", default=False, show_default=True, help="Allow TF32 matmuls.")
 @click.option("--limit", type=click.IntRange(min=1), default=None,
               help="Only N images of each task, spread over its conditions (smoke test).")
@@ -95,7 +101,8 @@ def merge_cmd(run_dirs: tuple[Path, ...]) -> None:
 
 @click.command("export-npz")
 @click.argument("sample_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="The .npz file to write (arr_0: N×H×W×3 uint8).")
 @click.option("--allow-partial", is_flag=True,
               help="Export the good images of an incomplete store instead of refusing it.")
 def export_npz_cmd(sample_dir: Path, output: Path, allow_partial: bool) -> None:

@@ -19,7 +19,8 @@ from diffbench.cli.common import include_path_option
 @click.option("--published-from", "extra_published", multiple=True,
               type=click.Path(exists=True, path_type=Path),
               help="Also add published rows from this YAML file or folder (repeatable).")
-@click.option("--title", default="diffbench report", show_default=True)
+@click.option("--title", default="diffbench report", show_default=True,
+              help="The title of index.html and report.md.")
 @include_path_option
 def report(results_files: tuple[Path, ...], out_dir: Path, published: bool,
            extra_published: tuple[Path, ...], title: str, include: list[Path]) -> None:

@@ -7,11 +7,15 @@ from pathlib import Path
 import click
 
 from diffbench.cli.common import (
+    device_option,
+    dtype_option,
     include_path_option,
     max_pixels_option,
     metric_arg_option,
+    model_option,
     parse_metric_args,
     parse_model_args,
+    weights_option,
 )
 from diffbench.config import parse_pairs
 
@@ -34,7 +38,7 @@ def summary(outcome) -> str:
 
 @click.command("run")
 @click.argument("suite")
-@click.option("--model", default=None, help="Adapter name (see `diffbench models`).")
+@model_option()
 @click.option("--model-arg", "model_args", multiple=True, metavar="K=V",
               help="Adapter argument (value read as YAML); repeatable.")
 @click.option("--task", "tasks", multiple=True, help="Only these tasks (default: all).")
@@ -44,17 +48,17 @@ def summary(outcome) -> str:
 @click.option("--set", "overrides", multiple=True, metavar="KEY.PATH=VALUE",
               help="Override a suite value for this run (recorded); repeatable.")
 @metric_arg_option
-@click.option("--weights", multiple=True, metavar="NAME=PATH", help="Use a local weights file.")
+@weights_option
 @click.option("--sweep", multiple=True, metavar="NAME=v1,v2,...",
               help="Run each task once per value of a sampler argument (Pareto fronts).")
 @click.option("--batch-size", default=16, show_default=True, type=click.IntRange(min=1),
               help="Images per generation batch (per process).")
-@click.option("--score-batch-size", default=50, show_default=True, type=click.IntRange(min=1))
+@click.option("--score-batch-size", default=50, show_default=True, type=click.IntRange(min=1),
+              help="Images per feature-extractor batch while scoring.")
 @click.option("--workers", type=int, default=None,
-              help="Loader workers (default: chosen per pass and device; README, 'Speed on a CPU').")
-@click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:1, …")
-@click.option("--dtype", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32",
-              show_default=True)
+              help="Loader workers (default: chosen per pass and device; docs/imagenet.md, speed on a CPU).")
+@device_option
+@dtype_option
 @click.option("--tf32/--no-tf32", default=False, show_default=True, help="Allow TF32 on CUDA.")
 @click.option("--limit", type=click.IntRange(min=1), default=None,
               help="Only N images of each task, spread over its conditions (round-robin over "

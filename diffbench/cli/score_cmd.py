@@ -8,7 +8,15 @@ from pathlib import Path
 import click
 
 from diffbench import api
-from diffbench.cli.common import max_pixels_option, metric_arg_option, parse_metric_args
+from diffbench.cli.common import (
+    LazyHelp,
+    device_option,
+    max_pixels_option,
+    metric_arg_option,
+    parse_metric_args,
+    protocol_option,
+    weights_option,
+)
 from diffbench.config import parse_pairs
 
 _PATH = click.Path(path_type=Path, readable=False)  # our own one-line errors say how to fix
@@ -18,19 +26,6 @@ def _scoreable() -> list:
     from diffbench.metrics.spec import all_specs
 
     return [s for s in all_specs() if s.family == "distribution" and not s.needs.labels]
-
-
-class _SpecHelp(click.Option):
-    """An option whose help is read from the metric specs when help is shown (not when the
-    CLI loads): the metrics `score` can compute, those with bootstrap intervals."""
-
-    def __init__(self, *args, spec_help, **kwargs):
-        self.spec_help = spec_help
-        super().__init__(*args, **kwargs)
-
-    def get_help_record(self, ctx: click.Context):
-        self.help = self.spec_help()
-        return super().get_help_record(ctx)
 
 
 def _metrics_help() -> str:
@@ -45,17 +40,17 @@ def _bootstrap_help() -> str:
 @click.command("score")
 @click.option("--real", required=True, type=_PATH, help="Reference: folder, ADM .npz or stats file.")
 @click.option("--fake", required=True, type=_PATH, help="Generated: folder or ADM .npz.")
-@click.option("--protocol", "protocol_name", default="torch-fidelity", show_default=True,
-              help="adm | torch-fidelity | clean-fid (see `diffbench protocols`).")
-@click.option("--metrics", default="fid", show_default=True, cls=_SpecHelp,
-              spec_help=_metrics_help)
-@click.option("--weights", multiple=True, metavar="NAME=PATH", help="Use a local weights file.")
-@click.option("--batch-size", default=50, show_default=True)
+@protocol_option()
+@click.option("--metrics", default="fid", show_default=True, cls=LazyHelp,
+              help_from=_metrics_help)
+@weights_option
+@click.option("--batch-size", default=50, show_default=True, type=click.IntRange(min=1),
+              help="Images per feature-extractor batch.")
 @click.option("--workers", type=int, default=None,
               help="Loader workers (default: CPU 0 on ≤2 cores else 1; GPU cores - 1, ≤8).")
-@click.option("--device", default="cpu", show_default=True)
-@click.option("--bootstrap", default=0, show_default=True, cls=_SpecHelp,
-              spec_help=_bootstrap_help)
+@device_option
+@click.option("--bootstrap", default=0, show_default=True, cls=LazyHelp,
+              help_from=_bootstrap_help)
 @metric_arg_option
 @click.option("--kid-subset-size", type=int, default=None,
               help="Alias of --metric-arg kid.subset_size=N.")
@@ -118,14 +113,16 @@ def stats() -> None:
 
 @stats.command("compute")
 @click.argument("source", type=_PATH)
-@click.option("--protocol", "protocol_name", default="torch-fidelity", show_default=True)
+@protocol_option()
 @click.option("-o", "--output", required=True, type=_PATH, help="The .npz to write.")
 @click.option("--keep-features", is_flag=True,
               help="Also store the feature rows KID and precision/recall read.")
-@click.option("--weights", multiple=True, metavar="NAME=PATH")
-@click.option("--batch-size", default=50, show_default=True)
-@click.option("--workers", type=int, default=None)
-@click.option("--device", default="cpu", show_default=True)
+@weights_option
+@click.option("--batch-size", default=50, show_default=True, type=click.IntRange(min=1),
+              help="Images per feature-extractor batch.")
+@click.option("--workers", type=int, default=None,
+              help="Loader workers (default: CPU 0 on ≤2 cores else 1; GPU cores - 1, ≤8).")
+@device_option
 @max_pixels_option
 def compute_cmd(source, protocol_name, output, keep_features, weights, batch_size, workers,
                 device) -> None:

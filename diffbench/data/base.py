@@ -29,6 +29,7 @@ import numpy as np
 from diffbench.data.images import load_rgb
 from diffbench.errors import DataError, shown
 from diffbench.fsutil import hash_file_into
+from diffbench.log import progress
 from diffbench.names import SAFE_NAME, check_name
 
 KEY_PATTERN = SAFE_NAME  # the one file-name pattern (diffbench.names)
@@ -110,7 +111,9 @@ class FileListSource:
     def content_hash(self) -> str:
         """sha256 over keys, sizes and bytes of the files, in order."""
         h = hashlib.sha256()
-        for key, path in zip(self.keys, self.paths, strict=True):
+        pairs = zip(self.keys, self.paths, strict=True)
+        for key, path in progress(pairs, desc=f"hash {self.root or self.kind}",
+                                  total=len(self.paths), unit="files"):
             h.update(key.encode() + b"\0" + str(path.stat().st_size).encode() + b"\0")
             hash_file_into(h, path)
             h.update(b"\1")

@@ -11,6 +11,7 @@ import numpy as np
 from diffbench.data.images import EXTENSIONS, load_rgb
 from diffbench.errors import DataError, StorageError
 from diffbench.fsutil import hash_file_into
+from diffbench.log import progress
 
 
 def _walk_error(exc: OSError) -> None:
@@ -66,7 +67,8 @@ class FolderSource:
     def content_hash(self) -> str:
         """sha256 over sorted relative paths, sizes and file bytes (streamed; mtime ignored)."""
         h = hashlib.sha256()
-        for path in self.paths:
+        for path in progress(self.paths, desc=f"hash {self.root}", total=len(self.paths),
+                             unit="files"):
             rel = path.relative_to(self.root).as_posix().encode()
             h.update(rel + b"\0" + str(path.stat().st_size).encode() + b"\0")
             hash_file_into(h, path)

@@ -26,7 +26,7 @@ def bootstrap_values(fn: Callable[[np.ndarray], float], fake_feats: object, n_bo
         raise MetricInputError(f"bootstrap needs n_boot >= 2, got {n_boot}")
     rng = np.random.default_rng(seed)
     values = np.empty(n_boot, dtype=np.float64)
-    for b in progress(range(n_boot), desc="bootstrap", unit="resamples", detail=True):
+    for b in progress(range(n_boot), desc="bootstrap", unit="resamples"):
         idx = rng.integers(0, len(feats), size=len(feats))
         values[b] = float(fn(feats[idx]))
     return values

@@ -80,8 +80,13 @@ def kid(real: np.ndarray, fake: np.ndarray, *, variant: str, subsets: int, subse
                                    f"images per side, got {len(real)} reference and {len(fake)} "
                                    "generated; lower subset_size (--kid-subset-size)")
         mean, std = F.kid(fake, real, subsets, subset_size, seed)
-    return Value(mean, std, {"subsets": subsets,
-                             "subset_size": min(subset_size, len(real), len(fake))})
+    size = min(subset_size, len(real), len(fake))
+    details: dict[str, Any] = {"subsets": subsets, "subset_size": size}
+    if size >= max(len(real), len(fake)):  # every subset is both whole sets: no spread to show
+        details["no_spread"] = (f"subset size {size} ≥ the {size} images per side, so every "
+                                "subset is the whole set and subsets cannot vary")
+        return Value(mean, None, details)
+    return Value(mean, std, details)
 
 
 def _kid_shortfalls(n_real: int, n_fake: int, s: Mapping[str, Any]) -> list[Shortfall]:
@@ -169,7 +174,8 @@ def _accuracy_resample(rows: np.ndarray, labels: np.ndarray) -> float:
 _FID_SUMMARY = "Fréchet distance of feature Gaussians (Inception pool3 under the Inception protocols)"
 FID = MetricSpec(
     name="fid", family="distribution", summary=_FID_SUMMARY,
-    outputs=(Output("fid", "FID", False, 2, {"rel": 0.05}, pareto=("isc",)),),
+    outputs=(Output("fid", "FID", False, 2, {"rel": 0.05}, pareto=("isc",),
+                    features="inception", other_features="FD ({extractor})"),),
     compute=frechet_metric("fid"), needs=Needs(form="moments"), args={"scale": SCALE},
     resample=_fid_resample)
 

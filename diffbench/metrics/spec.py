@@ -42,7 +42,9 @@ class Output:
     `diffbench.display.decimals_at`). ``tolerance`` is the gate's default allowance for a worse
     value (``{"abs": x}`` and/or ``{"rel": x}``; bounded scores get an absolute one, unbounded
     ones a relative one). ``pareto`` names the outputs this one is drawn against on a sweep's
-    front, this one on the x axis.
+    front, this one on the x axis. ``label`` names the value on the protocol extractor
+    ``features`` (FID: a Fréchet distance on Inception features); on another extractor's
+    features the label is ``other_features`` with ``{extractor}`` filled in ("FD (digits)").
     """
 
     key: str
@@ -51,6 +53,8 @@ class Output:
     decimals: int = 3
     tolerance: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_TOLERANCE))
     pareto: tuple[str, ...] = ()
+    features: str | None = None
+    other_features: str | None = None
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,9 @@ class Needs:
     resize: str = ""
     layer: str = ""
     against: str = ""
+    # moments: False when the metric reads only the means, so fewer images than feature
+    # dimensions (a rank-deficient covariance) does not concern it
+    covariance: bool = True
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from diffbench.report.table import (
     sweep_text,
     tidy,
 )
-from diffbench.report.writers import markdown, md_text, write_csv
+from diffbench.report.writers import markdown, md_text, protocol_extractor, write_csv
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,9 @@ def pareto_figures(records: list[dict[str, Any]], out_dir: Path) -> list[ParetoF
         labelled = dict(zip(short_labels(list(fronts)), fronts.values(), strict=True))
         slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{suite}-{task}-{param}")[:80]
         png, svg = (out_dir / "pareto" / f"{i:02d}-{slug}.{ext}" for ext in ("png", "svg"))
-        title = f"{heading(suite, task)}: {metric_label(y)} vs {metric_label(x)} over {param}"
+        ex = protocol_extractor(protocol)
+        title = (f"{heading(suite, task)}: {metric_label(y, ex)} vs {metric_label(x, ex)} "
+                 f"over {param}")
         plot_fronts(labelled, png, svg, title)
         figures.append(ParetoFigure(suite, task, protocol, title, png, svg))
     return figures

@@ -53,7 +53,12 @@ def model_name(record: dict[str, Any]) -> tuple[str, str]:
     """(model name, its arguments as compact JSON or '', local paths as base names)."""
     model = record.get("model") or {}
     args = json.dumps(hide_paths(model.get("args")), sort_keys=True) if model.get("args") else ""
-    return model.get("name") or record.get("run_id", "?"), args
+    if model.get("name"):
+        return model["name"], args
+    inputs = record.get("inputs") or {}
+    if inputs.get("fake"):  # a `diffbench score` record: named by its two sets, not a run id
+        return f"{set_name(inputs.get('real'))} vs {set_name(inputs.get('fake'))}", args
+    return record.get("run_id", "?"), args
 
 
 def set_name(describe: Any) -> str:

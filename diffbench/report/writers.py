@@ -37,14 +37,27 @@ def num(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
+def protocol_extractor(name: str) -> str | None:
+    """The extractor of a protocol's distribution metrics (None when not installed here)."""
+    from diffbench.errors import DiffbenchError
+    from diffbench.protocols import get_protocol
+
+    try:
+        return get_protocol(name).extractor
+    except DiffbenchError:
+        return None
+
+
 def columns(part: pd.DataFrame, metrics: list[str]) -> list[Column]:
-    """The columns of one (suite, protocol, task) table."""
+    """The columns of one (suite, protocol, task) table; labels name the protocol's features
+    where they are not the metric's own ("FD (digits)")."""
+    extractor = protocol_extractor(str(part["protocol"].iloc[0])) if len(part) else None
     out = []
     for metric in metrics:
         rows = part[part["metric"] == metric]
         scale = float(rows["scale"].iloc[0]) if num(rows["scale"].iloc[0]) else 1.0
         known = [bool(h) for h in rows["higher_is_better"] if h is not None and not pd.isna(h)]
-        out.append(Column(metric, label(metric), known[0] if known else None, scale,
+        out.append(Column(metric, label(metric, extractor), known[0] if known else None, scale,
                           decimals_at(metric, scale)))
     return out
 

@@ -26,6 +26,7 @@ from diffbench.data.vton_reals import reals_for
 from diffbench.errors import ConfigError, DataError, MetricInputError
 from diffbench.extract import FeatureSet, extract
 from diffbench.features import build_extractor
+from diffbench.log import progress
 from diffbench.metrics.bootstrap import interval
 from diffbench.metrics.spec import Gaussian, MetricSpec, call, get_spec, values_of
 from diffbench.metrics.states import FeatureBank, GaussianMoments
@@ -217,7 +218,9 @@ def evaluate(metrics: list[str], inputs: TaskInputs, ctx: EvalContext) -> Family
         if any(get_spec(m).needs.labels for m in p.metrics):
             fake.labels = _labels(inputs.samples)
         _check_counts(real, fake, inputs)
-        for name, layer in p.layers.items():
+        layers = list(p.layers.items())  # the math (FID's eigh, KID's subsets) can take minutes
+        for name, layer in progress(layers, desc=f"compute {what}", total=len(layers),
+                                    unit="metrics"):
             values.update(compute_metric(inputs.metric(name), layer, real, fake,
                                          extractor.fingerprint_hash(), ctx.bootstrap))
         tag = "" if p.extractor == protocol.extractor else f"_{p.extractor}"
