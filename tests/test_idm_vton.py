@@ -276,9 +276,8 @@ def test_errors_are_one_line(tmp_path, weights):
 
 def test_generate_command_batch_sizes_give_identical_files(tmp_path, weights, monkeypatch):
     # IDM-VTON's pipeline insists on --device cuda; the fake package runs it on the CPU, so the
-    # up-front GPU check of the CLI (tested in test_preflight.py) is bypassed here.
-    for where in ("diffbench.cli.generate_cmd", "diffbench.preflight"):
-        monkeypatch.setattr(f"{where}.check_device", lambda device: device)
+    # up-front GPU check (preflight's, tested in test_preflight.py) is bypassed here.
+    monkeypatch.setattr("diffbench.preflight.check_device", lambda device: device)
     root = write_vitonhd(tmp_path / "vitonhd")
     repo = write_repo(tmp_path / "IDM-VTON")
     sets = ["--set", "tasks.paired.generation.sampler.height=64",
