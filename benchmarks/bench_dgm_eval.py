@@ -10,9 +10,10 @@ subprocess, so its peak RSS is its own; "extra" is the peak minus the RSS once t
     python benchmarks/bench_dgm_eval.py                          # N=10000, D=1024, all metrics
     python benchmarks/bench_dgm_eval.py --n 2000 --metrics kd,authpct,vendi
 
-fls runs dgm-eval's code in float32 on the CPU (upstream: CUDA only) and diffbench's in float64,
-so their values agree to float32's precision, not bit for bit; the others take the same inputs
-to the same math (see the tests for the bounds).
+dgm-eval gets float64 copies of the rows (its representations are float64 arrays), diffbench the
+float32 rows its scorer holds (it computes in float64, as dgm-eval does on float64 rows). fls runs dgm-eval's code in float32 on the CPU (upstream: CUDA only) and
+diffbench's in float64, so their values agree to float32's precision, not bit for bit; the
+others take the same inputs to the same math (see the tests for the bounds).
 """
 
 from __future__ import annotations
@@ -81,6 +82,8 @@ def _dgm_eval(name: str, real, test, fake, seed: int, device: str) -> float:
     from tests import _dgm_eval as ref
 
     np.random.seed(seed)  # the draws dgm-eval makes from numpy's global state
+    # dgm-eval holds its representations in float64 (numpy arrays of the network's outputs)
+    real, test, fake = (x.astype(np.float64) for x in (real, test, fake))
     if name == "fd_eff":
         return ref.compute_efficient_fd_with_reps(real, fake)
     if name == "sw_approx":
