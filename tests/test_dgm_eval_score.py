@@ -81,3 +81,13 @@ def test_vendi_per_class_needs_labels(tiny_weights, tmp_path):  # noqa: F811
         "--workers", "0"])
     assert res.exit_code == 2
     assert "class label" in res.output and "Traceback" not in res.output
+
+
+def test_diffbench_metrics_lists_them_with_dgm_eval():
+    res = CliRunner().invoke(main, ["metrics"])
+    assert res.exit_code == 0, res.output
+    lines = res.output.splitlines()
+    for name in (*NEW, "vendi_per_class"):
+        at = next(i for i, ln in enumerate(lines) if ln.split()[:1] == [name])
+        assert "dgm-eval" in lines[at]  # the summary names the code it follows
+        assert "protocols: dgm-eval" in "\n".join(lines[at:at + 4])
