@@ -186,6 +186,14 @@ METRICS = Registry("metric", "diffbench.metrics", kind_of="diffbench.metrics.spe
     "fd_dinov2": "diffbench.metrics.representation:FD_DINOV2",
     "prdc": "diffbench.metrics.representation:PRDC",
     "cmmd": "diffbench.metrics.representation:CMMD",
+    "fd_eff": "diffbench.metrics.dgm_specs:FD_EFF",
+    "fd_infinity": "diffbench.metrics.dgm_specs:FD_INFINITY",
+    "kd": "diffbench.metrics.dgm_specs:KD",
+    "sw_approx": "diffbench.metrics.dgm_specs:SW_APPROX",
+    "authpct": "diffbench.metrics.dgm_specs:AUTHPCT",
+    "vendi": "diffbench.metrics.dgm_specs:VENDI",
+    "vendi_per_class": "diffbench.metrics.dgm_specs:VENDI_PER_CLASS",
+    "realism": "diffbench.metrics.dgm_specs:REALISM",
 })
 DATASETS = Registry("dataset reader", "diffbench.datasets", {
     "sklearn-digits": "diffbench.data.digits:DigitsSource",
