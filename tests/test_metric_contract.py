@@ -45,6 +45,14 @@ PARITY = {
     "fd_dinov2": "test_fd_dinov2.py::test_features_and_fd_match_reference_float64",
     "prdc": "test_prdc.py::test_prdc_equals_compute_prdc",
     "cmmd": "test_cmmd.py::test_cmmd_equals_distance_py_and_plain_float64",
+    "fd_eff": "test_dgm_eval.py::test_fd_eff_equals_dgm_eval",
+    "fd_infinity": "test_dgm_eval.py::test_fd_infinity_equals_dgm_eval",
+    "kd": "test_dgm_eval.py::test_kd_equals_dgm_eval_on_the_same_draws",
+    "vendi": "test_dgm_eval.py::test_vendi_equals_dgm_eval",
+    "vendi_per_class": "test_dgm_eval.py::test_vendi_per_class_equals_dgm_eval",
+    "authpct": "test_dgm_eval.py::test_authpct_equals_dgm_eval",
+    "sw_approx": "test_dgm_eval.py::test_sw_approx_equals_dgm_eval",
+    "realism": "test_dgm_eval.py::test_realism_equals_dgm_eval",
 }
 SPECS = all_specs()
 SHARDS, BATCH = 3, 7  # emulated ranks, and the batch each rank feeds its state with
