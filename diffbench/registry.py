@@ -194,6 +194,11 @@ METRICS = Registry("metric", "diffbench.metrics", kind_of="diffbench.metrics.spe
     "vendi": "diffbench.metrics.dgm_specs:VENDI",
     "vendi_per_class": "diffbench.metrics.dgm_specs:VENDI_PER_CLASS",
     "realism": "diffbench.metrics.dgm_specs:REALISM",
+    "ct": "diffbench.metrics.memorization_specs:CT",
+    "ct_test": "diffbench.metrics.memorization_specs:CT_TEST",
+    "ct_modified": "diffbench.metrics.memorization_specs:CT_MODIFIED",
+    "fls": "diffbench.metrics.memorization_specs:FLS",
+    "fls_overfit": "diffbench.metrics.memorization_specs:FLS_OVERFIT",
 })
 DATASETS = Registry("dataset reader", "diffbench.datasets", {
     "sklearn-digits": "diffbench.data.digits:DigitsSource",

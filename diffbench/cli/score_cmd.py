@@ -45,6 +45,10 @@ def _bootstrap_help() -> str:
 @click.command("score")
 @click.option("--real", required=True, type=_PATH, help="Reference: folder, ADM .npz or stats file.")
 @click.option("--fake", required=True, type=_PATH, help="Generated: folder or ADM .npz.")
+@click.option("--train", type=_PATH, default=None,
+              help="The model's training images, for ct/fls (docs/memorization.md).")
+@click.option("--test", type=_PATH, default=None,
+              help="Held-out images for ct/fls (default: --real).")
 @click.option("--protocol", "protocol_name", default="torch-fidelity", show_default=True,
               help="adm | torch-fidelity | clean-fid (see `diffbench protocols`).")
 @click.option("--metrics", default="fid", show_default=True, cls=_SpecHelp,
@@ -66,7 +70,7 @@ def _bootstrap_help() -> str:
 @click.option("--json", "json_out", type=_PATH, default=None,
               help="Write the results record to this file ('-': to stdout, the table to stderr).")
 @max_pixels_option
-def score_cmd(real, fake, protocol_name, metrics, weights, batch_size, workers, device, bootstrap,
+def score_cmd(real, fake, train, test, protocol_name, metrics, weights, batch_size, workers, device, bootstrap,
               metric_args, kid_subset_size, kid_subsets, prc_features, no_cache,
               json_out) -> None:
     """Score generated images against reference images under a named protocol.
@@ -88,7 +92,7 @@ def score_cmd(real, fake, protocol_name, metrics, weights, batch_size, workers, 
                        device, batch_size, workers, bootstrap, cache=not no_cache,
                        metric_args=parse_metric_args(metric_args),
                        kid_subset_size=kid_subset_size, kid_subsets=kid_subsets,
-                       prc_features=prc_features)
+                       prc_features=prc_features, train=train, test=test)
     table = "\n".join(metric_lines(record["metrics"]))
     if str(json_out) == "-":  # the record alone on stdout, for pipes
         text = results.dumps(record, "--json -")

@@ -32,6 +32,8 @@ FAMILIES = ("distribution", "paired", "alignment")
 FORMS = ("moments", "rows", "fake_rows")
 AGAINST = ("ground_truth", "references", "text")
 DEFAULT_TOLERANCE: Mapping[str, float] = {"rel": 0.05}
+NO_TRAIN = (" needs the model's training images: add reference: {train: {name: NAME, reader: "
+            "folder}} to the task (and --data NAME=DIR), or pass --train DIR")  # `Needs.train`
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,9 @@ class Needs:
     come from the protocol's extractor and the layer the protocol names for the metric
     (``Protocol.layers``), unless ``extractor`` (with ``resize`` and ``layer``) names a network of
     the metric's own (a Fréchet distance on DINOv2 features is defined by that network).
+    ``train`` (form ``rows``) adds the rows of the model's training images: the memorization
+    metrics get ``compute(train, test, fake)``, the task's reference being the held-out test set
+    (``reference.train`` in a suite, ``--train`` on ``diffbench score``).
 
     Paired and alignment metrics: ``against`` says what each generated image is compared with:
     ``ground_truth`` (its dataset item's ``refs["gt"]``), ``references`` (its subject's reference
@@ -75,6 +80,7 @@ class Needs:
     resize: str = ""
     layer: str = ""
     against: str = ""
+    train: bool = False
 
 
 @dataclass(frozen=True)
@@ -117,8 +123,9 @@ class MetricSpec:
     ``compute`` is the metric's function; its inputs depend on the family:
 
     - distribution: ``compute(real, fake, **settings)`` with `Gaussian`s (form ``moments``) or
-      float32 row arrays (``rows``); ``compute(fake, **settings)`` for ``fake_rows`` and
-      ``compute(fake, labels, **settings)`` with ``labels``;
+      float32 row arrays (``rows``); ``compute(fake, **settings)`` for ``fake_rows``,
+      ``compute(fake, labels, **settings)`` with ``labels`` and ``compute(train, real, fake,
+      **settings)`` with ``train``;
     - paired: ``compute(gt, pred, model=..., **settings)``: uint8 N×C×H×W tensors on the device,
       returns N float64 values (``model``: what ``model(settings, weights, device)`` built, e.g.
       the LPIPS network, or None);
@@ -159,6 +166,8 @@ class MetricSpec:
             problems.append("it declares no outputs")
         if self.family == "distribution" and self.needs.form not in FORMS:
             problems.append(f"needs.form {self.needs.form!r} is not one of {', '.join(FORMS)}")
+        if self.needs.train and self.needs.form != "rows":
+            problems.append("needs.train reads feature rows: it needs form 'rows'")
         if self.family != "distribution" and self.needs.against not in AGAINST:
             problems.append(f"needs.against {self.needs.against!r} is not one of "
                             f"{', '.join(AGAINST)}")
