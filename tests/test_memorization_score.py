@@ -107,10 +107,9 @@ def _run(root: Path, weights: Path, copies: int) -> tuple[dict, str]:
         "--out", str(out)])
     assert res.exit_code == 0, res.output
     rec = json.loads((out / "results" / "memorization.json").read_text())
-    res = CliRunner().invoke(main, ["report", str(out), "-o", str(root / "report"),
-                                    "--format", "html"])
+    res = CliRunner().invoke(main, ["report", str(out), "-o", str(root / "report")])
     assert res.exit_code == 0, res.output
-    return rec["metrics"], (root / "report" / "report.html").read_text()
+    return rec["metrics"], (root / "report" / "index.html").read_text()
 
 
 def test_memorization_suite_sees_copies(tiny_weights, tmp_path):  # noqa: F811
@@ -125,8 +124,9 @@ def test_memorization_suite_sees_copies(tiny_weights, tmp_path):  # noqa: F811
     for key in ("fd_dinov2", "precision", "recall", "density", "coverage", "vendi"):
         assert np.isfinite(copied[key]["value"]), key
     # the gallery shows each copy beside its training image, nearest first
-    assert "Memorization" in html and "Memorization" in clean_html
+    assert "Memorization" in html and "Memorization" in clean_html  # the nearest, even unlike
     gallery = html[html.index("Memorization"):]
+    assert gallery.count("data:image") == 2 * 16 and "missing" not in gallery
     closest = copied["ct"]["details"]["closest"]
     assert len(closest) == 16
     for c in closest:  # each a copy, shown with its training image
