@@ -162,7 +162,7 @@ def parses(example: str, monkeypatch) -> None:
 def test_examples_are_found_and_each_exception_is_used():
     assert len(readme_examples()) >= 40 and len(help_examples()) >= 50
     assert "diffbench run demo --model demo-sit" in ALL
-    assert len(docs_examples()) == 2
+    assert len(docs_examples()) == 3
     for key in PARSE_ONLY:
         assert any(key in f" {x} " for x in ALL), f"PARSE_ONLY entry {key!r} matches nothing"
     for key in SMALLER:
