@@ -132,3 +132,25 @@ def test_memorization_suite_sees_copies(tiny_weights, tmp_path):  # noqa: F811
     for c in closest:  # each a copy, shown with its training image
         assert int(c["fake_key"]) - N_FAKE + N_COPIES == int(c["train_key"]), c
         assert f"{c['fake_key']}" in gallery and f"{c['train_key']}" in gallery
+
+
+_FOLDER = "{name: t, reader: folder}"
+
+
+@pytest.mark.parametrize("metrics,reference,message", [
+    ("ct", f"{{dataset: {_FOLDER}}}", "tasks.m.metrics: ct needs the model's training images"),
+    ("ct", f"{{dataset: {_FOLDER}, train: {_FOLDER}}}", None),
+    ("authpct", f"{{dataset: {_FOLDER}, test: {_FOLDER}}}",
+     "tasks.m.reference: train/test are read only by the memorization metrics"),
+])
+def test_suite_train_is_checked_by_validate(tmp_path, metrics, reference, message):
+    suite = tmp_path / "s.yaml"
+    suite.write_text(f"name: s\nversion: 1\ntasks:\n  m:\n    kind: score\n    dataset: "
+                     f"{{name: g, reader: folder}}\n    protocol: dgm-eval\n    metrics: "
+                     f"{{{metrics}: {{}}}}\n    reference: {reference}\n")
+    res = CliRunner().invoke(main, ["suites", "validate", str(suite)])
+    if message is None:
+        assert res.exit_code == 0, res.output
+        return
+    assert res.exit_code == 2 and message in res.output, res.output
+    assert "Traceback" not in res.output
