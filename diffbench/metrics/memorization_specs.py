@@ -6,7 +6,8 @@ Each gets ``compute(train, test, fake)``. ``ct`` also writes the ``closest`` gen
 to a training image (at most ``closest`` of them: generated row, its nearest training row and
 the distance, nearest first), which the scorer names by file and the HTML report shows as a
 memorization gallery. ``fls`` and ``fls_overfit`` come from one fit of the KDE bandwidths; when
-a task asks for both, the fit runs once (`_fls`).
+a task asks for both, the fit runs once (`_fls`). They run on the scorer's device (``device``,
+float64 there as on the CPU).
 """
 
 from __future__ import annotations
@@ -44,12 +45,13 @@ def _fls_shortfalls(n_real: int, n_fake: int, s: Mapping[str, Any]) -> list[Shor
     return []
 
 
-def closest_pairs(train: np.ndarray, fake: np.ndarray, k: int) -> list[dict[str, Any]]:
+def closest_pairs(train: np.ndarray, fake: np.ndarray, k: int,
+                  device: str = "cpu") -> list[dict[str, Any]]:
     """The `k` generated rows nearest to a training row: ``{fake, train, distance}`` (row
     indices, float64 L2 distance), nearest first (ties: lower generated index first)."""
     if k <= 0:
         return []
-    dist, arg = dgm.nearest(fake, train)
+    dist, arg = dgm.nearest(fake, train, device=device)
     order = np.lexsort((np.arange(len(dist)), dist))[:k]
     return [{"fake": int(i), "train": int(arg[i]), "distance": float(dist[i])} for i in order]
 
@@ -64,23 +66,26 @@ def _finite_ct(name: str, value: float, n: int) -> float:
     return value
 
 
-def ct(train: np.ndarray, test: np.ndarray, fake: np.ndarray, *, seed: int,
-       closest: int) -> Value:
+def ct(train: np.ndarray, test: np.ndarray, fake: np.ndarray, *, seed: int, closest: int,
+       device: str = "cpu") -> Value:
     """C_T, with the generated images closest to a training image in the details."""
-    value = _finite_ct("ct", memorization.ct(train, test, fake, seed=seed), len(fake))
+    value = memorization.ct(train, test, fake, seed=seed, device=device)
+    value = _finite_ct("ct", value, len(fake))
     return Value(value, details={"seed": seed, "rows": [len(train), len(test), len(fake)],
-                                 "closest": closest_pairs(train, fake, closest)})
+                                 "closest": closest_pairs(train, fake, closest, device)})
 
 
-def ct_test(train: np.ndarray, test: np.ndarray, fake: np.ndarray, *, seed: int) -> Value:
+def ct_test(train: np.ndarray, test: np.ndarray, fake: np.ndarray, *, seed: int,
+            device: str = "cpu") -> Value:
     """C_T with the test set split in two (mode collapse, not copying)."""
-    value = memorization.ct_test(train, test, fake, seed=seed)
+    value = memorization.ct_test(train, test, fake, seed=seed, device=device)
     return Value(_finite_ct("ct_test", value, len(fake)), details={"seed": seed})
 
 
-def ct_modified(train: np.ndarray, test: np.ndarray, fake: np.ndarray, *, seed: int) -> Value:
+def ct_modified(train: np.ndarray, test: np.ndarray, fake: np.ndarray, *, seed: int,
+                device: str = "cpu") -> Value:
     """C_T with the training and generated sets swapped."""
-    value = memorization.ct_modified(train, test, fake, seed=seed)
+    value = memorization.ct_modified(train, test, fake, seed=seed, device=device)
     return Value(_finite_ct("ct_modified", value, len(train)), details={"seed": seed})
 
 
@@ -88,28 +93,28 @@ _LAST: list[tuple[tuple, dict[str, float]]] = []  # the last fit (its inputs hel
 
 
 def _fls(train: np.ndarray, test: np.ndarray, fake: np.ndarray, reduced_n: int,
-         seed: int) -> dict[str, float]:
+         seed: int, device: str) -> dict[str, float]:
     """`memorization.fls`, fitted once for fls and fls_overfit of the same rows."""
-    key = (train, test, fake, reduced_n, seed)
+    key = (train, test, fake, reduced_n, seed, device)
     if _LAST and all(a is b if isinstance(a, np.ndarray) else a == b
                      for a, b in zip(_LAST[0][0], key, strict=True)):
         return _LAST[0][1]
-    out = memorization.fls(train, test, fake, reduced_n=reduced_n, seed=seed)
+    out = memorization.fls(train, test, fake, reduced_n=reduced_n, seed=seed, device=device)
     _LAST[:] = [(key, out)]
     return out
 
 
 def fls(train: np.ndarray, test: np.ndarray, fake: np.ndarray, *, reduced_n: int,
-        seed: int) -> Value:
+        seed: int, device: str = "cpu") -> Value:
     """Feature likelihood score."""
-    out = _fls(train, test, fake, reduced_n, seed)
+    out = _fls(train, test, fake, reduced_n, seed, device)
     return Value(out["fls"], details={"rows": out["rows"], "seed": seed})
 
 
 def fls_overfit(train: np.ndarray, test: np.ndarray, fake: np.ndarray, *, reduced_n: int,
-                seed: int) -> Value:
+                seed: int, device: str = "cpu") -> Value:
     """FLS overfit: % of generated centres likelier on training than on test rows, minus 50."""
-    out = _fls(train, test, fake, reduced_n, seed)
+    out = _fls(train, test, fake, reduced_n, seed, device)
     return Value(out["fls_overfit"], details={"rows": out["rows"], "seed": seed})
 
 

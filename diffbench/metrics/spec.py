@@ -135,6 +135,7 @@ class MetricSpec:
     It returns a float, a `Value`, or for several outputs a mapping output key → float/`Value`.
     ``settings`` are the protocol's settings of the metric laid over the argument defaults, with
     the suite's ``args`` on top, limited to the arguments the function takes (see `settings`).
+    A distribution function that names a ``device`` argument is given the scorer's device.
 
     ``resample`` (distribution) recomputes the first output on resampled generated rows for a
     bootstrap interval: ``resample(real, fake_rows, **settings)`` (``labels`` after the rows when

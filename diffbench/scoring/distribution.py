@@ -17,6 +17,7 @@ into global order, so every rank computes the same values as one process would, 
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -117,12 +118,14 @@ def _inputs(spec: MetricSpec, layer: str, real: Side, fake: Side,
 
 
 def compute_metric(metric: ResolvedMetric, layer: str, real: Side, fake: Side,
-                   fingerprint: str, bootstrap: int = 0,
-                   train: Side | None = None) -> dict[str, dict[str, Any]]:
-    """The results entries of one distribution metric (one per output of its spec)."""
+                   fingerprint: str, bootstrap: int = 0, train: Side | None = None,
+                   device: str = "cpu") -> dict[str, dict[str, Any]]:
+    """The results entries of one distribution metric (one per output of its spec); a compute
+    function that takes ``device`` runs there (the memorization metrics' float64 kernels)."""
     spec, settings = metric.spec, metric.settings
     args, n = _inputs(spec, layer, real, fake, train)
-    values = values_of(spec, spec.run(*args, **settings))
+    on = {"device": device} if "device" in inspect.signature(spec.compute).parameters else {}
+    values = values_of(spec, spec.run(*args, **settings, **on))
     out = {o.key: metric_entry(values[o.key].value, higher_is_better=o.higher_is_better,
                                protocol=metric.protocol.name, n=n, extractor=fingerprint,
                                std=values[o.key].std, **values[o.key].details)
@@ -234,7 +237,8 @@ def evaluate(metrics: list[str], inputs: TaskInputs, ctx: EvalContext) -> Family
         for name, layer in p.layers.items():
             held_out = test if test is not None and get_spec(name).needs.train else real
             values.update(compute_metric(inputs.metric(name), layer, held_out, fake,
-                                         extractor.fingerprint_hash(), ctx.bootstrap, train))
+                                         extractor.fingerprint_hash(), ctx.bootstrap, train,
+                                         ctx.device))
         if train is not None:
             name_rows(values, inputs.train, inputs.samples)
             out = out.merge(FamilyResult(references={
