@@ -108,15 +108,15 @@ def score(real: str | Path, fake: str | Path, metrics: str | Iterable[str] = ("f
 
 def _check_train(names: list[str], train: Any, test: Any) -> None:
     """Refuse --train/--test without a metric that reads them, and such a metric without."""
-    from diffbench.metrics.spec import NO_TRAIN, get_spec
+    from diffbench.metrics.spec import get_spec, unused_train
 
     memo = [n for n in names if get_spec(n).needs.train]
     if memo and train is None:
-        raise ConfigError(f"--metrics: {', '.join(memo)}{NO_TRAIN}")
+        verb = "needs" if len(memo) == 1 else "need"
+        raise ConfigError(f"--metrics: {', '.join(memo)} {verb} the model's training images; "
+                          "pass --train DIR (and --test DIR when --real is not held out)")
     if not memo and (train is not None or test is not None):
-        raise ConfigError(f"--{'train' if train is not None else 'test'} is read only by the "
-                          "memorization metrics (ct, ct_test, ct_modified, fls, fls_overfit); "
-                          "add one to --metrics or drop the option")
+        raise ConfigError(unused_train("--train/--test"))
 
 
 def compute_stats(source: str | Path, output: str | Path, protocol: Any = "torch-fidelity",

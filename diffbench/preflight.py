@@ -120,15 +120,14 @@ def suite_problems(path: Path, suite: Any) -> list[str]:
 
 def _train_problems(where: str, task: Any) -> list[str]:
     """A memorization metric without reference.train, or reference.train/test without one."""
-    from diffbench.metrics.spec import NO_TRAIN, get_spec
+    from diffbench.metrics.spec import NO_TRAIN, get_spec, unused_train
 
     memo = [m for m in task.metrics if get_spec(m).needs.train]
     ref = task.reference
     if memo and ref.train is None:
-        return [f"{where}.metrics: {', '.join(memo)}{NO_TRAIN.replace(', or pass --train DIR', '')}"]
+        return [f"{where}.metrics: {', '.join(memo)}{NO_TRAIN}"]
     if not memo and (ref.train is not None or ref.test is not None):
-        return [f"{where}.reference: train/test are read only by the memorization metrics (ct, "
-                "ct_test, ct_modified, fls, fls_overfit); add one or remove them"]
+        return [f"{where}.reference: {unused_train('train/test')}"]
     return []
 
 

@@ -84,8 +84,9 @@ def test_score_with_train_equals_the_functions_and_names_the_copies(tiny_weights
 
 
 @pytest.mark.parametrize("args,message", [
-    (["--metrics", "ct"], "ct needs the model's training images"),
-    (["--metrics", "authpct", "--train", "TRAIN"], "--train is read only by the memorization"),
+    (["--metrics", "ct"], "--metrics: ct needs the model's training images; pass --train DIR"),
+    (["--metrics", "authpct", "--train", "TRAIN"], "--train/--test are read only by the metrics that need the training set (ct, ct_test, "
+     "ct_modified, fls, fls_overfit)"),
 ])
 def test_train_is_checked_before_the_work(tmp_path, args, message):
     real = write_images(tmp_path / "real", 4, 0, SIZE)
@@ -141,7 +142,7 @@ _FOLDER = "{name: t, reader: folder}"
     ("ct", f"{{dataset: {_FOLDER}}}", "tasks.m.metrics: ct needs the model's training images"),
     ("ct", f"{{dataset: {_FOLDER}, train: {_FOLDER}}}", None),
     ("authpct", f"{{dataset: {_FOLDER}, test: {_FOLDER}}}",
-     "tasks.m.reference: train/test are read only by the memorization metrics"),
+     "tasks.m.reference: train/test are read only by the metrics that need the training set"),
 ])
 def test_suite_train_is_checked_by_validate(tmp_path, metrics, reference, message):
     suite = tmp_path / "s.yaml"

@@ -33,7 +33,7 @@ FORMS = ("moments", "rows", "fake_rows")
 AGAINST = ("ground_truth", "references", "text")
 DEFAULT_TOLERANCE: Mapping[str, float] = {"rel": 0.05}
 NO_TRAIN = (" needs the model's training images: add reference: {train: {name: NAME, reader: "
-            "folder}} to the task (and --data NAME=DIR), or pass --train DIR")  # `Needs.train`
+            "folder}} to the task (and --data NAME=DIR)")  # `Needs.train`; score: --train DIR
 
 
 @dataclass(frozen=True)
@@ -255,6 +255,13 @@ def all_specs() -> list[MetricSpec]:
         except RegistryError:
             continue  # a broken plugin: `diffbench metrics` shows it as BROKEN
     return out
+
+
+def unused_train(what: str) -> str:
+    """The message for training/held-out images given with no metric that reads them."""
+    names = ", ".join(s.name for s in all_specs() if s.needs.train)
+    return f"{what} are read only by the metrics that need the training set ({names}); add one " \
+        "or remove them"
 
 
 def output_info(key: str) -> tuple[MetricSpec, Output] | None:
