@@ -1,10 +1,11 @@
 """dgm-eval's metrics of a generated set against a reference set (Stein et al., NeurIPS 2023).
 
-The math of layer6ai-labs/dgm-eval ``dgm_eval/metrics/*.py`` on feature rows of any extractor,
-numpy/torch in, numbers out; the tests (`tests/test_dgm_eval.py`) show each equal to a
-transcription of dgm-eval's code on the same rows. Where dgm-eval draws random numbers from an
-unseeded generator, these functions take a ``seed`` and draw the same way from a generator
-seeded with it (dgm-eval's code after seeding its generator gives the same draws):
+The metrics that layer6ai-labs/dgm-eval reports, implemented here on feature rows of any
+extractor, numpy/torch in, numbers out; the tests (`tests/test_dgm_eval.py`) check each against
+`tests/_dgm_eval.py`, an independent plain implementation of dgm-eval's protocol, on the same
+rows. Where dgm-eval draws random numbers from an unseeded generator, these functions take a
+``seed`` and draw the same way from a generator seeded with it (the same generator, seeded
+alike, gives dgm-eval's draws):
 
 - `fd_eff`: FD with ``Tr sqrt(S1 S2)`` as the sum of the real parts of the square roots of the
   eigenvalues of ``S1 S2`` (``compute_efficient_FD_with_reps``);
