@@ -118,7 +118,8 @@ def fd_eff(mu1: object, sigma1: object, mu2: object, sigma2: object) -> float:
 
 def fd_infinity_sizes(n: int, num_points: int = 15) -> np.ndarray:
     """dgm-eval's subset sizes: num_points from min(5000, max(n // 10, 2)) to n (int32)."""
-    return np.linspace(min(5000, max(n // 10, 2)), n, num_points).astype("int32")
+    smallest = min(5000, max(n // 10, 2))  # a tenth of the set, at least 2, at most 5000
+    return np.linspace(smallest, n, num_points).astype(np.int32)
 
 
 def fd_infinity(real: object, fake: object, *, num_points: int = 15,
