@@ -1,22 +1,66 @@
-"""The parity reference: dgm-eval's metric code, transcribed (it is not on PyPI).
+"""Test oracle for dgm-eval's metrics: a plain, independent implementation of its protocol.
 
-Source: layer6ai-labs/dgm-eval, commit d57a6d2d6bd613332dd21696994afff8efa78575, files
-``dgm_eval/metrics/{fd,mmd,vendi,authpct,sw,prdc,ct,fls}.py``; each function below names the
-function it transcribes. The operations, their order, dtypes and library calls are dgm-eval's;
-only these changes, each marked ``# change:``, were made:
+This module is written from the metrics' published definitions, not from dgm-eval's source.
+What it shares with dgm-eval is the protocol, i.e. the facts that decide the numbers (estimator,
+kernel, subset sizes and counts, the order of the random draws and the generator they come from,
+PCA/KMeans settings, the FLS optimiser settings, k of the nearest-neighbour radii). Those facts
+were taken from the papers and checked against the behaviour of layer6ai-labs/dgm-eval at commit
+d57a6d2d6bd613332dd21696994afff8efa78575 (the protocol's source; no code from it is used here).
 
-- progress bars and prints to stderr are left out;
-- ``scipy.linalg.sqrtm(..., disp=False)`` lost its ``disp`` argument in SciPy 1.16: the call
-  returns the matrix alone;
-- ``compute_FD_infinity`` draws from ``np.random.default_rng(seed)`` instead of an unseeded
-  ``default_rng()`` (the tests pass the seed diffbench records);
-- ``fls.py`` moves tensors with ``.to(device)`` instead of ``.cuda()`` and builds them in
-  ``dtype`` (dgm-eval: float32 on CUDA) so the tests run it on the CPU, in float64 where they
-  claim exactness.
+Papers: Stein et al., "Exposing flaws of generative model evaluation metrics", NeurIPS 2023
+(FD_eff, FD∞ after Chong & Forsyth, CVPR 2020; KD after Bińkowski et al., ICLR 2018; AuthPct
+after Alaa et al., ICML 2022); Friedman & Dieng, "The Vendi Score", TMLR 2023; Nadjahi et al.,
+NeurIPS 2021 (approximate sliced W2); Kynkäänniemi et al., NeurIPS 2019 (realism score);
+Meehan et al., AISTATS 2020 (data-copying test C_T); Jiralerspong et al., NeurIPS 2023 (FLS).
 
-Draws dgm-eval makes from numpy's global random state (KD's subsets, PCA and KMeans in ct,
-the FLS and PRDC subsets in ``__main__.compute_scores``) are made here from the same global
-state: a test seeds it with ``np.random.seed(seed)`` before calling.
+Everything is float64 and written as the formula reads: full pairwise distance matrices from
+``scipy.spatial.distance.cdist`` (differences, not the |x|²+|y|²-2x·y shortcut), explicit sums,
+small loops. It is slow and memory-hungry on purpose; diffbench's blocked code
+(``diffbench/metrics/{dgm,memorization,knn}.py``) is checked against it, and it imports nothing
+from diffbench.
+
+Functions (names kept from the tests' and the benchmark's call sites):
+
+- ``compute_statistics(x)``: mean and unbiased covariance (divisor n-1) of the rows.
+- ``compute_fd_with_stats(mu1, mu2, s1, s2)``: Fréchet distance with Tr√(S1S2) from the matrix
+  square root (``scipy.linalg.sqrtm``; retried with 1e-6·I added to both if not finite).
+- ``compute_efficient_fd_with_reps(x, y)``: FD_eff, Tr√(S1S2) as Σ Re √λ over the eigenvalues λ
+  of the product S1·S2.
+- ``compute_fd_infinity(x, y, seed)``: FD of x against 15 subsets of y of sizes
+  linspace(min(5000, max(n//10, 2)), n, 15) (int32), each drawn without replacement by
+  ``np.random.default_rng(seed).choice`` in increasing size; the least-squares line of FD_N
+  against 1/N evaluated at 1/N = 0.
+- ``compute_mmd(x, y, n_subsets, subset_size)``: KD, the unbiased MMD² with the kernel
+  k(a, b) = (a·b/d + 1)³ on each of ``n_subsets`` pairs of subsets of min(subset_size, n_x, n_y)
+  rows, drawn without replacement by numpy's global ``np.random.choice`` (x's indices first);
+  returns the per-subset values.
+- ``compute_vendi_score(x)``: exp of the Shannon entropy of the eigenvalues of K/n, K the linear
+  kernel of the L2-normalised rows (q = 1); ``compute_per_class_vendi_scores`` per label 0..C-1.
+- ``compute_authpct(x, y)``: % of rows of y whose nearest row r of x has a nearest x-neighbour
+  (other than r) strictly closer than the row of y is.
+- ``sw_approx(x, y)``: sqrt(|m_x - m_y|²/d + (sqrt(M_x) - sqrt(M_y))²), M the mean squared norm
+  of the centred rows divided by d.
+- ``prdc_realism(x, y, nearest_k)``: per row of y, max over the rows of x whose k-NN radius
+  (k-th neighbour, self excluded) is strictly below the median radius of radius / distance.
+- ``compute_ct_score(train, test, gen)`` and its two variants: C_T with PCA to 64 dims (when
+  d > 64) and KMeans(3 cells, n_init=10) fitted on train, both drawing from numpy's global
+  state in that order; per cell the Mann–Whitney U (scipy, alternative "less") of gen's against
+  test's distances to the nearest train row, z-scored with mean mn/2 - 1/2 and variance
+  mn(m+n+1)/12; cells with more than 20 gen rows averaged with weights = test share.
+  ``compute_ct_score_mode``: test split in two halves (first half as train);
+  ``compute_ct_score_mem``: train and gen swapped.
+- ``fls_inputs``: the subsets FLS uses (n = min(reduced_n, n_train//2, n_test, n_gen); test
+  indices, gen indices, then 2n train indices from ``np.random.choice``; train split into
+  train and baseline halves). ``compute_fls`` / ``compute_fls_overfit``: rows standardised by
+  the mean and unbiased std of all four sets; a Gaussian KDE on the centres (gen or baseline)
+  with one log-variance per centre, started at 0 and fitted to the train rows by 100 Adam steps
+  (lr 0.5, lr × 0.1 from step 50, clamped to [-100, 20] after each step) on the mean NLL;
+  FLS = 100·exp(-2 (NLL_test(gen) - NLL_test(baseline)) / d); FLS overfit = % of gen centres
+  whose summed likelihood of the first s train rows beats that of the first s test rows,
+  minus 50 (s = min(n_train, n_test)).
+
+Random draws: the functions that use numpy's global state expect the caller to have run
+``np.random.seed(seed)``; FD∞ takes its seed (dgm-eval leaves that generator unseeded).
 """
 
 from __future__ import annotations
@@ -25,291 +69,264 @@ import math
 
 import numpy as np
 import scipy.linalg
-import sklearn.metrics
 import torch
+from scipy.spatial.distance import cdist
 from scipy.stats import mannwhitneyu
-from sklearn import preprocessing
 from sklearn.cluster import KMeans
 from sklearn.decomposition import PCA
-from sklearn.linear_model import LinearRegression
-from sklearn.metrics.pairwise import polynomial_kernel
-from sklearn.neighbors import NearestNeighbors
-
-# ---------------------------------------------------------------- fd.py
-
-def compute_statistics(reps):  # fd.py compute_statistics
-    mu = np.atleast_1d(np.mean(reps, axis=0))
-    sigma = np.atleast_2d(np.cov(reps, rowvar=False))
-    return mu, sigma
 
 
-def compute_fd_with_stats(mu1, mu2, sigma1, sigma2, eps=1e-6):  # fd.py compute_FD_with_stats
-    diff = mu1 - mu2
-    covmean = scipy.linalg.sqrtm(sigma1.dot(sigma2))  # change: no disp argument
-    if not np.isfinite(covmean).all():
-        offset = np.eye(sigma1.shape[0]) * eps
-        covmean = scipy.linalg.sqrtm((sigma1 + offset).dot(sigma2 + offset))
-    if np.iscomplexobj(covmean):
-        if not np.allclose(np.diagonal(covmean).imag, 0, atol=1e-3):
-            raise ValueError(f"Imaginary component {np.max(np.abs(covmean.imag))}")
-        covmean = covmean.real
-    tr_covmean = np.trace(covmean)
-    return diff.dot(diff) + np.trace(sigma1) + np.trace(sigma2) - 2 * tr_covmean
+def _f64(x) -> np.ndarray:
+    return np.array(x, dtype=np.float64)
 
 
-def compute_efficient_fd_with_reps(reps1, reps2):  # fd.py compute_efficient_FD_with_reps
-    mu1, sigma1 = compute_statistics(reps1)
-    mu2, sigma2 = compute_statistics(reps2)
-    sqrt_trace = np.real(scipy.linalg.eigvals(sigma1 @ sigma2) ** 0.5).sum()
-    return ((mu1 - mu2) ** 2).sum() + sigma1.trace() + sigma2.trace() - 2 * sqrt_trace
+# ------------------------------------------------------------------ Fréchet distances
+
+def compute_statistics(reps):
+    """(mean, covariance with divisor n - 1) of the rows."""
+    x = _f64(reps)
+    mean = x.sum(axis=0) / len(x)
+    centred = x - mean
+    cov = centred.T @ centred / (len(x) - 1)
+    return mean, cov
 
 
-def compute_fd_infinity(reps1, reps2, seed, num_points=15):  # fd.py compute_FD_infinity
-    fds = []
-    fd_batches = np.linspace(min(5000, max(len(reps2) // 10, 2)), len(reps2),
-                             num_points).astype("int32")
-    mu1, sigma1 = compute_statistics(reps1)
-    rng = np.random.default_rng(seed)  # change: seeded
-    for fd_batch_size in fd_batches:
-        fd_activations = rng.choice(reps2, fd_batch_size, replace=False)
-        mu2, sigma2 = compute_statistics(fd_activations)
-        fds.append(compute_fd_with_stats(mu1, mu2, sigma1, sigma2, eps=1e-6))
-    fds = np.array(fds).reshape(-1, 1)
-    reg = LinearRegression().fit(1 / fd_batches.reshape(-1, 1), fds)
-    return reg.predict(np.array([[0]]))[0, 0]
+def compute_fd_with_stats(mu1, mu2, sigma1, sigma2, eps=1e-6):
+    """|mu1 - mu2|² + Tr S1 + Tr S2 - 2 Tr sqrtm(S1 S2)."""
+    root = scipy.linalg.sqrtm(sigma1 @ sigma2)
+    if not np.all(np.isfinite(root)):
+        shift = eps * np.eye(len(sigma1))
+        root = scipy.linalg.sqrtm((sigma1 + shift) @ (sigma2 + shift))
+    if np.iscomplexobj(root):
+        if np.abs(np.diag(root).imag).max() > 1e-3:
+            raise ValueError("sqrtm(S1 S2) has a large imaginary diagonal")
+        root = root.real
+    gap = mu1 - mu2
+    return float(np.sum(gap * gap) + np.trace(sigma1) + np.trace(sigma2) - 2 * np.trace(root))
 
 
-# ---------------------------------------------------------------- mmd.py
-
-def compute_mmd(feat_real, feat_gen, n_subsets=100, subset_size=1000):  # mmd.py compute_mmd
-    m = min(feat_real.shape[0], feat_gen.shape[0])
-    subset_size = min(subset_size, m)
-    mmds = np.zeros(n_subsets)
-    choice = np.random.choice
-    for i in range(n_subsets):
-        g = feat_real[choice(len(feat_real), subset_size, replace=False)]
-        r = feat_gen[choice(len(feat_gen), subset_size, replace=False)]
-        mmds[i] = compute_polynomial_mmd(g, r)
-    return mmds
+def compute_efficient_fd_with_reps(reps1, reps2):
+    """FD with Tr sqrt(S1 S2) = sum over the eigenvalues lam of S1 S2 of Re sqrt(lam)."""
+    mu1, s1 = compute_statistics(reps1)
+    mu2, s2 = compute_statistics(reps2)
+    lam = scipy.linalg.eigvals(s1 @ s2).astype(np.complex128)
+    tr_root = np.sum(np.sqrt(lam).real)
+    gap = mu1 - mu2
+    return float(np.sum(gap * gap) + np.trace(s1) + np.trace(s2) - 2 * tr_root)
 
 
-def compute_polynomial_mmd(feat_r, feat_gen, degree=3, gamma=None, coef0=1):
-    # mmd.py compute_polynomial_mmd and _mmd2_and_variance
-    k_xx = polynomial_kernel(feat_r, degree=degree, gamma=gamma, coef0=coef0)
-    k_yy = polynomial_kernel(feat_gen, degree=degree, gamma=gamma, coef0=coef0)
-    k_xy = polynomial_kernel(feat_r, feat_gen, degree=degree, gamma=gamma, coef0=coef0)
-    m = k_xx.shape[0]
-    kt_xx_sum = (k_xx.sum(axis=1) - np.diagonal(k_xx)).sum()
-    kt_yy_sum = (k_yy.sum(axis=1) - np.diagonal(k_yy)).sum()
-    k_xy_sum = k_xy.sum(axis=0).sum()
-    mmd2 = (kt_xx_sum + kt_yy_sum) / (m * (m - 1))
-    mmd2 -= 2 * k_xy_sum / (m * m)
-    return mmd2
+def compute_fd_infinity(reps1, reps2, seed, num_points=15):
+    """Intercept at 1/N = 0 of the least-squares line through the points (1/N, FD_N)."""
+    x, y = _f64(reps1), _f64(reps2)
+    mu1, s1 = compute_statistics(x)
+    first = min(5000, max(len(y) // 10, 2))
+    sizes = np.linspace(first, len(y), num_points).astype("int32")
+    gen = np.random.default_rng(seed)
+    fd_n = []
+    for size in sizes:
+        picked = y[gen.choice(len(y), size, replace=False)]
+        mu2, s2 = compute_statistics(picked)
+        fd_n.append(compute_fd_with_stats(mu1, mu2, s1, s2))
+    design = np.column_stack([np.ones(len(sizes)), 1.0 / sizes.astype(np.float64)])
+    (intercept, _slope), *_ = np.linalg.lstsq(design, np.array(fd_n), rcond=None)
+    return float(intercept)
 
 
-# ---------------------------------------------------------------- vendi.py, authpct.py, sw.py
+# ------------------------------------------------------------------ kernel distance
 
-def compute_vendi_score(x):  # vendi.py compute_vendi_score (q=1, normalize, linear kernel)
-    x = preprocessing.normalize(x, axis=1)
-    n = x.shape[0]
-    w = scipy.linalg.eigvalsh(x @ x.T / n)
-    p = w[w > 0]
-    return np.exp(-(p * np.log(p)).sum())
+def _cubic_kernel(a, b):
+    return (a @ b.T / a.shape[1] + 1.0) ** 3
 
 
-def compute_per_class_vendi_scores(reps, labels):  # vendi.py
-    num_classes = len(np.unique(labels))
-    out = np.zeros(shape=num_classes)
-    for i in range(num_classes):
-        out[i] = compute_vendi_score(reps[labels == i])
-    return out
+def _unbiased_mmd2(a, b):
+    m = len(a)
+    kaa, kbb, kab = _cubic_kernel(a, a), _cubic_kernel(b, b), _cubic_kernel(a, b)
+    off_aa = kaa.sum() - np.trace(kaa)
+    off_bb = kbb.sum() - np.trace(kbb)
+    return off_aa / (m * (m - 1)) + off_bb / (m * (m - 1)) - 2 * kab.sum() / (m * m)
 
 
-def compute_authpct(train_feat, gen_feat):  # authpct.py compute_authpct
-    with torch.no_grad():
-        train_feat = torch.tensor(train_feat, dtype=torch.float32)
-        gen_feat = torch.tensor(gen_feat, dtype=torch.float32)
-        real_dists = torch.cdist(train_feat, train_feat)
-        real_dists.fill_diagonal_(float("inf"))
-        gen_dists = torch.cdist(train_feat, gen_feat)
-        real_min_dists = real_dists.min(axis=0)
-        gen_min_dists = gen_dists.min(dim=0)
-        authen = real_min_dists.values[gen_min_dists.indices] < gen_min_dists.values
-        return (100 * torch.sum(authen) / len(authen)).item()
+def compute_mmd(feat_real, feat_gen, n_subsets=100, subset_size=1000):
+    """Unbiased cubic-kernel MMD² of `n_subsets` subset pairs (numpy's global state)."""
+    x, y = _f64(feat_real), _f64(feat_gen)
+    m = min(subset_size, len(x), len(y))
+    values = np.zeros(n_subsets)
+    for s in range(n_subsets):
+        ix = np.random.choice(len(x), m, replace=False)
+        iy = np.random.choice(len(y), m, replace=False)
+        values[s] = _unbiased_mmd2(x[ix], y[iy])
+    return values
 
 
-def sw_approx(x, y):  # sw.py sw_approx
+# ------------------------------------------------------------------ vendi, authpct, sw
+
+def compute_vendi_score(x):
+    """exp(-sum p log p) over the positive eigenvalues p of X Xᵀ / n (unit-norm rows)."""
+    rows = _f64(x)
+    lengths = np.sqrt(np.sum(rows * rows, axis=1))
+    lengths[lengths == 0] = 1.0  # an all-zero row stays all-zero
+    rows = rows / lengths[:, None]
+    eig = scipy.linalg.eigvalsh(rows @ rows.T / len(rows))
+    p = eig[eig > 0]
+    return float(np.exp(-np.sum(p * np.log(p))))
+
+
+def compute_per_class_vendi_scores(reps, labels):
+    """Vendi score of the rows of each class c = 0 .. (number of distinct labels) - 1."""
+    labels = np.asarray(labels)
+    n_classes = len(np.unique(labels))
+    return np.array([compute_vendi_score(_f64(reps)[labels == c]) for c in range(n_classes)])
+
+
+def compute_authpct(train_feat, gen_feat):
+    """Percentage of generated rows judged authentic (not closer to the data than the data is)."""
+    real, fake = _f64(train_feat), _f64(gen_feat)
+    real_real = cdist(real, real)
+    np.fill_diagonal(real_real, np.inf)
+    own_gap = real_real.min(axis=1)  # each real row's distance to its nearest other real row
+    fake_real = cdist(fake, real)
+    authentic = 0
+    for j in range(len(fake)):
+        r = int(np.argmin(fake_real[j]))
+        if own_gap[r] < fake_real[j, r]:
+            authentic += 1
+    return 100.0 * authentic / len(fake)
+
+
+def sw_approx(x, y):
+    """Approximate sliced Wasserstein-2 distance (Gaussian approximation of the projections)."""
+    x, y = _f64(x), _f64(y)
     d = x.shape[1]
-    mean_x, mean_y = x.mean(axis=0), y.mean(axis=0)
-    mean_term = np.linalg.norm(mean_x - mean_y) ** 2 / d
-    m2_xc = (np.linalg.norm(x - mean_x, axis=1) ** 2).mean() / d
-    m2_yc = (np.linalg.norm(y - mean_y, axis=1) ** 2).mean() / d
-    return (mean_term + (m2_xc ** (1 / 2) - m2_yc ** (1 / 2)) ** 2) ** (1 / 2)
+    mx, my = x.mean(axis=0), y.mean(axis=0)
+    spread_x = np.mean(np.sum((x - mx) ** 2, axis=1)) / d
+    spread_y = np.mean(np.sum((y - my) ** 2, axis=1)) / d
+    return float(math.sqrt(np.sum((mx - my) ** 2) / d
+                           + (math.sqrt(spread_x) - math.sqrt(spread_y)) ** 2))
 
 
-# ---------------------------------------------------------------- prdc.py (realism)
+# ------------------------------------------------------------------ realism score
 
 def prdc_realism(real_features, fake_features, nearest_k):
-    # prdc.py compute_pairwise_distance, get_kth_value, compute_nearest_neighbour_distances and
-    # the realism branch of compute_prdc
-    def pairwise(x, y=None):
-        return sklearn.metrics.pairwise_distances(x, x if y is None else y, metric="euclidean",
-                                                  n_jobs=8)
-
-    def kth(unsorted, k):
-        idx = np.argpartition(unsorted, k, axis=-1)[..., :k]
-        return np.take_along_axis(unsorted, idx, axis=-1).max(axis=-1)
-
-    radii = kth(pairwise(real_features), nearest_k + 1)
-    distance_real_fake = pairwise(real_features, fake_features)
-    mask = radii < np.median(radii)
+    """Realism score of each fake row against the real rows with below-median k-NN radii."""
+    real, fake = _f64(real_features), _f64(fake_features)
+    # sorted distances to the own set: column 0 is the row itself, column k its k-th neighbour
+    radius = np.sort(cdist(real, real), axis=1)[:, nearest_k]
+    keep = radius < np.median(radius)
+    dist = cdist(real[keep], fake)
     with np.errstate(divide="ignore"):
-        return (np.expand_dims(radii[mask], axis=1) / distance_real_fake[mask]).max(axis=0)
+        ratios = radius[keep][:, None] / dist
+    return ratios.max(axis=0)
 
 
-# ---------------------------------------------------------------- ct.py
+# ------------------------------------------------------------------ data-copying test C_T
 
-def preprocess_ct(train_feat, test_feat, gen_feat):  # ct.py preprcoess_ct
-    if train_feat.shape[1] > 64:
-        pca = PCA(n_components=64).fit(train_feat)
-        return pca.transform(train_feat), pca.transform(test_feat), pca.transform(gen_feat)
-    return train_feat, test_feat, gen_feat
-
-
-def zu(pn, qm, t):  # ct.py Zu
-    m, n = qm.shape[0], pn.shape[0]
-    t_nn = NearestNeighbors(n_neighbors=1).fit(t)
-    lqm, _ = t_nn.kneighbors(X=qm, n_neighbors=1)
-    lpn, _ = t_nn.kneighbors(X=pn, n_neighbors=1)
-    u, _ = mannwhitneyu(lqm, lpn, alternative="less")
-    mean = (n * m / 2) - 0.5
-    std = np.sqrt(n * m * (n + m + 1) / 12)
-    return (u - mean) / std
+def _z_of_cell(test_rows, gen_rows, train_rows):
+    """Mann–Whitney z-score of gen's vs test's distances to the nearest training row."""
+    gen_gap = cdist(gen_rows, train_rows).min(axis=1)
+    test_gap = cdist(test_rows, train_rows).min(axis=1)
+    u = mannwhitneyu(gen_gap, test_gap, alternative="less").statistic
+    m, n = len(gen_rows), len(test_rows)
+    return (u - (m * n / 2 - 0.5)) / math.sqrt(m * n * (m + n + 1) / 12)
 
 
-def zu_cells(pn, pn_cells, qm, qm_cells, t, t_cells):  # ct.py Zu_cells
-    k = len(np.unique(pn_cells))
-    out = np.zeros(k)
-    for i in range(k):
-        pn_i, qm_i, t_i = pn[pn_cells == i], qm[qm_cells == i], t[t_cells == i]
-        if len(pn_i) * len(t_i) == 0:
-            raise ValueError(f"Cell {i} lacks test samples and/or training samples.")
-        out[i] = zu(pn_i, qm_i, t_i)[0] if len(qm_i) > 0 else 0  # change: [0] (1-element array)
-    return out
+def compute_ct_score(train_feat, test_feat, gen_feat):
+    """C_T; PCA (if d > 64) and KMeans draw from numpy's global state, in that order."""
+    train, test, gen = _f64(train_feat), _f64(test_feat), _f64(gen_feat)
+    if train.shape[1] > 64:
+        pca = PCA(n_components=64).fit(train)
+        train, test, gen = pca.transform(train), pca.transform(test), pca.transform(gen)
+    cells = KMeans(n_clusters=3, n_init=10).fit(train)
+    t_of, p_of, q_of = cells.predict(train), cells.predict(test), cells.predict(gen)
+    weights, scores = [], []
+    for c in range(3):
+        t_c, p_c, q_c = train[t_of == c], test[p_of == c], gen[q_of == c]
+        if len(t_c) == 0 or len(p_c) == 0:
+            raise ValueError(f"cell {c} has no training or no test rows")
+        if len(q_c) > 20:  # the cell holds more than 20 generated rows (tau = 20 / n_gen)
+            weights.append(len(p_c) / len(test))
+            scores.append(_z_of_cell(p_c, q_c, t_c))
+    weights, scores = np.array(weights), np.array(scores)
+    return float(np.sum(weights * scores) / np.sum(weights))
 
 
-def c_t(pn, pn_cells, qm, qm_cells, t, t_cells, tau):  # ct.py C_T
-    m, n = qm.shape[0], pn.shape[0]
-    k = np.max(np.unique(t_cells)) + 1
-    labels, cts = np.unique(qm_cells, return_counts=True)
-    qm_cts = np.zeros(k)
-    qm_cts[labels.astype(int)] = cts
-    pi_tau = qm_cts / m > tau
-    labels, cts = np.unique(pn_cells, return_counts=True)
-    pn_cts = np.zeros(k)
-    pn_cts[labels.astype(int)] = cts
-    pn_of_pi = pn_cts / n
-    scores = zu_cells(pn, pn_cells, qm, qm_cells, t, t_cells)
-    return pn_of_pi[pi_tau].dot(scores[pi_tau]) / np.sum(pn_of_pi[pi_tau])
-
-
-def compute_ct_score(train_feat, test_feat, gen_feat):  # ct.py compute_CTscore
-    train_feat, test_feat, gen_feat = preprocess_ct(train_feat, test_feat, gen_feat)
-    km = KMeans(n_clusters=3, n_init=10).fit(train_feat)
-    return c_t(test_feat, km.predict(test_feat), gen_feat, km.predict(gen_feat), train_feat,
-               km.predict(train_feat), tau=20 / len(gen_feat))
-
-
-def compute_ct_score_mem(train_feat, test_feat, gen_feat):  # ct.py compute_CTscore_mem
+def compute_ct_score_mem(train_feat, test_feat, gen_feat):
+    """C_T with the roles of the training and the generated rows exchanged."""
     return compute_ct_score(gen_feat, test_feat, train_feat)
 
 
-def compute_ct_score_mode(train_feat, test_feat, gen_feat):  # ct.py compute_CTscore_mode
-    test_feat1, test_feat2 = np.array_split(test_feat, 2)
-    return compute_ct_score(test_feat1, test_feat2, gen_feat)
+def compute_ct_score_mode(train_feat, test_feat, gen_feat):
+    """C_T of the generated rows against two halves of the test rows (first half as train)."""
+    halves = np.array_split(_f64(test_feat), 2)
+    return compute_ct_score(halves[0], halves[1], gen_feat)
 
 
-# ---------------------------------------------------------------- fls.py
-
-def preprocess_fls(train, baseline, test, gen, device, dtype):  # fls.py preprocess_fls
-    sets = [torch.tensor(x, dtype=dtype).to(device) for x in (train, baseline, test, gen)]
-    every = torch.cat(sets, dim=0)  # change: .to(device), dtype (dgm-eval: float32, .cuda())
-    mean, std = every.mean(dim=0), every.std(dim=0)
-    return [(x - mean) / std for x in sets]
-
-
-def compute_dists(x_data, x_kernel):  # fls.py compute_dists
-    return (torch.cdist(x_data, x_kernel) ** 2).detach()
-
-
-def get_pairwise_likelihood(x_data, x_kernel, log_sigmas):  # fls.py get_pairwise_likelihood
-    dists = compute_dists(x_data, x_kernel)
-    exponent_term = (-0.5 * dists) / torch.exp(log_sigmas)
-    exponent_term -= (x_kernel.shape[1] / 2) * log_sigmas
-    exponent_term += torch.log(torch.tensor(1 / dists.shape[1]))
-    return exponent_term
-
-
-def nll(dists, log_sigmas, dim, lambd=0, detailed=False):  # fls.py nll
-    exponent_term = (-0.5 * dists) / torch.exp(log_sigmas)
-    exponent_term -= (dim / 2) * log_sigmas
-    exponent_term += torch.log(torch.tensor(1 / dists.shape[1]))
-    inner_term = torch.logsumexp(exponent_term, dim=1)
-    final_nll = torch.mean(-inner_term) + lambd / 2 * torch.norm(torch.exp(-log_sigmas)) ** 2
-    return (final_nll, -inner_term) if detailed else final_nll
-
-
-def optimize_sigmas(x_data, x_kernel, init_val=1):  # fls.py optimize_sigmas
-    log_sigmas = torch.ones(x_kernel.shape[0], requires_grad=True, device=x_data.device,
-                            dtype=x_data.dtype)  # change: device and dtype of the data
-    log_sigmas.data = init_val * log_sigmas
-    optim = torch.optim.Adam([log_sigmas], lr=0.5)
-    scheduler = torch.optim.lr_scheduler.MultiStepLR(optim, milestones=[50], gamma=0.1)
-    dim = x_data.shape[1]
-    dists = compute_dists(x_data, x_kernel)
-    for _ in range(100):
-        loss = nll(dists, log_sigmas, dim)
-        optim.zero_grad()
-        loss.backward()
-        optim.step()
-        scheduler.step()
-        with torch.no_grad():
-            log_sigmas.data = log_sigmas.clamp(-100, 20).data
-    return log_sigmas
-
-
-def evaluate_set(evaluated_set, x_kernel, log_sigmas):  # fls.py evaluate_set
-    dists = compute_dists(evaluated_set, x_kernel)
-    nlls = nll(dists, log_sigmas, x_kernel.shape[1], detailed=True)
-    return nlls[0].detach().cpu().numpy(), nlls[1]
-
-
-def compute_fls(train, baseline, test, gen, device="cpu", dtype=torch.float32):
-    # fls.py compute_fls
-    train, baseline, test, gen = preprocess_fls(train, baseline, test, gen, device, dtype)
-    gen_sig = optimize_sigmas(train, gen, init_val=0)
-    gen_nll = evaluate_set(test, gen, gen_sig)[0].item()
-    base_sig = optimize_sigmas(train, baseline, init_val=0)
-    baseline_nll = evaluate_set(test, baseline, base_sig)[0].item()
-    diff = 2 * (gen_nll - baseline_nll) / train.shape[1]
-    return math.e ** (-diff) * 100
-
-
-def compute_fls_overfit(train, baseline, test, gen, device="cpu", dtype=torch.float32):
-    # fls.py compute_fls_overfit
-    train, baseline, test, gen = preprocess_fls(train, baseline, test, gen, device, dtype)
-    gen_sig = optimize_sigmas(train, gen, init_val=0)
-    size = min(test.shape[0], train.shape[0])
-    train_lls = get_pairwise_likelihood(train[:size], gen, gen_sig)
-    test_lls = get_pairwise_likelihood(test[:size], gen, gen_sig)
-    ll_diff = train_lls.logsumexp(axis=0) - test_lls.logsumexp(axis=0)
-    return ((ll_diff > 0).sum().item() / ll_diff.shape[0]) * 100 - 50
-
+# ------------------------------------------------------------------ feature likelihood score
 
 def fls_inputs(train_reps, test_reps, gen_reps, reduced_n=10000):
-    # __main__.py compute_scores, the draws before compute_fls (numpy's global state)
-    reduced_n = min(reduced_n, train_reps.shape[0] // 2, test_reps.shape[0], gen_reps.shape[0])
-    test_reps = test_reps[np.random.choice(test_reps.shape[0], reduced_n, replace=False)]
-    gen_reps = gen_reps[np.random.choice(gen_reps.shape[0], reduced_n, replace=False)]
-    train_reps = train_reps[np.random.choice(train_reps.shape[0], 2 * reduced_n, replace=False)]
-    return train_reps[:reduced_n], train_reps[reduced_n:], test_reps, gen_reps
+    """(train, baseline, test, gen), n rows each, drawn from numpy's global state."""
+    n = min(reduced_n, len(train_reps) // 2, len(test_reps), len(gen_reps))
+    test_pick = np.random.choice(len(test_reps), n, replace=False)
+    gen_pick = np.random.choice(len(gen_reps), n, replace=False)
+    train_pick = np.random.choice(len(train_reps), 2 * n, replace=False)
+    train = train_reps[train_pick]
+    return train[:n], train[n:], test_reps[test_pick], gen_reps[gen_pick]
+
+
+def _standardised(*sets):
+    every = np.concatenate([_f64(s) for s in sets])
+    mean, std = every.mean(axis=0), every.std(axis=0, ddof=1)
+    return [(_f64(s) - mean) / std for s in sets]
+
+
+def _log_kernel(sq_dist, log_var, dim):
+    """log of (1/M) N(row; centre_j, exp(log_var_j) I) up to the constant -(dim/2) log 2π."""
+    m = sq_dist.shape[1]
+    return -0.5 * sq_dist / torch.exp(log_var) - 0.5 * dim * log_var - math.log(m)
+
+
+def _mean_nll(sq_dist, log_var, dim):
+    return -torch.logsumexp(_log_kernel(sq_dist, log_var, dim), dim=1).mean()
+
+
+def _fit_log_var(rows, centres):
+    """Per-centre log-variances fitted to `rows` (Adam, 100 steps) by autograd on the NLL."""
+    sq = torch.tensor(cdist(rows, centres, "sqeuclidean"), dtype=torch.float64)
+    log_var = torch.zeros(len(centres), dtype=torch.float64, requires_grad=True)
+    adam = torch.optim.Adam([log_var], lr=0.5)
+    steps = torch.optim.lr_scheduler.MultiStepLR(adam, milestones=[50], gamma=0.1)
+    for _ in range(100):
+        adam.zero_grad()
+        _mean_nll(sq, log_var, rows.shape[1]).backward()
+        adam.step()
+        steps.step()
+        with torch.no_grad():
+            log_var.clamp_(-100.0, 20.0)
+    return log_var.detach()
+
+
+def _test_nll(test, centres, log_var):
+    sq = torch.tensor(cdist(test, centres, "sqeuclidean"), dtype=torch.float64)
+    return float(_mean_nll(sq, log_var, centres.shape[1]))
+
+
+def compute_fls(train, baseline, test, gen):
+    """Feature likelihood score of `gen` (float64, CPU)."""
+    train, baseline, test, gen = _standardised(train, baseline, test, gen)
+    nll_gen = _test_nll(test, gen, _fit_log_var(train, gen))
+    nll_base = _test_nll(test, baseline, _fit_log_var(train, baseline))
+    return 100.0 * math.exp(-2.0 * (nll_gen - nll_base) / train.shape[1])
+
+
+def compute_fls_overfit(train, baseline, test, gen):
+    """% of generated centres likelier under training rows than under test rows, minus 50."""
+    train, baseline, test, gen = _standardised(train, baseline, test, gen)
+    log_var = _fit_log_var(train, gen)
+    s = min(len(train), len(test))
+    dim = gen.shape[1]
+
+    def per_centre(rows):
+        sq = torch.tensor(cdist(rows[:s], gen, "sqeuclidean"), dtype=torch.float64)
+        return torch.logsumexp(_log_kernel(sq, log_var, dim), dim=0).numpy()
+
+    wins = int(np.sum(per_centre(train) - per_centre(test) > 0))
+    return (wins / len(gen)) * 100 - 50  # this order of operations decides the last bit

@@ -31,7 +31,7 @@ def test_bench_dgm_eval_runs_both_codes_on_the_same_numbers():
     assert out.returncode == 0, out.stderr[-2000:]
     rows = {ln.split()[0]: ln.split() for ln in out.stdout.splitlines()[2:-1]}
     assert set(rows) == {"fd_eff", "authpct", "sw_approx"}
-    for cells in rows.values():  # diffbench's value, dgm-eval's value (6 significant digits)
+    for cells in rows.values():  # diffbench's value, the reference's value (6 significant digits)
         assert cells[1] == cells[2], cells
     bad = subprocess.run([sys.executable, str(BENCH / "bench_dgm_eval.py"), "--metrics", "fid"],
                          capture_output=True, text=True, timeout=60)

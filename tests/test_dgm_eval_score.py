@@ -2,7 +2,8 @@
 
 A tiny random DINOv2 of the real architecture (tests/test_fd_dinov2.py) stands in for ViT-L/14;
 the record's values are compared with the metric functions on the same float32 rows (one batch
-of 24, as the scorer extracts them), and with dgm-eval's transcribed code where it is cheap.
+of 24, as the scorer extracts them), and where it is cheap with `tests/_dgm_eval.py`, the
+independent plain implementation of dgm-eval's protocol.
 """
 
 from __future__ import annotations

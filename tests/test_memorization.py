@@ -1,15 +1,19 @@
-"""dgm-eval's memorization metrics (ct, ct_test, ct_modified, fls, fls_overfit) vs its code.
+"""dgm-eval's memorization metrics (ct, ct_test, ct_modified, fls, fls_overfit) vs a reference.
 
-The reference is the transcription in `tests/_dgm_eval.py` of dgm-eval's ``ct.py`` and
-``fls.py`` (commit d57a6d2). Rows: 8×8 RGB patches of scikit-image's sample photos (192 values,
-float64): the training and test sets from the same photo, the generated set from that photo,
-other photos, and, in the copying case, a third of copies of training rows.
+The reference is `tests/_dgm_eval.py`, an independent float64 implementation of dgm-eval's
+protocol (as layer6ai-labs/dgm-eval at d57a6d2 runs C_T and FLS) written from the definitions
+of Meehan et al. 2020 and Jiralerspong et al. 2023. Rows: 8×8 RGB patches of scikit-image's
+sample photos (192 values, float64): the training and test sets from the same photo, the
+generated set from that photo, other photos, and, in the copying case, a third of copies of
+training rows.
 
-ct: dgm-eval's PCA (randomized solver at these sizes) and KMeans draw from numpy's global state;
-the reference runs after ``np.random.seed(s)``, diffbench with ``RandomState(s)``: the cells are
-the same (asserted through the value). The U statistics count pairs by rank, so the value is
-exact unless a generated and a test distance tie within rounding (1e-12 relative here, asserted
-not to happen); the z-scores and the weighted mean are a handful of float64 operations: 1e-12.
+ct: the protocol's PCA (randomized solver at these sizes) and KMeans draw from numpy's global
+state; the reference runs after ``np.random.seed(s)``, diffbench with ``RandomState(s)``: the
+cells are the same (asserted through the value). The nearest-training distances differ only by
+rounding (diffbench: |x|² + |y|² - 2x·y, the reference: squared differences), and the U
+statistics count pairs by rank, so the value is exact unless a generated and a test distance
+tie within that rounding (~1e-12 relative here; such a tie would fail this test, not pass it
+silently); the z-scores and the weighted mean are a handful of float64 operations: 1e-12.
 
 fls: both sides in float64 on the CPU. The reference differentiates the KDE likelihood with
 autograd, diffbench sums the same gradient in closed form block by block; the gradients agree
@@ -70,8 +74,7 @@ def test_u_statistic_is_scipys():
 def _reference_fls(train, test, gen, seed, reduced_n):
     np.random.seed(seed)
     inputs = ref.fls_inputs(train, test, gen, reduced_n=reduced_n)
-    kw = {"device": "cpu", "dtype": torch.float64}
-    return ref.compute_fls(*inputs, **kw), ref.compute_fls_overfit(*inputs, **kw), inputs
+    return ref.compute_fls(*inputs), ref.compute_fls_overfit(*inputs), inputs
 
 
 @pytest.mark.parametrize("which", ["gen", "copying"])

@@ -1,10 +1,11 @@
 """dgm-eval's metrics of a generated set against a reference set (Stein et al., NeurIPS 2023).
 
-The math of layer6ai-labs/dgm-eval ``dgm_eval/metrics/*.py`` on feature rows of any extractor,
-numpy/torch in, numbers out; the tests (`tests/test_dgm_eval.py`) show each equal to a
-transcription of dgm-eval's code on the same rows. Where dgm-eval draws random numbers from an
-unseeded generator, these functions take a ``seed`` and draw the same way from a generator
-seeded with it (dgm-eval's code after seeding its generator gives the same draws):
+The metrics that layer6ai-labs/dgm-eval reports, implemented here on feature rows of any
+extractor, numpy/torch in, numbers out; the tests (`tests/test_dgm_eval.py`) check each against
+`tests/_dgm_eval.py`, an independent plain implementation of dgm-eval's protocol, on the same
+rows. Where dgm-eval draws random numbers from an unseeded generator, these functions take a
+``seed`` and draw the same way from a generator seeded with it (the same generator, seeded
+alike, gives dgm-eval's draws):
 
 - `fd_eff`: FD with ``Tr sqrt(S1 S2)`` as the sum of the real parts of the square roots of the
   eigenvalues of ``S1 S2`` (``compute_efficient_FD_with_reps``);
@@ -117,7 +118,8 @@ def fd_eff(mu1: object, sigma1: object, mu2: object, sigma2: object) -> float:
 
 def fd_infinity_sizes(n: int, num_points: int = 15) -> np.ndarray:
     """dgm-eval's subset sizes: num_points from min(5000, max(n // 10, 2)) to n (int32)."""
-    return np.linspace(min(5000, max(n // 10, 2)), n, num_points).astype("int32")
+    smallest = min(5000, max(n // 10, 2))  # a tenth of the set, at least 2, at most 5000
+    return np.linspace(smallest, n, num_points).astype(np.int32)
 
 
 def fd_infinity(real: object, fake: object, *, num_points: int = 15,

@@ -1,8 +1,9 @@
 """dgm-eval's memorization metrics: the data-copying test C_T and the feature likelihood score.
 
 Both read three sets of feature rows: the training set of the model, a held-out test set of the
-same distribution and the generated set (layer6ai-labs/dgm-eval ``dgm_eval/metrics/ct.py`` and
-``fls.py``; the tests transcribe them and compare on the same rows):
+same distribution and the generated set, with the settings layer6ai-labs/dgm-eval uses; the
+tests compare them on the same rows with `tests/_dgm_eval.py`, an independent plain
+implementation of that protocol:
 
 - `ct` (Meehan et al., AISTATS 2020): PCA to 64 dimensions and KMeans with 3 cells fitted on the
   training rows; in each cell, the Mann–Whitney U of the nearest-training-row distances of the
