@@ -18,7 +18,7 @@ PYTEST_ARGS ?=
 # Names `make lock` leaves out (TORCH installs them; diffbench is this checkout).
 LOCK_SKIP := ^(torch|torchvision|triton|nvidia-[a-z0-9-]+|cuda-[a-z0-9-]+|diffbench)==
 
-.PHONY: install demo example-report test test-fast lint lock clean-venv
+.PHONY: install demo example-report test test-fast lint lock clean-venv gpu-check
 
 $(STAMP): pyproject.toml Makefile $(LOCK)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -69,6 +69,11 @@ test: install
 
 test-fast: install
 	$(VENV)/bin/pytest -q -m "not slow and not procs" $(PYTEST_ARGS)
+# The GPU check (benchmarks/gpu_check.py): the demo end to end, score compared with the CPU
+# within derived bounds, SiT-XL/2 sampling throughput in bf16/fp32; random weights, no download.
+# Needs a CUDA device (exit 2 and one line without); under 8 minutes on one H100.
+gpu-check: install
+	$(PY) benchmarks/gpu_check.py --device cuda
 
 lint: install
 	$(VENV)/bin/ruff check diffbench tests benchmarks scripts

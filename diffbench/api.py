@@ -47,7 +47,8 @@ def score(real: str | Path, fake: str | Path, metrics: str | Iterable[str] = ("f
           bootstrap: int = 0, cache: bool = True,
           metric_args: Mapping[str, Mapping[str, Any]] | None = None,
           kid_subset_size: int | None = None, kid_subsets: int | None = None,
-          prc_features: str | None = None, allow_partial: bool = False) -> dict[str, Any]:
+          prc_features: str | None = None, allow_partial: bool = False,
+          train: str | Path | None = None, test: str | Path | None = None) -> dict[str, Any]:
     """Score the images `fake` against `real` under a protocol; returns the results record.
 
     `real`/`fake`: a folder (recursive: png, jpg, jpeg, webp), an ADM ``.npz`` batch or a
@@ -57,6 +58,8 @@ def score(real: str | Path, fake: str | Path, metrics: str | Iterable[str] = ("f
     ``args`` do (``{"kid": {"subset_size": 100}}``; ``--metric-arg kid.subset_size=100``): they
     change the protocol's settings, so the record is judged as another protocol (the keywords
     `kid_subset_size`, `kid_subsets`, `prc_features` are aliases, for a metric that is scored).
+    `train`: the model's training images, which the memorization metrics (ct, fls, …) read
+    beside the held-out `test` images (default: `real`).
     Arguments, output keys and counts are checked before any feature is extracted. A sample
     store that a run is still writing is refused unless `allow_partial`.
     """
@@ -80,6 +83,7 @@ def score(real: str | Path, fake: str | Path, metrics: str | Iterable[str] = ("f
     base = get_protocol(protocol) if isinstance(protocol, str) else protocol
     names = parse_metrics(metrics)
     base.check_metrics(names)
+    _check_train(names, train, test)
     given = {m: dict(a) for m, a in (metric_args or {}).items()}
     for metric, key, value in (("kid", "subset_size", kid_subset_size),  # aliases
                                ("kid", "subsets", kid_subsets), ("prc", "features", prc_features)):
@@ -93,7 +97,9 @@ def score(real: str | Path, fake: str | Path, metrics: str | Iterable[str] = ("f
     check_score(resolved.metrics.values(), real, fake)  # counts before any feature is extracted
     start = time.perf_counter()
     real_src, fake_src = open_side(real), open_side(fake)  # data problems before weights ones
-    inputs = TaskInputs("score", task, base, fake_src, reference=real_src, resolved=resolved)
+    train_src, test_src = (open_side(x) if x is not None else None for x in (train, test))
+    inputs = TaskInputs("score", task, base, fake_src, reference=real_src, train=train_src,
+                        test=test_src, resolved=resolved)
     ctx = EvalContext(device=device, batch_size=batch_size, workers=workers, bootstrap=bootstrap,
                       cache=cache, weights=dict(weights or {}))
     part = evaluate_task(inputs, ctx)
@@ -101,11 +107,24 @@ def score(real: str | Path, fake: str | Path, metrics: str | Iterable[str] = ("f
         kind="score", protocol=proto.name, protocol_settings=proto.settings(),
         metrics={k: part.metrics[k] for k in output_keys(names) if k in part.metrics},
         counts={"real": part.counts["real"], "fake": part.counts["scored"]},
-        inputs={"real": part.references["real"], "fake": part.generated},
+        inputs={**part.references, "fake": part.generated},
         extractors=part.extractors,
         timings={**part.timings, "total": round(time.perf_counter() - start, 3)},
         environment=results.environment(device=device, dtype="fp32"))
     return json.loads(results.dumps(record, "score"))  # validated, as the --json file holds it
+
+
+def _check_train(names: list[str], train: Any, test: Any) -> None:
+    """Refuse --train/--test without a metric that reads them, and such a metric without."""
+    from diffbench.metrics.spec import get_spec, unused_train
+
+    memo = [n for n in names if get_spec(n).needs.train]
+    if memo and train is None:
+        verb = "needs" if len(memo) == 1 else "need"
+        raise ConfigError(f"--metrics: {', '.join(memo)} {verb} the model's training images; "
+                          "pass --train DIR (and --test DIR when --real is not held out)")
+    if not memo and (train is not None or test is not None):
+        raise ConfigError(unused_train("--train/--test"))
 
 
 def compute_stats(source: str | Path, output: str | Path, protocol: Any = "torch-fidelity",

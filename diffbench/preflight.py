@@ -115,7 +115,21 @@ def suite_problems(path: Path, suite: Any) -> list[str]:
             continue  # reported by the registry check
         problems += [f"{path}: tasks.{tname}.{line}"
                      for line in task_problems(task.metrics, task.protocol)]
+        problems += _train_problems(f"{path}: tasks.{tname}", task)
     return problems
+
+
+def _train_problems(where: str, task: Any) -> list[str]:
+    """A memorization metric without reference.train, or reference.train/test without one."""
+    from diffbench.metrics.spec import NO_TRAIN, get_spec, unused_train
+
+    memo = [m for m in task.metrics if get_spec(m).needs.train]
+    ref = task.reference
+    if memo and ref.train is None:
+        return [f"{where}.metrics: {', '.join(memo)}{NO_TRAIN}"]
+    if not memo and (ref.train is not None or ref.test is not None):
+        return [f"{where}.reference: {unused_train('train/test')}"]
+    return []
 
 
 def check_run(points: list[Any], run_dir: Path, reference_of: Callable[[Any], Any], *,

@@ -175,11 +175,13 @@ def plan(loaded: LoadedSuite, opts: RunOptions, adapter) -> list[Point]:
     return points
 
 
-def _reference(task: TaskSpec, opts: RunOptions) -> Any:
+def _reference(task: TaskSpec, opts: RunOptions, part: str = "dataset") -> Any:
     ref = task.reference
-    if ref.dataset is not None:
-        return open_dataset(ref.dataset.name, ref.dataset.reader, ref.dataset.args, opts.data,
-                            where="reference.dataset")
+    ds = getattr(ref, part)
+    if ds is not None:
+        return open_dataset(ds.name, ds.reader, ds.args, opts.data, where=f"reference.{part}")
+    if part != "dataset":
+        return None
     if ref.stats is not None:
         return resolve_data(ref.stats, opts.data)[0]
     return None
@@ -222,7 +224,8 @@ def run_point(point: Point, loaded: LoadedSuite, run_dir: Path, adapter, opts: R
         if old.get("notes") and f"fingerprint:{fingerprint}" in old["notes"]:
             return Outcome(point, old, out_path, reused=True, generation=report)
     inputs = TaskInputs(point.name, point.task, protocol, samples, point.dataset,
-                        _reference(point.task, opts))
+                        _reference(point.task, opts), train=_reference(point.task, opts, "train"),
+                        test=_reference(point.task, opts, "test"))
     scored = evaluate_task(inputs, ctx)
     from diffbench.run_record import build_record
 

@@ -58,6 +58,9 @@ class ReferenceSpec(_Strict):
 
     dataset: DatasetSpec | None = None
     stats: str | None = Field(None, description="data location name of a statistics file")
+    train: DatasetSpec | None = Field(None, description="the model's training images (ct, fls)")
+    test: DatasetSpec | None = Field(None, description="held-out images for ct/fls (default: "
+                                     "the reference)")
     published: str | None = Field(None, description="key of published numbers in reference_stats/")
 
 
@@ -297,7 +300,9 @@ def _registry_problems(path: Path, suite: Suite) -> list[str]:
             check(METRICS, mname, f"tasks.{tname}.metrics.{mname}")
             if metric.protocol:
                 check(PROTOCOLS, metric.protocol, f"tasks.{tname}.metrics.{mname}.protocol")
-        for where, ds in (("dataset", task.dataset), ("reference.dataset", task.reference.dataset)):
+        ref = task.reference
+        for where, ds in (("dataset", task.dataset), ("reference.dataset", ref.dataset),
+                          ("reference.train", ref.train), ("reference.test", ref.test)):
             if ds is not None:
                 check(DATASETS, ds.reader, f"tasks.{tname}.{where}.reader")
     return problems

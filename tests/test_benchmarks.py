@@ -23,3 +23,17 @@ def test_bench_score_runs_both_libraries_on_the_same_numbers(tmp_path):
     peer = next(ln for ln in lines if ln.startswith("torch-fidelity"))
     assert ours.split("fid=")[1][:6] == peer.split("fid=")[1][:6]
     assert "speed ratio" in lines[-1]
+
+
+def test_bench_dgm_eval_runs_both_codes_on_the_same_numbers():
+    out = subprocess.run([sys.executable, str(BENCH / "bench_dgm_eval.py"), "--n", "80", "--dim",
+                          "16", "--metrics", "fd_eff,authpct,sw_approx"],
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    rows = {ln.split()[0]: ln.split() for ln in out.stdout.splitlines()[2:-1]}
+    assert set(rows) == {"fd_eff", "authpct", "sw_approx"}
+    for cells in rows.values():  # diffbench's value, the reference's value (6 significant digits)
+        assert cells[1] == cells[2], cells
+    bad = subprocess.run([sys.executable, str(BENCH / "bench_dgm_eval.py"), "--metrics", "fid"],
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "unknown metric" in bad.stderr

@@ -48,6 +48,8 @@ PARSE_ONLY = {
     "--protocol torch-fidelity --metrics fid,kid,isc": "KID subsets of 1,000: 1,000 images per "
                                                        "side, and the real Inception",
     "score --real VIRTUAL_imagenet256_labeled.npz": "ADM's ImageNet batch and 50K samples",
+    "run memorization --model folder": "the user's generated, training and held-out folders and "
+                                       "DINOv2 ViT-L/14 (test_memorization_score runs it)",
     "--real REF --fake GEN": "placeholder sets and DINOv2/CLIP ViT-L weights (test_fd_dinov2 and "
                              "test_cmmd run these protocols with random weights)",
 }
@@ -126,7 +128,16 @@ def help_examples() -> list[str]:
     return out
 
 
-ALL = list(dict.fromkeys(readme_examples() + help_examples()))
+DOCS = ("memorization.md",)  # docs pages whose indented commands are examples too
+
+
+def docs_examples() -> list[str]:
+    """The commands in the indented (4-space) blocks of the `DOCS` pages."""
+    lines = [x for page in DOCS for x in (ROOT / "docs" / page).read_text("utf-8").splitlines()]
+    return _commands([x for x in lines if x.startswith("    ")])
+
+
+ALL = list(dict.fromkeys(readme_examples() + help_examples() + docs_examples()))
 
 
 def why_not_run(example: str) -> str | None:
@@ -180,6 +191,7 @@ def test_examples_are_found_and_each_exception_is_used():
     for name in DOC_PAGES:
         assert f"(docs/{name})" in readme, f"the README does not link docs/{name}"
     assert "diffbench run demo --model demo-sit" in ALL
+    assert len(docs_examples()) == 3
     for key in PARSE_ONLY:
         assert any(key in f" {x} " for x in ALL), f"PARSE_ONLY entry {key!r} matches nothing"
     for key in SMALLER:

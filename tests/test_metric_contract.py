@@ -45,6 +45,19 @@ PARITY = {
     "fd_dinov2": "test_fd_dinov2.py::test_features_and_fd_match_reference_float64",
     "prdc": "test_prdc.py::test_prdc_equals_compute_prdc",
     "cmmd": "test_cmmd.py::test_cmmd_equals_distance_py_and_plain_float64",
+    "fd_eff": "test_dgm_eval.py::test_fd_eff_equals_dgm_eval",
+    "fd_infinity": "test_dgm_eval.py::test_fd_infinity_equals_dgm_eval",
+    "kd": "test_dgm_eval.py::test_kd_equals_dgm_eval_on_the_same_draws",
+    "vendi": "test_dgm_eval.py::test_vendi_equals_dgm_eval",
+    "vendi_per_class": "test_dgm_eval.py::test_vendi_per_class_equals_dgm_eval",
+    "authpct": "test_dgm_eval.py::test_authpct_equals_dgm_eval",
+    "sw_approx": "test_dgm_eval.py::test_sw_approx_equals_dgm_eval",
+    "realism": "test_dgm_eval.py::test_realism_equals_dgm_eval",
+    "ct": "test_memorization.py::test_ct_equals_dgm_eval",
+    "ct_test": "test_memorization.py::test_ct_equals_dgm_eval",
+    "ct_modified": "test_memorization.py::test_ct_equals_dgm_eval",
+    "fls": "test_memorization.py::test_fls_equals_dgm_eval_float64",
+    "fls_overfit": "test_memorization.py::test_fls_equals_dgm_eval_float64",
 }
 SPECS = all_specs()
 SHARDS, BATCH = 3, 7  # emulated ranks, and the batch each rank feeds its state with
@@ -136,6 +149,8 @@ def _distribution(spec: MetricSpec):
     else:
         labels = np.arange(len(fake)) % fake.shape[1]
         whole = (real, fake) if form == "rows" else (fake,)
+        if spec.needs.train:  # the training rows first: compute(train, test, fake)
+            whole = (_rows(3, 120), *whole)
         split = tuple(_emulated_ranks(x, FeatureBank).array() for x in whole)
         if spec.needs.labels:
             whole, split = (*whole, labels), (*split, labels)
@@ -199,5 +214,6 @@ def test_nan_input_is_a_clear_error(spec):
     ok = _rows(8, 40, 16).astype(np.float64)
     inputs = {"moments": (Gaussian(ok.mean(0), np.cov(bad, rowvar=False), 40),) * 2,
               "rows": (ok, bad), "fake_rows": (bad,)}[spec.needs.form]
+    inputs = (ok, *inputs) if spec.needs.train else inputs
     with pytest.raises(MetricInputError, match=f"{spec.name}: its inputs hold NaN/inf"):
         spec.run(*inputs, *([np.zeros(40, np.int64)] if spec.needs.labels else []))

@@ -40,6 +40,10 @@ def _bootstrap_help() -> str:
 @click.command("score")
 @click.option("--real", required=True, type=_PATH, help="Reference: folder, ADM .npz or stats file.")
 @click.option("--fake", required=True, type=_PATH, help="Generated: folder or ADM .npz.")
+@click.option("--train", type=_PATH, default=None,
+              help="The model's training images, for ct/fls (docs/memorization.md).")
+@click.option("--test", type=_PATH, default=None,
+              help="Held-out images for ct/fls (default: --real).")
 @protocol_option()
 @click.option("--metrics", default="fid", show_default=True, cls=LazyHelp,
               help_from=_metrics_help)
@@ -63,7 +67,8 @@ def _bootstrap_help() -> str:
 @click.option("--allow-partial", is_flag=True,
               help="Score a sample store that a run is still writing (the images there now).")
 @max_pixels_option
-def score_cmd(real, fake, protocol_name, metrics, weights, batch_size, workers, device, bootstrap,
+def score_cmd(real, fake, train, test, protocol_name, metrics, weights, batch_size, workers,
+              device, bootstrap,
               metric_args, kid_subset_size, kid_subsets, prc_features, no_cache,
               json_out, allow_partial) -> None:
     """Score generated images against reference images under a named protocol.
@@ -85,7 +90,8 @@ def score_cmd(real, fake, protocol_name, metrics, weights, batch_size, workers, 
                        device, batch_size, workers, bootstrap, cache=not no_cache,
                        metric_args=parse_metric_args(metric_args),
                        kid_subset_size=kid_subset_size, kid_subsets=kid_subsets,
-                       prc_features=prc_features, allow_partial=allow_partial)
+                       prc_features=prc_features, allow_partial=allow_partial,
+                       train=train, test=test)
     table = "\n".join(metric_lines(record["metrics"]))
     if str(json_out) == "-":  # the record alone on stdout, for pipes
         text = results.dumps(record, "--json -")

@@ -129,3 +129,38 @@ def _cross(real: torch.Tensor, r_real: torch.Tensor, fake: torch.Tensor, r_fake:
             real_in[i:i + block] |= (d < r_fake[None, j:j + block]).any(dim=1)
             nearest[i:i + block] = torch.minimum(nearest[i:i + block], d.min(dim=1).values)
     return counts, real_in, nearest
+
+
+def realism(real_features: object, fake_features: object, nearest_k: int = 5,
+            block_size: int = 4096, device: str | torch.device = "cpu") -> np.ndarray:
+    """Realism score of each fake row (Kynkäänniemi et al. 2019) as dgm-eval's ``compute_prdc``.
+
+    max over the reference rows whose k-NN radius is below the median radius of
+    radius / distance to the fake (inf for a fake equal to such a row), with the distances and
+    radii `prdc` uses; returned in the distances' dtype, in the order of the fake rows.
+    """
+    import torch
+
+    r = _rows(real_features, "real_features")
+    f = _rows(fake_features, "fake_features")
+    if r.shape[1] != f.shape[1] or len(r) < nearest_k + 1:
+        raise MetricInputError(f"realism needs rows of one dim and more than nearest_k="
+                               f"{nearest_k} reference rows (got {r.shape}, {f.shape})")
+    single = r.dtype == np.float32 and f.dtype == np.float32
+    dist = _Distances(torch.float32 if single else torch.float64)
+    real = torch.as_tensor(r, device=device).to(torch.float64)
+    fake = torch.as_tensor(f, device=device).to(torch.float64)
+    with torch.no_grad():
+        radii = _radii(real, int(nearest_k), block_size, dist, "reference")
+        keep = torch.as_tensor(radii.cpu().numpy() < np.median(radii.cpu().numpy()),
+                               device=real.device)
+        real, radii = real[keep], radii[keep]
+        nr, nf = _norms(real), _norms(fake)
+        best = torch.full((len(fake),), float("-inf"), dtype=radii.dtype, device=real.device)
+        for i in range(0, len(real), block_size):
+            for j in range(0, len(fake), block_size):
+                d = dist(real[i:i + block_size], nr[i:i + block_size], fake[j:j + block_size],
+                         nf[j:j + block_size])
+                ratio = (radii[i:i + block_size, None] / d).max(dim=0).values
+                best[j:j + block_size] = torch.maximum(best[j:j + block_size], ratio)
+    return best.cpu().numpy()

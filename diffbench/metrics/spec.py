@@ -32,6 +32,8 @@ FAMILIES = ("distribution", "paired", "alignment")
 FORMS = ("moments", "rows", "fake_rows")
 AGAINST = ("ground_truth", "references", "text")
 DEFAULT_TOLERANCE: Mapping[str, float] = {"rel": 0.05}
+NO_TRAIN = (" needs the model's training images: add reference: {train: {name: NAME, reader: "
+            "folder}} to the task (and --data NAME=DIR)")  # `Needs.train`; score: --train DIR
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,9 @@ class Needs:
     come from the protocol's extractor and the layer the protocol names for the metric
     (``Protocol.layers``), unless ``extractor`` (with ``resize`` and ``layer``) names a network of
     the metric's own (a Fréchet distance on DINOv2 features is defined by that network).
+    ``train`` (form ``rows``) adds the rows of the model's training images: the memorization
+    metrics get ``compute(train, test, fake)``, the task's reference being the held-out test set
+    (``reference.train`` in a suite, ``--train`` on ``diffbench score``).
 
     Paired and alignment metrics: ``against`` says what each generated image is compared with:
     ``ground_truth`` (its dataset item's ``refs["gt"]``), ``references`` (its subject's reference
@@ -82,6 +87,7 @@ class Needs:
     # moments: False when the metric reads only the means, so fewer images than feature
     # dimensions (a rank-deficient covariance) does not concern it
     covariance: bool = True
+    train: bool = False
 
 
 @dataclass(frozen=True)
@@ -124,8 +130,9 @@ class MetricSpec:
     ``compute`` is the metric's function; its inputs depend on the family:
 
     - distribution: ``compute(real, fake, **settings)`` with `Gaussian`s (form ``moments``) or
-      float32 row arrays (``rows``); ``compute(fake, **settings)`` for ``fake_rows`` and
-      ``compute(fake, labels, **settings)`` with ``labels``;
+      float32 row arrays (``rows``); ``compute(fake, **settings)`` for ``fake_rows``,
+      ``compute(fake, labels, **settings)`` with ``labels`` and ``compute(train, real, fake,
+      **settings)`` with ``train``;
     - paired: ``compute(gt, pred, model=..., **settings)``: uint8 N×C×H×W tensors on the device,
       returns N float64 values (``model``: what ``model(settings, weights, device)`` built, e.g.
       the LPIPS network, or None);
@@ -135,6 +142,7 @@ class MetricSpec:
     It returns a float, a `Value`, or for several outputs a mapping output key → float/`Value`.
     ``settings`` are the protocol's settings of the metric laid over the argument defaults, with
     the suite's ``args`` on top, limited to the arguments the function takes (see `settings`).
+    A distribution function that names a ``device`` argument is given the scorer's device.
 
     ``resample`` (distribution) recomputes the first output on resampled generated rows for a
     bootstrap interval: ``resample(real, fake_rows, **settings)`` (``labels`` after the rows when
@@ -169,6 +177,8 @@ class MetricSpec:
             problems.append("it declares no outputs")
         if self.family == "distribution" and self.needs.form not in FORMS:
             problems.append(f"needs.form {self.needs.form!r} is not one of {', '.join(FORMS)}")
+        if self.needs.train and self.needs.form != "rows":
+            problems.append("needs.train reads feature rows: it needs form 'rows'")
         if self.family != "distribution" and self.needs.against not in AGAINST:
             problems.append(f"needs.against {self.needs.against!r} is not one of "
                             f"{', '.join(AGAINST)}")
@@ -255,6 +265,13 @@ def all_specs() -> list[MetricSpec]:
         except RegistryError:
             continue  # a broken plugin: `diffbench metrics` shows it as BROKEN
     return out
+
+
+def unused_train(what: str) -> str:
+    """The message for training/held-out images given with no metric that reads them."""
+    names = ", ".join(s.name for s in all_specs() if s.needs.train)
+    return f"{what} are read only by the metrics that need the training set ({names}); add one " \
+        "or remove them"
 
 
 def output_info(key: str) -> tuple[MetricSpec, Output] | None:

@@ -25,20 +25,34 @@ EDM2 = Protocol(
           "FID network is NVIDIA's pickle of the same 2015 Inception.",
 )
 
+# dgm-eval's two-set metrics: those its command line computes by default, then fd_eff and the
+# per-fake realism score (asked with --metrics); all read the protocol's DINOv2 class token.
+_DGM_METRICS = ("fd_dinov2", "prdc", "fd_infinity", "kd", "vendi_per_class", "authpct",
+                "sw_approx", "vendi", "fd_eff", "realism")
+# its memorization metrics: the training set's rows beside the held-out reference's
+_DGM_TRAIN_METRICS = ("ct", "ct_test", "ct_modified", "fls", "fls_overfit")
+
 DGM_EVAL = Protocol(
     name="dgm-eval",
-    summary="layer6ai-labs/dgm-eval on DINOv2 ViT-L/14 (PIL bicubic to 224): FD_DINOv2 and "
-            "precision/recall/density/coverage (k=5, at most 10000 rows per side)",
+    summary="layer6ai-labs/dgm-eval on DINOv2 ViT-L/14 (PIL bicubic to 224): FD_DINOv2, "
+            "precision/recall/density/coverage (k=5, at most 10000 rows per side), FD∞, KD, "
+            "Vendi, AuthPct, sliced W2, FD (eig), realism; with a training set C_T and FLS",
     resize="pil",
-    metrics=("fd_dinov2", "prdc"),
+    metrics=_DGM_METRICS + _DGM_TRAIN_METRICS,
     extractor="dinov2-vitl14",
-    layers={"fd_dinov2": "dinov2_cls", "prdc": "dinov2_cls"},
+    layers={m: "dinov2_cls" for m in _DGM_METRICS + _DGM_TRAIN_METRICS},
     params={"fd_dinov2": {"resize_mode": "pil"},
             "prdc": {"nearest_k": 5, "subsample": 10000, "seed": 13579,
                      "features": "protocol"}},
     notes="dgm-eval draws its PRDC subsets (reduced_n) from numpy's global random state; "
           "diffbench draws them from RandomState(13579) (dgm-eval's default --seed), so the "
-          "subset, and with fewer than 10000 images nothing, differs.",
+          "subset, and with fewer than 10000 images nothing, differs. FD∞, KD and the realism "
+          "score's reference subset are unseeded in dgm-eval; diffbench seeds them with 13579 "
+          "and records the seed. dgm-eval's default vendi is the mean per-class score "
+          "(vendi_per_class, class-conditional runs; NaN on a flat folder); vendi is the whole "
+          "generated set's. ct, ct_test, ct_modified, fls and fls_overfit read the training images "
+          "(reference.train, --train) beside the held-out ones; their PCA/KMeans and FLS "
+          "subsets draw from RandomState(13579), unseeded in dgm-eval.",
 )
 
 CMMD = Protocol(

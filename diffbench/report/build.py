@@ -17,6 +17,7 @@ from diffbench.published import PublishedFile, all_published, load_published
 from diffbench.report.collect import collect
 from diffbench.report.gallery import Gallery, Run, task_gallery
 from diffbench.report.html import About, ParetoFigure, page
+from diffbench.report.memorization import memorization_gallery, pairs_of
 from diffbench.report.plots import plot_fronts
 from diffbench.report.table import (
     heading,
@@ -106,6 +107,22 @@ def galleries(pairs: list[tuple[Path, dict[str, Any]]]) -> dict[tuple[str, str],
     return out
 
 
+def memorization_galleries(pairs: list[tuple[Path, dict[str, Any]]]
+                           ) -> dict[tuple[str, str], Gallery]:
+    """One memorization gallery per (suite, task) whose runs recorded closest pairs (ct)."""
+    found: dict[tuple[str, str], list[tuple[str, dict[str, Any], Path | None]]] = {}
+    for file, rec in pairs:
+        if pairs_of(rec):
+            label = model_name(rec)[0] + (f" · {sweep_text(rec)}" if rec.get("sweep") else "")
+            found.setdefault(place(rec), []).append((label, rec, _sample_folder(rec, file)))
+    out = {}
+    for key, runs in found.items():
+        gallery = memorization_gallery(runs)
+        if gallery is not None:
+            out[key] = gallery
+    return out
+
+
 def published_files(shipped: bool, extra: Iterable[Path] = (),
                     include: list[Path] | None = None) -> list[PublishedFile]:
     """The shipped and include-path published numbers (unless turned off) plus extra files or
@@ -160,6 +177,7 @@ def build_report(paths: list[Path], out_dir: Path, published: bool = True,
     md.write_text(markdown_head(title, info) + markdown(frame), encoding="utf-8")
     figures = pareto_figures(records, out_dir)
     html_file = out_dir / "index.html"
-    html_file.write_text(page(frame, figures, galleries(pairs), info, title), encoding="utf-8")
+    html_file.write_text(page(frame, figures, galleries(pairs), info, title,
+                              memorization=memorization_galleries(pairs)), encoding="utf-8")
     plots = [p for f in figures for p in (f.png, f.svg)]
     return ReportFiles(csv, md, html_file, len(frame), plots)

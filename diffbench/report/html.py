@@ -162,7 +162,8 @@ def about_html(about: About) -> str:
 
 
 def _task_section(suite: str, task: str, tables: list[tuple[str, pd.DataFrame]],
-                  figures: list[ParetoFigure], gallery: Gallery | None, anchor: str) -> str:
+                  figures: list[ParetoFigure], gallery: Gallery | None, anchor: str,
+                  memorization: Gallery | None = None) -> str:
     parts = [f'<section id="{e(anchor)}"><h2>{e(heading(suite, task))}</h2>']
     for protocol, part in tables:
         parts.append(f'<h3>protocol <code>{e(protocol)}</code></h3>{leaderboard(part)}')
@@ -170,12 +171,16 @@ def _task_section(suite: str, task: str, tables: list[tuple[str, pd.DataFrame]],
         parts.append("<h3>Pareto fronts</h3>" + "".join(_figure(f) for f in figures))
     if gallery is not None and (gallery.rows or gallery.notes):
         parts.append(f"<h3>Samples</h3>{gallery_html(gallery)}")
+    if memorization is not None:
+        parts.append("<h3>Memorization: the generated images closest to a training image</h3>"
+                     + gallery_html(memorization))
     return "".join(parts) + "</section>"
 
 
 def page(frame: pd.DataFrame, figures: list[ParetoFigure],
          galleries: dict[tuple[str, str], Gallery], about: About,
-         title: str = "diffbench report") -> str:
+         title: str = "diffbench report",
+         memorization: dict[tuple[str, str], Gallery] | None = None) -> str:
     """The whole page: one section per (suite, task), each with its per-protocol leaderboards."""
     assets = resources.files("diffbench.report")
     css = assets.joinpath("report.css").read_text("utf-8")
@@ -183,14 +188,17 @@ def page(frame: pd.DataFrame, figures: list[ParetoFigure],
     tables: dict[tuple[str, str], list[tuple[str, pd.DataFrame]]] = {}
     for (suite, protocol, task), part in groups(frame):
         tables.setdefault((suite, task), []).append((protocol, part))
-    keys = sorted(set(tables) | {(f.suite, f.task) for f in figures} | set(galleries))
+    memorization = memorization or {}
+    keys = sorted(set(tables) | {(f.suite, f.task) for f in figures} | set(galleries)
+                  | set(memorization))
     nav, sections = [], []
     for i, (suite, task) in enumerate(keys):
         anchor = f"t{i}"
         nav.append(f'<li><a href="#{anchor}">{e(heading(suite, task))}</a></li>')
         sections.append(_task_section(suite, task, tables.get((suite, task), []),
                                       [f for f in figures if (f.suite, f.task) == (suite, task)],
-                                      galleries.get((suite, task)), anchor))
+                                      galleries.get((suite, task)), anchor,
+                                      memorization.get((suite, task))))
     return (f'<!doctype html><html lang="en"><head><meta charset="utf-8">'
             f'<meta name="viewport" content="width=device-width, initial-scale=1">'
             f"<title>{e(title)}</title><style>{css}</style></head><body>"

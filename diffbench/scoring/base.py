@@ -82,6 +82,8 @@ class TaskInputs:
     reference: Any | None = None
     metric_args: dict[str, dict[str, Any]] = field(default_factory=dict)  # over the task's
     resolved: ResolvedTask | None = None  # resolved from the above when not given
+    train: Any | None = None  # the model's training images (memorization metrics)
+    test: Any | None = None  # their held-out images, when not the reference
     _items: dict[str, Item] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:

@@ -7,12 +7,17 @@ says (`diffbench.metrics.spec`). The reference is, in order: the task's ``refere
 its ``reference.stats`` file, or the real images of the task dataset (`reference_images()`, e.g.
 VITON-HD's test persons), prepared as the protocol's ``reals`` settings say
 (`diffbench.data.vton_reals`). ``diffbench score`` is this family with the two sets given.
+Metrics that need the training set (`Needs.train`: ct, fls) read its rows and the held-out
+set's (the task's ``test``, else the reference) beside the generated rows; the generated and
+training rows they name in their details (``closest``) are named here by key and file.
 Under torchrun each rank extracts its share of both sides and the feature rows are gathered back
 into global order, so every rank computes the same values as one process would, bit for bit.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -28,7 +33,7 @@ from diffbench.extract import FeatureSet, extract
 from diffbench.features import build_extractor
 from diffbench.log import progress
 from diffbench.metrics.bootstrap import interval
-from diffbench.metrics.spec import Gaussian, MetricSpec, call, get_spec, values_of
+from diffbench.metrics.spec import NO_TRAIN, Gaussian, MetricSpec, Needs, call, get_spec, values_of
 from diffbench.metrics.states import FeatureBank, GaussianMoments
 from diffbench.resolve import ResolvedMetric
 from diffbench.scoring.base import EvalContext, FamilyResult, TaskInputs, batch_share, metric_entry
@@ -79,9 +84,17 @@ def needs(p: Pass, fake: bool, bootstrap: int = 0) -> tuple[tuple[str, ...], tup
     return tuple(sorted(moments)), tuple(sorted(banks))
 
 
-def _inputs(spec: MetricSpec, layer: str, real: Side, fake: Side) -> tuple[tuple, dict]:
-    """The compute function's positional inputs and the entry's counts."""
+def _inputs(spec: MetricSpec, layer: str, real: Side, fake: Side,
+            train: Side | None = None) -> tuple[tuple, dict]:
+    """The compute function's positional inputs and the entry's counts (`real`: the held-out
+    set for a metric that needs the training set)."""
     form = spec.needs.form
+    if spec.needs.train:
+        if train is None:
+            raise ConfigError(f"{spec.name}{NO_TRAIN}")
+        (ref, rows), n = _inputs(dataclasses.replace(spec, needs=Needs(form="rows")), layer,
+                                 real, fake)
+        return (train.banks[layer], ref, rows), {"train": len(train.banks[layer]), **n}
     if form == "moments":
         for side, label in ((real, "reference"), (fake, "generated")):
             if layer not in side.gaussians:
@@ -106,11 +119,14 @@ def _inputs(spec: MetricSpec, layer: str, real: Side, fake: Side) -> tuple[tuple
 
 
 def compute_metric(metric: ResolvedMetric, layer: str, real: Side, fake: Side,
-                   fingerprint: str, bootstrap: int = 0) -> dict[str, dict[str, Any]]:
-    """The results entries of one distribution metric (one per output of its spec)."""
+                   fingerprint: str, bootstrap: int = 0, train: Side | None = None,
+                   device: str = "cpu") -> dict[str, dict[str, Any]]:
+    """The results entries of one distribution metric (one per output of its spec); a compute
+    function that takes ``device`` runs there (the memorization metrics' float64 kernels)."""
     spec, settings = metric.spec, metric.settings
-    args, n = _inputs(spec, layer, real, fake)
-    values = values_of(spec, spec.run(*args, **settings))
+    args, n = _inputs(spec, layer, real, fake, train)
+    on = {"device": device} if "device" in inspect.signature(spec.compute).parameters else {}
+    values = values_of(spec, spec.run(*args, **settings, **on))
     out = {o.key: metric_entry(values[o.key].value, higher_is_better=o.higher_is_better,
                                protocol=metric.protocol.name, n=n, extractor=fingerprint,
                                std=values[o.key].std, **values[o.key].details)
@@ -218,11 +234,18 @@ def evaluate(metrics: list[str], inputs: TaskInputs, ctx: EvalContext) -> Family
         if any(get_spec(m).needs.labels for m in p.metrics):
             fake.labels = _labels(inputs.samples)
         _check_counts(real, fake, inputs)
+        train, test = _memorization_sides(p, inputs, extractor, ctx, run)
         layers = list(p.layers.items())  # the math (FID's eigh, KID's subsets) can take minutes
         for name, layer in progress(layers, desc=f"compute {what}", total=len(layers),
                                     unit="metrics"):
-            values.update(compute_metric(inputs.metric(name), layer, real, fake,
-                                         extractor.fingerprint_hash(), ctx.bootstrap))
+            held_out = test if test is not None and get_spec(name).needs.train else real
+            values.update(compute_metric(inputs.metric(name), layer, held_out, fake,
+                                         extractor.fingerprint_hash(), ctx.bootstrap, train,
+                                         ctx.device))
+        if train is not None:
+            name_rows(values, inputs.train, inputs.samples)
+            out = out.merge(FamilyResult(references={
+                "train": train.describe, **({"test": test.describe} if test else {})}))
         tag = "" if p.extractor == protocol.extractor else f"_{p.extractor}"
         out = out.merge(FamilyResult(
             extractors={extractor.name: extractor.fingerprint()},
@@ -232,6 +255,46 @@ def evaluate(metrics: list[str], inputs: TaskInputs, ctx: EvalContext) -> Family
             generated=fake.describe))
     out.metrics = values
     return out
+
+
+def _memorization_sides(p: Pass, inputs: TaskInputs, extractor, ctx: EvalContext,
+                        run) -> tuple[Side | None, Side | None]:
+    """(training side, held-out side or None for the reference) of a pass's memorization
+    metrics; (None, None) when the pass has none."""
+    layers = tuple(sorted({layer for m, layer in p.layers.items() if get_spec(m).needs.train}))
+    if not layers:
+        return None, None
+    if inputs.train is None:
+        asked = ", ".join(m for m in p.metrics if get_spec(m).needs.train)
+        raise ConfigError(f"task {inputs.name}: {asked}{NO_TRAIN}")
+
+    def side(source):
+        return load_side(source, (), layers, extractor, False, ctx.batch_size, ctx.workers,
+                         ctx.cache, extract_fn=run, write_cache=ctx.rank == 0, what="memorization")
+
+    return side(inputs.train), side(inputs.test) if inputs.test is not None else None
+
+
+def _files(source: Any) -> tuple[list[str], list[str]] | None:
+    """(keys, paths) of the rows of an image source, in row order (None: not files)."""
+    keys = getattr(source, "keys", None)
+    if isinstance(source, SampleSet):
+        return list(keys), [str(source.path(k)) for k in keys]
+    paths = getattr(source, "paths", None)
+    if keys is None or paths is None:
+        return None
+    return list(keys), [str(path) for path in paths]
+
+
+def name_rows(values: dict[str, dict[str, Any]], train: Any, fake: Any) -> None:
+    """Name the generated and training rows of each ``closest`` list by key and file."""
+    sides = {"fake": _files(fake), "train": _files(train)}
+    for entry in values.values():
+        for pair in entry.get("details", {}).get("closest") or []:
+            for side, files in sides.items():
+                if files is not None:
+                    pair[f"{side}_key"] = files[0][pair[side]]
+                    pair[f"{side}_path"] = files[1][pair[side]]
 
 
 def _check_counts(real: Side, fake: Side, inputs: TaskInputs) -> None:
