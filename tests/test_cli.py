@@ -77,7 +77,7 @@ def test_protocol_and_metric_help_come_from_the_registries():
         assert all(p in text for p in PROTOCOLS.names()), (argv, text)
     text = " ".join(CliRunner().invoke(main, ["score", "--help"]).stdout.split())
     scoreable = [s.name for s in all_specs() if s.family == "distribution" and not s.needs.labels]
-    assert ",".join(scoreable) in text
+    assert ", ".join(scoreable) in text
     from diffbench.registry import ADAPTERS
 
     for argv in (["run", "--help"], ["generate", "--help"]):

@@ -29,7 +29,7 @@ def _scoreable() -> list:
 
 
 def _metrics_help() -> str:
-    return f"Comma list: {','.join(s.name for s in _scoreable())} (`diffbench metrics`)."
+    return f"Comma list of: {', '.join(s.name for s in _scoreable())} (`diffbench metrics`)."
 
 
 def _bootstrap_help() -> str:
