@@ -106,6 +106,15 @@ dtype_option = click.option(
     "--dtype", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32", show_default=True,
     help="Precision of the model while generating (scoring runs in the protocol's precision).")
 
+workers_option = click.option(
+    "--workers", type=int, default=None,
+    help="Loader workers (default: chosen per pass and device; CPU 0 on ≤2 cores else 1, GPU "
+         "cores - 1, ≤8).")
+
+extract_batch_option = click.option(
+    "--batch-size", default=50, show_default=True, type=click.IntRange(min=1),
+    help="Images per feature-extractor batch.")
+
 weights_option = click.option(
     "--weights", multiple=True, metavar="NAME=PATH",
     help="A local file for the network weights NAME (`diffbench weights list`; repeatable).")

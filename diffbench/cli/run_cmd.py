@@ -16,6 +16,7 @@ from diffbench.cli.common import (
     parse_metric_args,
     parse_model_args,
     weights_option,
+    workers_option,
 )
 from diffbench.config import parse_pairs
 
@@ -55,8 +56,7 @@ def summary(outcome) -> str:
               help="Images per generation batch (per process).")
 @click.option("--score-batch-size", default=50, show_default=True, type=click.IntRange(min=1),
               help="Images per feature-extractor batch while scoring.")
-@click.option("--workers", type=int, default=None,
-              help="Loader workers (default: chosen per pass and device; docs/imagenet.md, speed on a CPU).")
+@workers_option
 @device_option
 @dtype_option
 @click.option("--tf32/--no-tf32", default=False, show_default=True, help="Allow TF32 on CUDA.")

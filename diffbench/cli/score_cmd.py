@@ -11,11 +11,13 @@ from diffbench import api
 from diffbench.cli.common import (
     LazyHelp,
     device_option,
+    extract_batch_option,
     max_pixels_option,
     metric_arg_option,
     parse_metric_args,
     protocol_option,
     weights_option,
+    workers_option,
 )
 from diffbench.config import parse_pairs
 
@@ -48,10 +50,8 @@ def _bootstrap_help() -> str:
 @click.option("--metrics", default="fid", show_default=True, cls=LazyHelp,
               help_from=_metrics_help)
 @weights_option
-@click.option("--batch-size", default=50, show_default=True, type=click.IntRange(min=1),
-              help="Images per feature-extractor batch.")
-@click.option("--workers", type=int, default=None,
-              help="Loader workers (default: CPU 0 on ≤2 cores else 1; GPU cores - 1, ≤8).")
+@extract_batch_option
+@workers_option
 @device_option
 @click.option("--bootstrap", default=0, show_default=True, cls=LazyHelp,
               help_from=_bootstrap_help)
@@ -124,10 +124,8 @@ def stats() -> None:
 @click.option("--keep-features", is_flag=True,
               help="Also store the feature rows KID and precision/recall read.")
 @weights_option
-@click.option("--batch-size", default=50, show_default=True, type=click.IntRange(min=1),
-              help="Images per feature-extractor batch.")
-@click.option("--workers", type=int, default=None,
-              help="Loader workers (default: CPU 0 on ≤2 cores else 1; GPU cores - 1, ≤8).")
+@extract_batch_option
+@workers_option
 @device_option
 @max_pixels_option
 def compute_cmd(source, protocol_name, output, keep_features, weights, batch_size, workers,
