@@ -66,12 +66,10 @@ def score(real: str | Path, fake: str | Path, metrics: str | Iterable[str] = ("f
     from diffbench import results
     from diffbench.lock import live_writer
     from diffbench.metrics.spec import output_keys
-    from diffbench.preflight import check_device, check_score, check_score_args
+    from diffbench.preflight import check_device, check_score
     from diffbench.protocols import get_protocol
-    from diffbench.resolve import resolve_task
     from diffbench.scoring import EvalContext, TaskInputs, evaluate_task
     from diffbench.scoring.sides import open_side
-    from diffbench.suite import TaskMetric, TaskSpec
     from diffbench.weights import check_names
 
     check_device(device)
@@ -84,15 +82,9 @@ def score(real: str | Path, fake: str | Path, metrics: str | Iterable[str] = ("f
     names = parse_metrics(metrics)
     base.check_metrics(names)
     _check_train(names, train, test)
-    given = {m: dict(a) for m, a in (metric_args or {}).items()}
-    for metric, key, value in (("kid", "subset_size", kid_subset_size),  # aliases
-                               ("kid", "subsets", kid_subsets), ("prc", "features", prc_features)):
-        if value:
-            given.setdefault(metric, {})[key] = value
-    check_score_args(names, given, set(metric_args or {}), base)
-    task = TaskSpec(kind="score", protocol=base.name,
-                    metrics={m: TaskMetric(args=given.get(m, {})) for m in names})
-    resolved = resolve_task(task.metrics, base)
+    aliases = (("kid", "subset_size", kid_subset_size), ("kid", "subsets", kid_subsets),
+               ("prc", "features", prc_features))
+    task, resolved = _score_task(base, names, metric_args or {}, aliases)
     proto = resolved.protocol
     check_score(resolved.metrics.values(), real, fake)  # counts before any feature is extracted
     start = time.perf_counter()
@@ -112,6 +104,24 @@ def score(real: str | Path, fake: str | Path, metrics: str | Iterable[str] = ("f
         timings={**part.timings, "total": round(time.perf_counter() - start, 3)},
         environment=results.environment(device=device, dtype="fp32"))
     return json.loads(results.dumps(record, "score"))  # validated, as the --json file holds it
+
+
+def _score_task(base: Any, names: list[str], metric_args: Mapping[str, Mapping[str, Any]],
+                aliases: Iterable[tuple[str, str, Any]]) -> tuple[Any, Any]:
+    """The task `score` runs and its resolved metrics: `metric_args`, with the old flags
+    (`aliases`: metric, argument, value) laid over them, checked before any work."""
+    from diffbench.preflight import check_score_args
+    from diffbench.resolve import resolve_task
+    from diffbench.suite import TaskMetric, TaskSpec
+
+    given = {m: dict(a) for m, a in metric_args.items()}
+    for metric, key, value in aliases:
+        if value:
+            given.setdefault(metric, {})[key] = value
+    check_score_args(names, given, set(metric_args), base)
+    task = TaskSpec(kind="score", protocol=base.name,
+                    metrics={m: TaskMetric(args=given.get(m, {})) for m in names})
+    return task, resolve_task(task.metrics, base)
 
 
 def _check_train(names: list[str], train: Any, test: Any) -> None:
