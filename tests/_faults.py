@@ -7,6 +7,7 @@ import errno
 import json
 import logging
 import os
+import signal
 import struct
 import subprocess
 import sys
@@ -37,11 +38,18 @@ def temp_files(*roots: Path) -> list[Path]:
     return [p for r in roots if r.exists() for p in r.rglob("*") if ".tmp" in p.name]
 
 
+def _interruptible() -> None:
+    # A shell without job control starts background jobs with SIGINT ignored, and Python keeps
+    # an ignored SIGINT: the child gets Ctrl-C's default, as a user's terminal gives it.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def cli_process(args, env=None, **kw) -> subprocess.Popen:
     """`python -m diffbench ARGS` in a real subprocess (this checkout first on the path)."""
     full = {**os.environ, "PYTHONPATH": str(ROOT), "DIFFBENCH_NO_PROGRESS": "1", **(env or {})}
     return subprocess.Popen([sys.executable, "-m", "diffbench", *map(str, args)], env=full,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_interruptible, **kw)
 
 
 def cli_run(args, env=None, timeout=600) -> subprocess.CompletedProcess:
