@@ -45,22 +45,11 @@ DGM_SEED = 13579  # dgm-eval's --seed: the recorded seed of the draws it leaves 
 
 def rows64(x: object, what: str) -> np.ndarray:
     """`x` as a finite non-empty 2-D float64 array (one line naming `what` otherwise)."""
-    arr = np.asarray(x)
-    if arr.ndim != 2 or 0 in arr.shape:
-        raise MetricInputError(f"{what} must be a non-empty 2-D array (rows, dim); got shape "
-                               f"{arr.shape}")
-    arr = arr.astype(np.float64, copy=False)
-    if not np.isfinite(arr).all():
-        raise MetricInputError(f"{what} contains NaN/inf values; check the features")
-    return arr
+    return F.feature_rows(x, what, np.float64)
 
 
 def _pair(a: object, b: object, names: tuple[str, str]) -> tuple[np.ndarray, np.ndarray]:
-    x, y = rows64(a, names[0]), rows64(b, names[1])
-    if x.shape[1] != y.shape[1]:
-        raise MetricInputError(f"{names[0]} has dim {x.shape[1]} but {names[1]} has dim "
-                               f"{y.shape[1]}; both must come from the same extractor layer")
-    return x, y
+    return F.feature_pair(a, b, names, np.float64)
 
 
 def _sq_dist(x: torch.Tensor, xx: torch.Tensor, y: torch.Tensor, yy: torch.Tensor) -> torch.Tensor:

@@ -46,19 +46,25 @@ def _finite(x: np.ndarray, what: str) -> None:
             "produced it (e.g. recompute them, or drop corrupt images)")
 
 
-def _features(x: object, what: str) -> np.ndarray:
+def feature_rows(x: object, what: str, dtype: type | None = None) -> np.ndarray:
+    """`x` as a finite non-empty 2-D array of rows (one line naming `what` otherwise): floats of
+    at least 32 bits as they are (integers and float16 in float32), or all in `dtype`."""
     arr = np.asarray(x)
     if arr.ndim != 2 or arr.shape[0] == 0 or arr.shape[1] == 0:
         raise MetricInputError(f"{what} must be a non-empty 2-D array (rows, dim); got shape "
                                f"{arr.shape}")
-    if not np.issubdtype(arr.dtype, np.floating) or arr.dtype.itemsize < 4:
+    if dtype is not None:
+        arr = arr.astype(dtype, copy=False)
+    elif not np.issubdtype(arr.dtype, np.floating) or arr.dtype.itemsize < 4:
         arr = arr.astype(np.float32)  # integers and float16 are computed in float32
     _finite(arr, what)
     return arr
 
 
-def _feature_pair(a: object, b: object, names: tuple[str, str]) -> tuple[np.ndarray, np.ndarray]:
-    x, y = _features(a, names[0]), _features(b, names[1])
+def feature_pair(a: object, b: object, names: tuple[str, str],
+                 dtype: type | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Two sets of rows (`feature_rows`) of one feature dimension."""
+    x, y = feature_rows(a, names[0], dtype), feature_rows(b, names[1], dtype)
     if x.shape[1] != y.shape[1]:
         raise MetricInputError(f"{names[0]} has dim {x.shape[1]} but {names[1]} has dim "
                                f"{y.shape[1]}; both must come from the same extractor layer")
@@ -137,7 +143,7 @@ def kid(feats1: object, feats2: object, subsets: int = 100, subset_size: int = 1
     features' dtype, as torch-fidelity does (float32 for float32 features); pass
     ``dtype=np.float64`` for float64 kernels (a slightly different, more precise number).
     """
-    x_all, y_all = _feature_pair(feats1, feats2, ("feats1", "feats2"))
+    x_all, y_all = feature_pair(feats1, feats2, ("feats1", "feats2"))
     n1, n2 = len(x_all), len(y_all)
     if subset_size < 2 or subsets < 1:
         raise MetricInputError(f"KID needs subsets >= 1 and subset_size >= 2 (got {subsets}, "
@@ -187,7 +193,7 @@ def kid_cleanfid(feats1: object, feats2: object, subsets: int = 100, subset_size
     (the std is extra). ``seed=None`` draws from numpy's global RNG exactly as clean-fid does;
     an int seed uses ``RandomState(seed)``, i.e. clean-fid after ``np.random.seed(seed)``.
     """
-    f1, f2 = _feature_pair(feats1, feats2, ("feats1", "feats2"))
+    f1, f2 = feature_pair(feats1, feats2, ("feats1", "feats2"))
     n = f1.shape[1]
     m = min(len(f1), len(f2), subset_size)
     if m < 2:
@@ -210,7 +216,7 @@ def kid_cleanfid(feats1: object, feats2: object, subsets: int = 100, subset_size
 # ---------------------------------------------------------------- Inception Score
 
 def _logits(logits: object, min_rows: int) -> np.ndarray:
-    x = _features(logits, "logits")
+    x = feature_rows(logits, "logits")
     if x.shape[0] < min_rows:
         raise MetricInputError(f"Inception Score needs at least {min_rows} rows of logits, got "
                                f"{x.shape[0]}; generate more images or use fewer splits")
@@ -362,7 +368,7 @@ def precision_recall(real_feats: object, fake_feats: object, k: int = 3, mode: s
     if k < 1 or block_size < 1:
         raise MetricInputError(f"precision_recall needs k >= 1 and block_size >= 1 (got {k}, "
                                f"{block_size})")
-    r, f = _feature_pair(real_feats, fake_feats, ("real_feats", "fake_feats"))
+    r, f = feature_pair(real_feats, fake_feats, ("real_feats", "fake_feats"))
     if min(len(r), len(f)) < k + 1:
         raise MetricInputError(f"precision_recall with k={k} needs at least {k + 1} rows per set "
                                f"(real: {len(r)}, fake: {len(f)})")
