@@ -64,11 +64,15 @@ example-report: demo
 
 # Every test (the README's command and CI's). Markers say what a test costs (pyproject.toml):
 # `make test-fast` skips the `slow` and `procs` tiers for iteration (docs/development.md).
+# TEST_JOBS: one pytest-xdist worker per core (at most 4), a test file's tests in one worker;
+# tests/conftest.py gives each worker its share of the threads. `make test TEST_JOBS=` runs
+# them in this process instead.
+TEST_JOBS ?= -n logical --maxprocesses=4 --dist loadfile
 test: install
-	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -q $(TEST_JOBS) $(PYTEST_ARGS)
 
 test-fast: install
-	$(VENV)/bin/pytest -q -m "not slow and not procs" $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -q $(TEST_JOBS) -m "not slow and not procs" $(PYTEST_ARGS)
 # The GPU check (benchmarks/gpu_check.py): the demo end to end, score compared with the CPU
 # within derived bounds, SiT-XL/2 sampling throughput in bf16/fp32; random weights, no download.
 # Needs a CUDA device (exit 2 and one line without); under 8 minutes on one H100.

@@ -1,5 +1,5 @@
-"""Helpers of the fault tests: a disk that fills up, CLI subprocesses, spoiled statistics files,
-a decompression bomb's header, and one-line error checks."""
+"""Helpers of the fault tests: a disk that fills up, CLI and torchrun subprocesses, spoiled
+statistics files, a decompression bomb's header, and one-line error checks."""
 
 from __future__ import annotations
 
@@ -50,6 +50,14 @@ def cli_process(args, env=None, **kw) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "diffbench", *map(str, args)], env=full,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             preexec_fn=_interruptible, **kw)
+
+
+def torchrun(ranks: int, *args: str) -> list[str]:
+    """The command line of ``torchrun --nproc-per-node RANKS ARGS`` on a port it picks free
+    (``--standalone``): a fixed ``--master-port`` can meet another test's torchrun, or its gloo
+    connections, when pytest-xdist runs two test files at once."""
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node",
+            str(ranks), *map(str, args)]
 
 
 def cli_run(args, env=None, timeout=600) -> subprocess.CompletedProcess:

@@ -9,6 +9,17 @@ from pathlib import Path
 
 import pytest
 
+# Under pytest-xdist (`make test` runs a worker per core, docs/development.md) each worker gets
+# its share of the cores for torch's OpenMP pool and numpy's BLAS, set before either is imported
+# (xdist sets the worker count before it loads this file) and inherited by the processes a test
+# starts. By default every worker would start a thread per core: two workers on 2 cores spent
+# twice the CPU time spinning (13.5 min for the suite instead of 6). A value the user set wins.
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if _WORKERS > 1:
+    _cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(_var, str(max(1, (_cores or 1) // _WORKERS)))
+
 _real_connect = socket.socket.connect
 _real_connect_ex = socket.socket.connect_ex
 

@@ -22,6 +22,7 @@ from diffbench.requests import task_requests
 from diffbench.results import read
 from diffbench.suite import default_suites_dir, load_suite
 from tests._dreambooth import direct, expected, weights, write_dataset, write_generated
+from tests._faults import torchrun
 
 pytestmark = pytest.mark.slow
 SUITE = default_suites_dir() / "dreambooth.yaml"
@@ -80,11 +81,10 @@ def test_missing_weights_name_the_fix(tmp_path):
     assert "Traceback" not in res.output
 
 
-def _torchrun(args: list[str], ranks: int, port: int) -> None:
+def _torchrun(args: list[str], ranks: int) -> None:
     cmd = [sys.executable, "-m", "diffbench", "-q", *args]
     if ranks > 1:
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(ranks),
-               "--master-port", str(port), "-m", "diffbench", "-q", *args]
+        cmd = torchrun(ranks, "-m", "diffbench", "-q", *args)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "DIFFBENCH_NO_PROGRESS": "1"}
     res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=400)
     assert res.returncode == 0, res.stderr[-3000:]
@@ -113,8 +113,8 @@ def test_two_ranks_give_bit_identical_scores(tmp_path):
             f"dino-ti}}}}, clip_i: {{args: {small}}}, clip_t: {{args: {small}}}}}"]
     for s in SETS:
         args += ["--set", s]
-    _torchrun(["run", *args, "--out", str(tmp_path / "one")], 1, 0)
-    _torchrun(["run", *args, "--out", str(tmp_path / "two")], 2, 29547)
+    _torchrun(["run", *args, "--out", str(tmp_path / "one")], 1)
+    _torchrun(["run", *args, "--out", str(tmp_path / "two")], 2)
     for name in ("dreambench.json", "dreambench.oracle.json"):
         one = read(tmp_path / "one" / "results" / name)
         two = read(tmp_path / "two" / "results" / name)

@@ -21,6 +21,7 @@ from diffbench import results
 from diffbench.cli import main
 from diffbench.gate import gate, init_baseline
 from diffbench.lock import LOCK_NAME, lock_run_dir
+from tests._faults import torchrun
 from tests.test_generate import png_set, write_suite
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "DIFFBENCH_NO_PROGRESS": "1"}
@@ -199,8 +200,7 @@ def test_shards_share_the_run_dir_and_a_plain_run_waits(tmp_path, reference):
 def test_torchrun_ranks_share_the_lock_and_all_refuse_a_busy_dir(tmp_path, reference):
     suite = write_suite(tmp_path)
     out = tmp_path / "tr"
-    run = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
-           "--master-port", "29541", "-m", "diffbench", *_gen_args(suite, out)]
+    run = torchrun(2, "-m", "diffbench", *_gen_args(suite, out))
     with lock_run_dir(out):  # another run holds the directory: both ranks stop, none hangs
         res = subprocess.run(run, env=ENV, capture_output=True, text=True, timeout=300)
     assert res.returncode != 0

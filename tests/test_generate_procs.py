@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests._faults import torchrun
 from tests.test_generate import png_set, write_suite
 
 pytestmark = pytest.mark.procs  # every test here starts Python processes
@@ -54,8 +55,7 @@ def test_torchrun_two_ranks_equal_one_process(tmp_path):
     suite = write_suite(tmp_path)
     one, two = tmp_path / "one", tmp_path / "two"
     subprocess.run(_cmd(suite, one), check=True, env=ENV, capture_output=True)
-    run = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
-           "--master-port", "29517", "-m", *_cmd(suite, two)[2:]]
+    run = torchrun(2, "-m", *_cmd(suite, two)[2:])
     res = subprocess.run(run, env=ENV, capture_output=True, text=True, timeout=60)
     assert res.returncode == 0, res.stderr[-2000:]
     samples = two / "samples/cls"
@@ -84,8 +84,7 @@ assert rows.tolist() == [[1, 1], [0, 0]], rows
 def test_torchrun_gather(tmp_path):
     script = tmp_path / "driver.py"
     script.write_text(DRIVER)
-    run = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
-           "--master-port", "29518", str(script)]
+    run = torchrun(2, script)
     res = subprocess.run(run, env=ENV, capture_output=True, text=True, timeout=60)
     assert res.returncode == 0, res.stderr[-2000:]
 
@@ -125,8 +124,7 @@ def test_sit_repa_torchrun_png_bytes_equal_one_process(tmp_path):
     one, two, single = tmp_path / "one", tmp_path / "two", tmp_path / "single"
     subprocess.run([sys.executable, *_sit_cmd(suite, one, ckpt, 3)], check=True, env=ENV,
                    capture_output=True)
-    run = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
-           "--master-port", "29519", *_sit_cmd(suite, two, ckpt, 3)]
+    run = torchrun(2, *_sit_cmd(suite, two, ckpt, 3))
     res = subprocess.run(run, env=ENV, capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr[-2000:]
     ref = png_set(one / "samples/cls")

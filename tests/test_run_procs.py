@@ -10,6 +10,7 @@ import textwrap
 import pytest
 
 from diffbench import results
+from tests._faults import torchrun
 
 pytestmark = pytest.mark.procs  # every test here starts Python processes
 
@@ -28,15 +29,14 @@ tasks:
 """
 
 
-def _run(out, ranks: int, port: int):
-    cmd = ["-m", "diffbench", "-q", "run", str(out.parent / "suite.yaml"), "--model", "toy",
+def _run(out, ranks: int):
+    cmd = [sys.executable, "-m", "diffbench", "-q", "run", str(out.parent / "suite.yaml"), "--model", "toy",
            "--model-arg", "size=32", "--batch-size", "3", "--score-batch-size", "7",
            "--workers", "0", "--out", str(out)]
     if ranks > 1:
-        cmd = ["-m", "torch.distributed.run", "--nproc-per-node", str(ranks), "--master-port",
-               str(port), *cmd]
+        cmd = torchrun(ranks, *cmd[1:])
     env = {**os.environ, "OMP_NUM_THREADS": "1", "DIFFBENCH_NO_PROGRESS": "1"}
-    res = subprocess.run([sys.executable, *cmd], env=env, capture_output=True, text=True,
+    res = subprocess.run(cmd, env=env, capture_output=True, text=True,
                          timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]
     return results.read(out / "results" / "digits.json")
@@ -45,8 +45,8 @@ def _run(out, ranks: int, port: int):
 @pytest.mark.slow
 def test_two_ranks_give_the_same_images_and_values(tmp_path):
     (tmp_path / "suite.yaml").write_text(textwrap.dedent(SUITE))
-    one = _run(tmp_path / "one", 1, 0)
-    two = _run(tmp_path / "two", 2, 29533)
+    one = _run(tmp_path / "one", 1)
+    two = _run(tmp_path / "two", 2)
     assert two["environment"]["world_size"] == 2 and two["generation"]["ranks"] == 2
     manifest = "samples/digits/manifest.jsonl"
     assert (tmp_path / "one" / manifest).read_bytes() == (tmp_path / "two" / manifest).read_bytes()

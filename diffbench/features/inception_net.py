@@ -21,7 +21,10 @@ class BasicConv2d(nn.Module):
 
     Once folded and `prepack`ed, the CPU runs conv + bias + ReLU as one oneDNN call on weights
     reordered once into oneDNN's blocked layout (the plain path reorders them at every call and
-    runs the ReLU as a separate pass over the output). Same primitive, same bits (tested).
+    runs the ReLU as a separate pass over the output). Same primitive, same bits (tested),
+    where the plain path takes oneDNN: PyTorch runs a 1×1 kernel on a batch under 16 with its
+    own kernel when it has one thread, which rounds differently; the prepacked path always runs
+    oneDNN, so its values do not depend on the thread count.
     """
 
     def __init__(self, cin: int, cout: int, **kwargs):
