@@ -25,6 +25,8 @@ def test_bench_score_runs_both_libraries_on_the_same_numbers(tmp_path):
     assert "speed ratio" in lines[-1]
 
 
+@pytest.mark.slow
+@pytest.mark.procs  # a process per metric and side (peak memory of each)
 def test_bench_dgm_eval_runs_both_codes_on_the_same_numbers():
     out = subprocess.run([sys.executable, str(BENCH / "bench_dgm_eval.py"), "--n", "80", "--dim",
                           "16", "--metrics", "fd_eff,authpct,sw_approx"],
