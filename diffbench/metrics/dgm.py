@@ -35,6 +35,7 @@ import numpy as np
 
 from diffbench.errors import MetricInputError
 from diffbench.metrics import functional as F
+from diffbench.metrics.rows import feature_pair, feature_rows
 
 if TYPE_CHECKING:  # torch is imported where the math runs
     import torch
@@ -45,11 +46,11 @@ DGM_SEED = 13579  # dgm-eval's --seed: the recorded seed of the draws it leaves 
 
 def rows64(x: object, what: str) -> np.ndarray:
     """`x` as a finite non-empty 2-D float64 array (one line naming `what` otherwise)."""
-    return F.feature_rows(x, what, np.float64)
+    return feature_rows(x, what, np.float64)
 
 
 def _pair(a: object, b: object, names: tuple[str, str]) -> tuple[np.ndarray, np.ndarray]:
-    return F.feature_pair(a, b, names, np.float64)
+    return feature_pair(a, b, names, np.float64)
 
 
 def _sq_dist(x: torch.Tensor, xx: torch.Tensor, y: torch.Tensor, yy: torch.Tensor) -> torch.Tensor:

@@ -30,45 +30,13 @@ from diffbench.errors import MetricInputError, shown
 from diffbench.log import progress
 from diffbench.metrics.knn import prdc as prdc  # re-exported: the public functional API
 from diffbench.metrics.mmd import cmmd as cmmd
+from diffbench.metrics.rows import check_finite, feature_pair, feature_rows
 
 if TYPE_CHECKING:
     import torch
 
 _PSD_TOL = 1e-4
 _SYM_TOL = 1e-5
-
-
-def _finite(x: np.ndarray, what: str) -> None:
-    if not np.isfinite(x).all():
-        bad = int(np.size(x) - np.count_nonzero(np.isfinite(x)))
-        raise MetricInputError(
-            f"{what} contains {bad} NaN/inf value(s); check the features or statistics that "
-            "produced it (e.g. recompute them, or drop corrupt images)")
-
-
-def feature_rows(x: object, what: str, dtype: type | None = None) -> np.ndarray:
-    """`x` as a finite non-empty 2-D array of rows (one line naming `what` otherwise): floats of
-    at least 32 bits as they are (integers and float16 in float32), or all in `dtype`."""
-    arr = np.asarray(x)
-    if arr.ndim != 2 or arr.shape[0] == 0 or arr.shape[1] == 0:
-        raise MetricInputError(f"{what} must be a non-empty 2-D array (rows, dim); got shape "
-                               f"{arr.shape}")
-    if dtype is not None:
-        arr = arr.astype(dtype, copy=False)
-    elif not np.issubdtype(arr.dtype, np.floating) or arr.dtype.itemsize < 4:
-        arr = arr.astype(np.float32)  # integers and float16 are computed in float32
-    _finite(arr, what)
-    return arr
-
-
-def feature_pair(a: object, b: object, names: tuple[str, str],
-                 dtype: type | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Two sets of rows (`feature_rows`) of one feature dimension."""
-    x, y = feature_rows(a, names[0], dtype), feature_rows(b, names[1], dtype)
-    if x.shape[1] != y.shape[1]:
-        raise MetricInputError(f"{names[0]} has dim {x.shape[1]} but {names[1]} has dim "
-                               f"{y.shape[1]}; both must come from the same extractor layer")
-    return x, y
 
 
 # ---------------------------------------------------------------- Frechet distance
@@ -79,8 +47,8 @@ def _gaussian(mu: object, sigma: object, which: str) -> tuple[np.ndarray, np.nda
     if m.ndim != 1 or s.shape != (m.shape[0], m.shape[0]):
         raise MetricInputError(f"{which} statistics: mu must be (d,) and sigma (d, d); got "
                                f"{m.shape} and {s.shape}")
-    _finite(m, f"{which} mu")
-    _finite(s, f"{which} sigma")
+    check_finite(m, f"{which} mu")
+    check_finite(s, f"{which} sigma")
     scale = float(np.abs(s).max()) if s.size else 0.0
     if scale > 0 and float(np.abs(s - s.T).max()) > _SYM_TOL * scale:
         raise MetricInputError(f"{which} sigma is not symmetric; pass a covariance matrix")

@@ -24,21 +24,29 @@ import numpy as np
 
 from diffbench.errors import MetricInputError
 from diffbench.log import progress
+from diffbench.metrics.rows import feature_pair
 
 if TYPE_CHECKING:  # torch is imported where the math runs: listing metrics stays light
     import torch
 
 
-def _rows(x: object, what: str) -> np.ndarray:
-    arr = np.asarray(x)
-    if arr.ndim != 2 or 0 in arr.shape:
-        raise MetricInputError(f"{what} must be a non-empty 2-D array (rows, dim); got shape "
-                               f"{arr.shape}")
-    if not np.issubdtype(arr.dtype, np.floating) or arr.dtype.itemsize < 4:
-        arr = arr.astype(np.float32)
-    if not np.isfinite(arr).all():
-        raise MetricInputError(f"{what} contains NaN/inf values; check the features")
-    return arr
+def _prepared(real_features: object, fake_features: object, nearest_k: int, what: str,
+              device: str | torch.device, radii_of_fakes: bool = True,
+              ) -> tuple[torch.Tensor, torch.Tensor, _Distances]:
+    """Both sets checked (`feature_pair`) as float64 tensors on `device`, and the distances
+    `prdc` sees: float32 when both inputs are float32 (scikit-learn's rule), else float64.
+    Each set that gets k-NN radii needs more than `nearest_k` rows."""
+    import torch
+
+    r, f = feature_pair(real_features, fake_features, ("real_features", "fake_features"))
+    if min(len(r), len(f) if radii_of_fakes else len(r)) < nearest_k + 1:
+        sets = "per set" if radii_of_fakes else "in the reference set"
+        raise MetricInputError(f"{what} with nearest_k={nearest_k} needs at least "
+                               f"{nearest_k + 1} rows {sets} (real: {len(r)}, fake: {len(f)})")
+    single = r.dtype == np.float32 and f.dtype == np.float32
+    return (torch.as_tensor(r, device=device).to(torch.float64),
+            torch.as_tensor(f, device=device).to(torch.float64),
+            _Distances(torch.float32 if single else torch.float64))
 
 
 class _Distances:
@@ -86,19 +94,7 @@ def prdc(real_features: object, fake_features: object, nearest_k: int = 5,
     if nearest_k < 1 or block_size < 1:
         raise MetricInputError(f"prdc needs nearest_k >= 1 and block_size >= 1 (got "
                                f"{nearest_k}, {block_size})")
-    r = _rows(real_features, "real_features")
-    f = _rows(fake_features, "fake_features")
-    if r.shape[1] != f.shape[1]:
-        raise MetricInputError(f"real_features has dim {r.shape[1]} but fake_features has dim "
-                               f"{f.shape[1]}; both must come from the same extractor layer")
-    if min(len(r), len(f)) < nearest_k + 1:
-        raise MetricInputError(f"prdc with nearest_k={nearest_k} needs at least {nearest_k + 1} "
-                               f"rows per set (real: {len(r)}, fake: {len(f)})")
-    # scikit-learn keeps float32 distances only when both inputs are float32
-    single = r.dtype == np.float32 and f.dtype == np.float32
-    dist = _Distances(torch.float32 if single else torch.float64)
-    real = torch.as_tensor(r, device=device).to(torch.float64)
-    fake = torch.as_tensor(f, device=device).to(torch.float64)
+    real, fake, dist = _prepared(real_features, fake_features, nearest_k, "prdc", device)
     k = int(nearest_k)
     with torch.no_grad():
         r_real = _radii(real, k, block_size, dist, "reference")
@@ -141,15 +137,8 @@ def realism(real_features: object, fake_features: object, nearest_k: int = 5,
     """
     import torch
 
-    r = _rows(real_features, "real_features")
-    f = _rows(fake_features, "fake_features")
-    if r.shape[1] != f.shape[1] or len(r) < nearest_k + 1:
-        raise MetricInputError(f"realism needs rows of one dim and more than nearest_k="
-                               f"{nearest_k} reference rows (got {r.shape}, {f.shape})")
-    single = r.dtype == np.float32 and f.dtype == np.float32
-    dist = _Distances(torch.float32 if single else torch.float64)
-    real = torch.as_tensor(r, device=device).to(torch.float64)
-    fake = torch.as_tensor(f, device=device).to(torch.float64)
+    real, fake, dist = _prepared(real_features, fake_features, nearest_k, "realism", device,
+                                 radii_of_fakes=False)
     with torch.no_grad():
         radii = _radii(real, int(nearest_k), block_size, dist, "reference")
         keep = torch.as_tensor(radii.cpu().numpy() < np.median(radii.cpu().numpy()),
