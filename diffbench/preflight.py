@@ -167,7 +167,7 @@ def _distribution_metrics(task: Any) -> list[Any]:
     """The task's distribution metrics, resolved (`diffbench.resolve`)."""
     from diffbench.resolve import resolve_task
 
-    resolved = resolve_task(task.metrics, task.protocol)
+    resolved = resolve_task(task.metrics, task.protocol, protocol_args=task.protocol_args)
     return [m for m in resolved.metrics.values() if m.spec.family == "distribution"]
 
 
