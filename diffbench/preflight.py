@@ -254,7 +254,7 @@ def _metric_counts(where: str, fix: str, metric: Any, n_real: int | None, n_fake
     spec = metric.spec
     low = min(n_real, n_fake)
     counts = f"there are {n_real} reference and {n_fake} generated images"
-    _, _, layer = metric.feature()
+    extractor, _, layer = metric.feature()
     if rows is not None and spec.needs.form == "rows" and layer not in rows:
         return [f"{where} needs the reference's {layer} features, but its statistics file holds "
                 "none; compute it with `diffbench stats compute ... --keep-features`"]
@@ -262,7 +262,7 @@ def _metric_counts(where: str, fix: str, metric: Any, n_real: int | None, n_fake
         if low < 2:
             return [f"{where} needs at least 2 images per side; {counts}"]
         if spec.needs.covariance:
-            _warn_rank(where, low, layer)
+            _warn_rank(where, low, extractor, layer)
     shortfalls = spec.shortfalls(n_real, n_fake, metric.settings) \
         if spec.shortfalls is not None else []
     out = []
@@ -275,11 +275,12 @@ def _metric_counts(where: str, fix: str, metric: Any, n_real: int | None, n_fake
     return out
 
 
-def _warn_rank(where: str, n: int, layer: str) -> None:
+def _warn_rank(where: str, n: int, extractor: str, layer: str) -> None:
     """FID's bias warning, given before any image is read (the metric records the same)."""
-    from diffbench.features import LAYER_DIMS
+    from diffbench.features import layer_dim
     from diffbench.metrics.distribution import rank_warning
 
-    warning = rank_warning(n, LAYER_DIMS[layer]) if layer in LAYER_DIMS else None
+    dim = layer_dim(extractor, layer)
+    warning = rank_warning(n, dim) if dim is not None else None
     if warning:
         logger.warning("%s: %s", where, warning)

@@ -27,6 +27,7 @@ import pytest
 import torch
 from torch import nn
 
+from diffbench.features import layer_dim
 from diffbench.features.dinov2 import DinoV2Extractor, config_of
 from diffbench.features.dinov2_vit import SIZES, DinoV2ViT, ViTConfig
 
@@ -77,6 +78,8 @@ def test_sizes_are_the_hub_backbones():
     width = {s: (c.embed_dim, c.depth, c.num_heads, c.hidden) for s, c in SIZES.items()}
     assert width == {"vits14": (384, 12, 6, 1536), "vitb14": (768, 12, 12, 3072),
                      "vitl14": (1024, 24, 16, 4096), "vitg14": (1536, 40, 24, 4096)}
+    for size, cfg in SIZES.items():  # preflight's widths, known without building a network
+        assert layer_dim(f"dinov2-{size}", "dinov2_cls") == cfg.embed_dim
 
 
 def _reference(cfg: ViTConfig, seed: int) -> nn.Module:

@@ -14,6 +14,15 @@ from diffbench.features import weights_names as names
 # the extractors): the bias warning of a Fréchet distance from few images is given before any
 # image is read.
 LAYER_DIMS = {"pool3": 2048, "sfid": 2023, "features": 64, "dinov2_cls": 1024}
+# where a layer's width depends on the extractor: the DINOv2 sizes' class tokens (the embed_dim
+# of `diffbench.features.dinov2_vit.SIZES`, which a test compares with these)
+EXTRACTOR_LAYER_DIMS = {(names.DINOV2[size], "dinov2_cls"): dim for size, dim in
+                        zip(names.DINOV2_SIZES, (384, 768, 1024, 1536), strict=True)}
+
+
+def layer_dim(extractor: str, layer: str) -> int | None:
+    """The feature width of `layer` of `extractor` (None: not known without building it)."""
+    return EXTRACTOR_LAYER_DIMS.get((extractor, layer), LAYER_DIMS.get(layer))
 
 
 def build_extractor(name: str, resize: str = "tf-bilinear", weights: Mapping[str, str] | None = None,
