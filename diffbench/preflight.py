@@ -116,7 +116,19 @@ def suite_problems(path: Path, suite: Any) -> list[str]:
         problems += [f"{path}: tasks.{tname}.{line}"
                      for line in task_problems(task.metrics, task.protocol)]
         problems += _train_problems(f"{path}: tasks.{tname}", task)
+        problems += _protocol_args_problems(f"{path}: tasks.{tname}.protocol_args", task)
     return problems
+
+
+def _protocol_args_problems(where: str, task: Any) -> list[str]:
+    """Input settings the task's protocol does not have, or of the wrong type."""
+    from diffbench.protocols import get_protocol
+
+    try:
+        get_protocol(task.protocol).with_inputs(task.protocol_args)
+    except ConfigError as exc:
+        return [f"{where}: {exc}"]
+    return []
 
 
 def _train_problems(where: str, task: Any) -> list[str]:

@@ -136,3 +136,16 @@ def test_score_keeps_dgm_evals_files_and_records_the_cut(tiny_weights, tmp_path)
     assert "subsample" not in alone["inputs"]["real"]
     for key in ("fd_dinov2", "precision", "recall", "density", "coverage"):
         assert alone["metrics"][key]["value"] == record["metrics"][key]["value"]
+
+
+def test_a_suite_task_sets_them_and_a_bad_one_is_refused():
+    from diffbench.resolve import resolve_task
+    from diffbench.suite import SuiteInvalid, load_suite
+
+    key = "tasks.memorization.protocol_args"
+    task = load_suite("memorization", [f"{key}.clean_resize=true"]).suite.tasks["memorization"]
+    resolved = resolve_task(task.metrics, task.protocol, protocol_args=task.protocol_args)
+    assert resolved.protocol.settings()["inputs"]["clean_resize"] is True
+    assert {m.feature()[1] for m in resolved} == {"clean"}
+    with pytest.raises(SuiteInvalid, match="has no setting 'nsample'"):
+        load_suite("memorization", [f"{key}.nsample=5"])
