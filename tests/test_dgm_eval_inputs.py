@@ -79,6 +79,7 @@ def test_protocol_inputs_pick_the_resize_and_the_network():
     proto = get_protocol("dgm-eval")
     assert proto.inputs == {"clean_resize": False, "max_images": 50000,
                             "subsample_seed": 13579, "arch": "vitl14"}
+    assert "clean_resize=False" in proto.arguments()  # `diffbench protocols` lists them
     clean = proto.with_inputs({"clean_resize": True, "arch": "vitb14"})
     assert (clean.resize, clean.extractor) == ("clean", "dinov2-vitb14")
     assert clean.metric_settings("fd_dinov2") == {"resize_mode": "clean", "arch": "vitb14"}

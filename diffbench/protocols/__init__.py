@@ -61,6 +61,10 @@ class Protocol:
             out.pop("inputs")
         return out
 
+    def arguments(self) -> list[str]:
+        """Its input settings as ``name=default`` (what ``diffbench protocols`` lists)."""
+        return [f"{k}={v!r}" for k, v in self.inputs.items()]
+
     def with_inputs(self, given: Mapping[str, Any] | None) -> Protocol:
         """This protocol with some of its ``inputs`` changed, and what they decide: checked
         against those it declares (names and types)."""
