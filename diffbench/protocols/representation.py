@@ -58,7 +58,9 @@ DGM_EVAL = Protocol(
           "(vendi_per_class, class-conditional runs; NaN on a flat folder); vendi is the whole "
           "generated set's. ct, ct_test, ct_modified, fls and fls_overfit read the training images "
           "(reference.train, --train) beside the held-out ones; their PCA/KMeans and FLS "
-          "subsets draw from RandomState(13579), unseeded in dgm-eval.",
+          "subsets draw from RandomState(13579), unseeded in dgm-eval. Each set holds at most "
+          "max_images (50000) images, drawn as dgm-eval draws them (seed subsample_seed); "
+          "clean_resize and arch are dgm-eval's --clean_resize and --arch.",
 )
 
 CMMD = Protocol(
