@@ -263,6 +263,9 @@ def _metric_counts(where: str, fix: str, metric: Any, n_real: int | None, n_fake
     how to set a setting)."""
     if n_real is None or n_fake is None:
         return []
+    limit = metric.protocol.inputs.get("max_images")  # dgm-eval scores at most this many
+    if limit is not None:
+        n_real, n_fake = min(n_real, limit), min(n_fake, limit)
     spec = metric.spec
     low = min(n_real, n_fake)
     counts = f"there are {n_real} reference and {n_fake} generated images"

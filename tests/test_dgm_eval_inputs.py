@@ -150,3 +150,10 @@ def test_a_suite_task_sets_them_and_a_bad_one_is_refused():
     assert {m.feature()[1] for m in resolved} == {"clean"}
     with pytest.raises(SuiteInvalid, match="has no setting 'nsample'"):
         load_suite("memorization", [f"{key}.nsample=5"])
+
+
+def test_preflight_counts_the_images_that_will_be_scored(tmp_path):
+    real = write_images(tmp_path / "real", 20, 0, size=(16, 16))
+    fake = write_images(tmp_path / "fake", 20, 1, size=(16, 16))
+    with pytest.raises(ConfigError, match="there are 5 reference and 5 generated images"):
+        api.score(real, fake, "prdc", "dgm-eval", protocol_args={"max_images": 5})
