@@ -48,7 +48,8 @@ def score(real: str | Path, fake: str | Path, metrics: str | Iterable[str] = ("f
           metric_args: Mapping[str, Mapping[str, Any]] | None = None,
           kid_subset_size: int | None = None, kid_subsets: int | None = None,
           prc_features: str | None = None, allow_partial: bool = False,
-          train: str | Path | None = None, test: str | Path | None = None) -> dict[str, Any]:
+          train: str | Path | None = None, test: str | Path | None = None,
+          protocol_args: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Score the images `fake` against `real` under a protocol; returns the results record.
 
     `real`/`fake`: a folder (recursive: png, jpg, jpeg, webp), an ADM ``.npz`` batch or a
@@ -58,6 +59,8 @@ def score(real: str | Path, fake: str | Path, metrics: str | Iterable[str] = ("f
     ``args`` do (``{"kid": {"subset_size": 100}}``; ``--metric-arg kid.subset_size=100``): they
     change the protocol's settings, so the record is judged as another protocol (the keywords
     `kid_subset_size`, `kid_subsets`, `prc_features` are aliases, for a metric that is scored).
+    `protocol_args` changes the protocol's input settings (``--protocol-arg clean_resize=true``;
+    dgm-eval's `clean_resize`, `max_images`, `subsample_seed`, `arch`), recorded likewise.
     `train`: the model's training images, which the memorization metrics (ct, fls, …) read
     beside the held-out `test` images (default: `real`).
     Arguments, output keys and counts are checked before any feature is extracted. A sample
@@ -84,7 +87,7 @@ def score(real: str | Path, fake: str | Path, metrics: str | Iterable[str] = ("f
     _check_train(names, train, test)
     aliases = (("kid", "subset_size", kid_subset_size), ("kid", "subsets", kid_subsets),
                ("prc", "features", prc_features))
-    task, resolved = _score_task(base, names, metric_args or {}, aliases)
+    task, resolved = _score_task(base, names, metric_args or {}, aliases, protocol_args or {})
     proto = resolved.protocol
     check_score(resolved.metrics.values(), real, fake)  # counts before any feature is extracted
     start = time.perf_counter()
@@ -107,7 +110,8 @@ def score(real: str | Path, fake: str | Path, metrics: str | Iterable[str] = ("f
 
 
 def _score_task(base: Any, names: list[str], metric_args: Mapping[str, Mapping[str, Any]],
-                aliases: Iterable[tuple[str, str, Any]]) -> tuple[Any, Any]:
+                aliases: Iterable[tuple[str, str, Any]],
+                protocol_args: Mapping[str, Any]) -> tuple[Any, Any]:
     """The task `score` runs and its resolved metrics: `metric_args`, with the old flags
     (`aliases`: metric, argument, value) laid over them, checked before any work."""
     from diffbench.preflight import check_score_args
@@ -119,9 +123,9 @@ def _score_task(base: Any, names: list[str], metric_args: Mapping[str, Mapping[s
         if value:
             given.setdefault(metric, {})[key] = value
     check_score_args(names, given, set(metric_args), base)
-    task = TaskSpec(kind="score", protocol=base.name,
+    task = TaskSpec(kind="score", protocol=base.name, protocol_args=dict(protocol_args),
                     metrics={m: TaskMetric(args=given.get(m, {})) for m in names})
-    return task, resolve_task(task.metrics, base)
+    return task, resolve_task(task.metrics, base, protocol_args=task.protocol_args)
 
 
 def _check_train(names: list[str], train: Any, test: Any) -> None:

@@ -116,7 +116,19 @@ def suite_problems(path: Path, suite: Any) -> list[str]:
         problems += [f"{path}: tasks.{tname}.{line}"
                      for line in task_problems(task.metrics, task.protocol)]
         problems += _train_problems(f"{path}: tasks.{tname}", task)
+        problems += _protocol_args_problems(f"{path}: tasks.{tname}.protocol_args", task)
     return problems
+
+
+def _protocol_args_problems(where: str, task: Any) -> list[str]:
+    """Input settings the task's protocol does not have, or of the wrong type."""
+    from diffbench.protocols import get_protocol
+
+    try:
+        get_protocol(task.protocol).with_inputs(task.protocol_args)
+    except ConfigError as exc:
+        return [f"{where}: {exc}"]
+    return []
 
 
 def _train_problems(where: str, task: Any) -> list[str]:
@@ -167,7 +179,7 @@ def _distribution_metrics(task: Any) -> list[Any]:
     """The task's distribution metrics, resolved (`diffbench.resolve`)."""
     from diffbench.resolve import resolve_task
 
-    resolved = resolve_task(task.metrics, task.protocol)
+    resolved = resolve_task(task.metrics, task.protocol, protocol_args=task.protocol_args)
     return [m for m in resolved.metrics.values() if m.spec.family == "distribution"]
 
 
@@ -251,10 +263,13 @@ def _metric_counts(where: str, fix: str, metric: Any, n_real: int | None, n_fake
     how to set a setting)."""
     if n_real is None or n_fake is None:
         return []
+    limit = metric.protocol.inputs.get("max_images")  # dgm-eval scores at most this many
+    if limit is not None:
+        n_real, n_fake = min(n_real, limit), min(n_fake, limit)
     spec = metric.spec
     low = min(n_real, n_fake)
     counts = f"there are {n_real} reference and {n_fake} generated images"
-    _, _, layer = metric.feature()
+    extractor, _, layer = metric.feature()
     if rows is not None and spec.needs.form == "rows" and layer not in rows:
         return [f"{where} needs the reference's {layer} features, but its statistics file holds "
                 "none; compute it with `diffbench stats compute ... --keep-features`"]
@@ -262,7 +277,7 @@ def _metric_counts(where: str, fix: str, metric: Any, n_real: int | None, n_fake
         if low < 2:
             return [f"{where} needs at least 2 images per side; {counts}"]
         if spec.needs.covariance:
-            _warn_rank(where, low, layer)
+            _warn_rank(where, low, extractor, layer)
     shortfalls = spec.shortfalls(n_real, n_fake, metric.settings) \
         if spec.shortfalls is not None else []
     out = []
@@ -275,11 +290,12 @@ def _metric_counts(where: str, fix: str, metric: Any, n_real: int | None, n_fake
     return out
 
 
-def _warn_rank(where: str, n: int, layer: str) -> None:
+def _warn_rank(where: str, n: int, extractor: str, layer: str) -> None:
     """FID's bias warning, given before any image is read (the metric records the same)."""
-    from diffbench.features import LAYER_DIMS
+    from diffbench.features import layer_dim
     from diffbench.metrics.distribution import rank_warning
 
-    warning = rank_warning(n, LAYER_DIMS[layer]) if layer in LAYER_DIMS else None
+    dim = layer_dim(extractor, layer)
+    warning = rank_warning(n, dim) if dim is not None else None
     if warning:
         logger.warning("%s: %s", where, warning)

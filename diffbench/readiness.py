@@ -44,7 +44,7 @@ def task_weights(task: Any) -> list[str]:
     from diffbench.resolve import resolve_task
 
     out: list[str] = []
-    for metric in resolve_task(task.metrics, task.protocol):
+    for metric in resolve_task(task.metrics, task.protocol, protocol_args=task.protocol_args):
         out += [w for w in metric_weights(metric) if w not in out]
     return out
 

@@ -139,10 +139,13 @@ def _entries(metrics: Mapping[str, Any] | list[str]) -> dict[str, tuple[str | No
 
 
 def resolve_task(metrics: Mapping[str, Any] | list[str], protocol: str | Protocol,
-                 extra: MetricArgs | None = None) -> ResolvedTask:
-    """Resolve a task's `metrics` (suite entries, or name → arguments) under `protocol`, with
-    `extra` arguments (the command line's) over the suite's."""
+                 extra: MetricArgs | None = None,
+                 protocol_args: Mapping[str, Any] | None = None) -> ResolvedTask:
+    """Resolve a task's `metrics` (suite entries, or name → arguments) under `protocol` with its
+    input settings `protocol_args` (`Protocol.with_inputs`), with `extra` arguments (the command
+    line's) over the suite's."""
     main = get_protocol(protocol) if isinstance(protocol, str) else protocol
+    main = main.with_inputs(protocol_args)
     entries = _entries(metrics)
     for name, args in (extra or {}).items():
         own, given = entries.get(name, (None, {}))

@@ -73,6 +73,9 @@ class TaskSpec(_Strict):
     dataset: DatasetSpec | None = None
     generation: GenerationSpec = Field(default_factory=GenerationSpec)
     protocol: str
+    protocol_args: dict[str, Any] = Field(
+        default_factory=dict, description="the protocol's input settings changed for this task "
+        "(dgm-eval: clean_resize, max_images, subsample_seed, arch); recorded")
     metrics: dict[str, TaskMetric]
     reference: ReferenceSpec = Field(default_factory=ReferenceSpec)
 

@@ -79,15 +79,15 @@ WEIGHTS: dict[str, WeightSpec] = {s.name: s for s in (
                "dino_deitsmall16_pretrain.pth", "dino_deitsmall16_pretrain.pth", None, None, None,
                "Apache-2.0 (facebookresearch/dino)",
                "DINO ViT-S/16 backbone (torch.hub dino_vits16): DreamBench DINO, sha256 unknown"),
-    WeightSpec("dinov2-vits14", "https://dl.fbaipublicfiles.com/dinov2/dinov2_vits14/"
-               "dinov2_vits14_pretrain.pth", "dinov2_vits14_pretrain.pth", None, None, None,
-               "Apache-2.0 (facebookresearch/dinov2)",
-               "DINOv2 ViT-S/14 backbone (torch.hub dinov2_vits14): dinov2, sha256 unknown"),
-    WeightSpec("dinov2-vitl14", "https://dl.fbaipublicfiles.com/dinov2/dinov2_vitl14/"
-               "dinov2_vitl14_pretrain.pth", "dinov2_vitl14_pretrain.pth", None, None, None,
-               "Apache-2.0 (facebookresearch/dinov2)",
-               "DINOv2 ViT-L/14 backbone (torch.hub dinov2_vitl14): FD_DINOv2 (edm2, dgm-eval), "
-               "sha256 unknown"),
+    *(WeightSpec(f"dinov2-{size}", f"https://dl.fbaipublicfiles.com/dinov2/dinov2_{size}/"
+                 f"dinov2_{size}_pretrain.pth", f"dinov2_{size}_pretrain.pth", None, None, None,
+                 "Apache-2.0 (facebookresearch/dinov2)",
+                 f"DINOv2 {label} backbone (torch.hub dinov2_{size}): {use}, sha256 unknown")
+      for size, label, use in (
+          ("vits14", "ViT-S/14", "dinov2, dgm-eval --arch vits14"),
+          ("vitb14", "ViT-B/14", "dgm-eval --arch vitb14"),
+          ("vitl14", "ViT-L/14", "FD_DINOv2 (edm2, dgm-eval)"),
+          ("vitg14", "ViT-g/14", "dgm-eval --arch vitg14"))),
     # The `clip` package checks a download against the sha256 in its URL (clip/clip.py).
     WeightSpec("clip-vit-l-14-336-openai",
                "https://openaipublic.azureedge.net/clip/models/3035c92b350959924f9f00213499208652"

@@ -12,18 +12,32 @@ from diffbench.resources import include_paths
 from diffbench.yamlio import load_yaml
 
 
-def parse_model_args(items: tuple[str, ...]) -> dict[str, Any]:
-    """Repeated ``--model-arg KEY=VALUE`` (value read as YAML) → a mapping."""
+def parse_model_args(items: tuple[str, ...], option: str = "--model-arg",
+                     example: str = "path=/data/samples") -> dict[str, Any]:
+    """Repeated ``--model-arg KEY=VALUE`` (or `option`; value read as YAML) → a mapping."""
     args: dict[str, Any] = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise ConfigError(f"--model-arg '{item}': expected KEY=VALUE, e.g. path=/data/samples")
+            raise ConfigError(f"{option} '{item}': expected KEY=VALUE, e.g. {example}")
         try:
-            args[key.strip()] = load_yaml(value, f"--model-arg {key.strip()}")
+            args[key.strip()] = load_yaml(value, f"{option} {key.strip()}")
         except yaml.YAMLError:
-            raise ConfigError(f"--model-arg '{item}': the value is not valid YAML") from None
+            raise ConfigError(f"{option} '{item}': the value is not valid YAML") from None
     return args
+
+
+def parse_protocol_args(items: tuple[str, ...]) -> dict[str, Any]:
+    """Repeated ``--protocol-arg KEY=VALUE`` (value read as YAML) → the protocol's input
+    settings (`diffbench.protocols.Protocol.with_inputs`)."""
+    return parse_model_args(items, "--protocol-arg", "clean_resize=true")
+
+
+protocol_arg_option = click.option(
+    "--protocol-arg", "protocol_args", multiple=True, metavar="KEY=VALUE",
+    help="A protocol input setting (repeatable; `diffbench protocols` lists them), e.g. "
+         "clean_resize=true, max_images=50000, arch=vitb14 under dgm-eval. It changes the "
+         "protocol's settings (recorded, judged).")
 
 
 def parse_metric_args(pairs: tuple[str, ...]) -> dict[str, dict[str, Any]]:

@@ -15,6 +15,8 @@ from diffbench.cli.common import (
     max_pixels_option,
     metric_arg_option,
     parse_metric_args,
+    parse_protocol_args,
+    protocol_arg_option,
     protocol_option,
     weights_option,
     workers_option,
@@ -56,6 +58,7 @@ def _bootstrap_help() -> str:
 @click.option("--bootstrap", default=0, show_default=True, cls=LazyHelp,
               help_from=_bootstrap_help)
 @metric_arg_option
+@protocol_arg_option
 @click.option("--kid-subset-size", type=int, default=None,
               help="Alias of --metric-arg kid.subset_size=N.")
 @click.option("--kid-subsets", type=int, default=None, help="Alias of --metric-arg kid.subsets=N.")
@@ -69,7 +72,7 @@ def _bootstrap_help() -> str:
 @max_pixels_option
 def score_cmd(real, fake, train, test, protocol_name, metrics, weights, batch_size, workers,
               device, bootstrap,
-              metric_args, kid_subset_size, kid_subsets, prc_features, no_cache,
+              metric_args, protocol_args, kid_subset_size, kid_subsets, prc_features, no_cache,
               json_out, allow_partial) -> None:
     """Score generated images against reference images under a named protocol.
 
@@ -91,7 +94,8 @@ def score_cmd(real, fake, train, test, protocol_name, metrics, weights, batch_si
                        metric_args=parse_metric_args(metric_args),
                        kid_subset_size=kid_subset_size, kid_subsets=kid_subsets,
                        prc_features=prc_features, allow_partial=allow_partial,
-                       train=train, test=test)
+                       train=train, test=test,
+                       protocol_args=parse_protocol_args(protocol_args))
     table = "\n".join(metric_lines(record["metrics"]))
     if str(json_out) == "-":  # the record alone on stdout, for pipes
         text = results.dumps(record, "--json -")

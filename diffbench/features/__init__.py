@@ -14,6 +14,15 @@ from diffbench.features import weights_names as names
 # the extractors): the bias warning of a Fréchet distance from few images is given before any
 # image is read.
 LAYER_DIMS = {"pool3": 2048, "sfid": 2023, "features": 64, "dinov2_cls": 1024}
+# where a layer's width depends on the extractor: the DINOv2 sizes' class tokens (the embed_dim
+# of `diffbench.features.dinov2_vit.SIZES`, which a test compares with these)
+EXTRACTOR_LAYER_DIMS = {(names.DINOV2[size], "dinov2_cls"): dim for size, dim in
+                        zip(names.DINOV2_SIZES, (384, 768, 1024, 1536), strict=True)}
+
+
+def layer_dim(extractor: str, layer: str) -> int | None:
+    """The feature width of `layer` of `extractor` (None: not known without building it)."""
+    return EXTRACTOR_LAYER_DIMS.get((extractor, layer), LAYER_DIMS.get(layer))
 
 
 def build_extractor(name: str, resize: str = "tf-bilinear", weights: Mapping[str, str] | None = None,
@@ -115,14 +124,26 @@ def build_digits(resize: str, weights: dict[str, str], device: str) -> Any:
     return DigitsExtractor(weights.get("digits-classifier", DEFAULT_WEIGHTS), device=device)
 
 
-@loads(names.DINOV2_VITL14)
-def build_dinov2_vitl14(resize: str, weights: dict[str, str], device: str) -> Any:
-    """DINOv2 ViT-L/14 class token at 224 px (resize ``torch`` or ``pil``): FD_DINOv2, PRDC."""
-    from diffbench import weights as w
-    from diffbench.features.dinov2 import DinoV2Extractor
+def _dinov2_builder(size: str) -> Callable[..., Any]:
+    """The builder of the DINOv2 ``size`` backbone's class token at 224 px (resize ``torch``,
+    ``pil`` or ``clean``): FD_DINOv2, PRDC and dgm-eval's metrics."""
+    @loads(names.DINOV2[size])
+    def build(resize: str, weights: dict[str, str], device: str) -> Any:
+        from diffbench import weights as w
+        from diffbench.features.dinov2 import DinoV2Extractor
 
-    return DinoV2Extractor(w.resolve(build_dinov2_vitl14.weights_name, weights),
-                           resize_mode=resize, device=device)
+        return DinoV2Extractor(w.resolve(names.DINOV2[size], weights), resize_mode=resize,
+                               device=device, size=size)
+
+    build.__name__ = build.__qualname__ = f"build_dinov2_{size}"
+    build.__doc__ = f"DINOv2 {size} class token at 224 px: FD_DINOv2, PRDC, dgm-eval's metrics."
+    return build
+
+
+build_dinov2_vits14 = _dinov2_builder("vits14")
+build_dinov2_vitb14 = _dinov2_builder("vitb14")
+build_dinov2_vitl14 = _dinov2_builder("vitl14")
+build_dinov2_vitg14 = _dinov2_builder("vitg14")
 
 
 @loads(names.CLIP_VIT_L14_336)

@@ -5,7 +5,9 @@ The same modules, parameter names and arithmetic as facebookresearch/dinov2
 (what NVlabs/edm2 loads with ``torch.hub.load('facebookresearch/dinov2:main', ...)``): a 14×14
 patch embedding, a class token, position embeddings for 518 px (37×37 patches), pre-norm blocks
 with LayerScale (``ls1``/``ls2``), LayerNorm eps 1e-6, exact GELU, no register tokens, and a
-final norm; ``forward`` returns the normalised class token, as the hub model's ``forward``
+final norm; `SIZES` holds the four hub backbones (``dinov2_vits14``/``vitb14``/``vitl14``/
+``vitg14``), the giant one with the hub's ``ffn_layer="swiglufused"`` (``mlp.w12``/``mlp.w3``:
+silu(x₁)·x₂ with the hidden width rounded as ``SwiGLUFFNFused`` does, 4096 for 1536·4); ``forward`` returns the normalised class token, as the hub model's ``forward``
 does. No torch.hub, no xformers: attention is `torch.nn.functional.scaled_dot_product_attention`
 (the same softmax(q·kᵀ/√d)·v; the tests compare it with the reference code in float64).
 
@@ -39,9 +41,24 @@ class ViTConfig:
     img_size: int = 518
     interpolate_offset: float = 0.1
     interpolate_antialias: bool = False
+    ffn: str = "mlp"  # or "swiglufused" (ViT-g/14)
+    ffn_hidden: int | None = None  # the hidden width when not the one mlp_ratio gives
+
+    @property
+    def hidden(self) -> int:
+        """The FFN's hidden width (``SwiGLUFFNFused``: two thirds, rounded up to 8)."""
+        if self.ffn_hidden is not None:
+            return self.ffn_hidden
+        width = int(self.embed_dim * self.mlp_ratio)
+        return (int(width * 2 / 3) + 7) // 8 * 8 if self.ffn == "swiglufused" else width
 
 
 VITL14 = ViTConfig()
+# torch.hub's dinov2_vit{s,b,l,g}14 (hub/backbones.py: vit_small/base/large/giant2)
+SIZES = {"vits14": ViTConfig(embed_dim=384, depth=12, num_heads=6),
+         "vitb14": ViTConfig(embed_dim=768, depth=12, num_heads=12),
+         "vitl14": VITL14,
+         "vitg14": ViTConfig(embed_dim=1536, depth=40, num_heads=24, ffn="swiglufused")}
 
 
 class _PatchEmbed(nn.Module):
@@ -78,6 +95,17 @@ class _Mlp(nn.Module):
         return self.fc2(self.act(self.fc1(x)))
 
 
+class _SwiGLU(nn.Module):
+    def __init__(self, dim: int, hidden: int) -> None:
+        super().__init__()
+        self.w12 = nn.Linear(dim, 2 * hidden)
+        self.w3 = nn.Linear(hidden, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x1, x2 = self.w12(x).chunk(2, dim=-1)
+        return self.w3(F.silu(x1) * x2)
+
+
 class _LayerScale(nn.Module):
     def __init__(self, dim: int) -> None:
         super().__init__()
@@ -95,7 +123,8 @@ class _Block(nn.Module):
         self.attn = _Attention(dim, cfg.num_heads)
         self.ls1 = _LayerScale(dim)
         self.norm2 = nn.LayerNorm(dim, eps=1e-6)
-        self.mlp = _Mlp(dim, int(dim * cfg.mlp_ratio))
+        ffn = _SwiGLU if cfg.ffn == "swiglufused" else _Mlp
+        self.mlp = ffn(dim, cfg.hidden)
         self.ls2 = _LayerScale(dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

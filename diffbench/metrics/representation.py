@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from diffbench.errors import MetricInputError
+from diffbench.features.weights_names import DINOV2_SIZES
 from diffbench.metrics import functional as F
 from diffbench.metrics.args import FROM_PROTOCOL, SCALE, Arg
 from diffbench.metrics.distribution import fid_from_rows, frechet_metric
@@ -36,7 +37,7 @@ _PRDC_FEATURES = {"vgg16": ("vgg16", "tf-bilinear", "fc2_relu"),
 
 
 def _dinov2_features(s: Mapping[str, Any]) -> tuple[str, str, str]:
-    return DINOV2[0], s["resize_mode"], DINOV2[1]
+    return f"dinov2-{s['arch']}", s["resize_mode"], DINOV2[1]
 
 
 def _fd_resample(real: Gaussian, rows: np.ndarray) -> float:
@@ -102,8 +103,11 @@ FD_DINOV2 = MetricSpec(
     features=_dinov2_features, resample=_fd_resample,
     args={
         "resize_mode": Arg("str", FROM_PROTOCOL, "EDM2's resize to 224: torch (F.interpolate "
-                           "bicubic antialias, EDM2's default) or pil (PIL bicubic on uint8, "
-                           "dgm-eval's)", choices=("torch", "pil")),
+                           "bicubic antialias, EDM2's default), pil (PIL bicubic on uint8, "
+                           "dgm-eval's) or clean (per-channel float PIL bicubic, dgm-eval's "
+                           "--clean_resize)", choices=("torch", "pil", "clean")),
+        "arch": Arg("str", "vitl14", "the DINOv2 backbone (dgm-eval's --arch)",
+                    choices=DINOV2_SIZES),
         "scale": SCALE,
     })
 

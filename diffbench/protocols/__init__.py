@@ -7,10 +7,12 @@ protocols are never put in one table.
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from diffbench.errors import ConfigError
+from diffbench.errors import ConfigError, shown
 
 # The layer each metric reads under the 2015 TF Inception (the Inception protocols' `layers`).
 INCEPTION_LAYERS = {"fid": "pool3", "sfid": "sfid", "kid": "pool3", "prc": "pool3",
@@ -28,6 +30,11 @@ class Protocol:
     own since the first record format); ``params`` holds every other metric's, keyed by metric
     name (``{"ssim": {...}, "lpips": {...}, "clip_t": {...}}``), and display settings
     (``scale``). `metric_settings` reads either; the results record carries them all.
+
+    ``inputs`` holds protocol-wide input settings a user may change (``--protocol-arg``, a
+    task's ``protocol_args``; `with_inputs`), dgm-eval's: ``clean_resize``, ``max_images``,
+    ``subsample_seed``, ``arch``. A changed one is recorded, so the record is judged as
+    another protocol.
     """
 
     name: str
@@ -41,15 +48,39 @@ class Protocol:
     extractor: str = "inception"
     layers: dict[str, str] = field(default_factory=lambda: dict(INCEPTION_LAYERS))
     params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    inputs: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "__doc__", self.summary)
 
     def settings(self) -> dict[str, Any]:
-        """The choices recorded in results."""
+        """The choices recorded in results (``inputs`` only where the protocol has some)."""
         out = asdict(self)
         out.pop("summary")
+        if not out["inputs"]:
+            out.pop("inputs")
         return out
+
+    def arguments(self) -> list[str]:
+        """Its input settings as ``name=default`` (what ``diffbench protocols`` lists)."""
+        return [f"{k}={v!r}" for k, v in self.inputs.items()]
+
+    def with_inputs(self, given: Mapping[str, Any] | None) -> Protocol:
+        """This protocol with some of its ``inputs`` changed, and what they decide: checked
+        against those it declares (names and types)."""
+        if not given:
+            return self
+        problems = [f"protocol '{self.name}' has no setting {shown(k)} (it has: "
+                    f"{', '.join(self.inputs) or 'none'})" for k in given if k not in self.inputs]
+        problems += [f"protocol setting {k}={shown(v)}: expected {type(self.inputs[k]).__name__}"
+                     for k, v in given.items() if k in self.inputs
+                     and type(v) is not type(self.inputs[k])]  # noqa: E721 (bool is not int)
+        problems += [f"protocol setting {k}={v}: expected at least 1" for k, v in given.items()
+                     if k == "max_images" and type(v) is int and v < 1]
+        if problems:
+            raise ConfigError("; ".join(problems))
+        changed = {k: v for k, v in given.items() if v != self.inputs[k]}
+        return dataclasses.replace(self, inputs={**self.inputs, **given}, **_decided(self, changed))
 
     def param(self, metric: str) -> dict[str, Any]:
         """The ``params`` entry of `metric` (empty when it has none)."""
@@ -71,6 +102,28 @@ class Protocol:
         if unknown:
             raise ConfigError(f"protocol '{self.name}' does not define {', '.join(unknown)}; "
                               f"it defines {', '.join(self.metrics)}")
+
+
+def _decided(protocol: Protocol, changed: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields input settings decide: ``clean_resize`` the resize (``clean``), ``arch`` the
+    DINOv2 extractor (``dinov2-<arch>``), for the protocol and for the metrics that name their
+    own DINOv2 features (those with a ``resize_mode`` in ``params``: fd_dinov2). ``max_images``
+    and ``subsample_seed`` are read where a set is opened (`diffbench.data.subset`)."""
+    from diffbench.features.weights_names import DINOV2_SIZES
+
+    arch = changed.get("arch")
+    if arch is not None and arch not in DINOV2_SIZES:
+        raise ConfigError(f"protocol setting arch={shown(arch)}: expected one of "
+                          f"{', '.join(DINOV2_SIZES)}")
+    clean = {"resize_mode": "clean"} if changed.get("clean_resize") else {}
+    named = {"arch": arch} if arch else {}
+    out: dict[str, Any] = {"params": {k: {**v, **clean, **named} if "resize_mode" in v else v
+                                      for k, v in protocol.params.items()}}
+    if clean:
+        out["resize"] = "clean"
+    if arch:
+        out["extractor"] = f"dinov2-{arch}"
+    return out
 
 
 ADM = Protocol(

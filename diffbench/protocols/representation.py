@@ -5,7 +5,10 @@
   ``DINOv2Detector(resize_mode='torch')``.
 - ``dgm-eval``: layer6ai-labs/dgm-eval (Stein et al., NeurIPS 2023) on DINOv2 ViT-L/14 with the
   PIL bicubic resize (EDM2's ``resize_mode='pil'``): FD and precision/recall/density/coverage
-  with its ``nearest_k`` 5 on at most ``reduced_n`` 10000 rows per side.
+  with its ``nearest_k`` 5 on at most ``reduced_n`` 10000 rows per side. Its input settings
+  (``--protocol-arg``): ``clean_resize`` (per-channel float PIL bicubic, no uint8 rounding),
+  ``max_images``/``subsample_seed`` (at most 50000 images per set, drawn as dgm-eval draws
+  them: `diffbench.data.subset`) and ``arch`` (the DINOv2 size).
 - ``cmmd``: google-research/cmmd (Jayasumana et al., CVPR 2024).
 """
 
@@ -44,6 +47,9 @@ DGM_EVAL = Protocol(
     params={"fd_dinov2": {"resize_mode": "pil"},
             "prdc": {"nearest_k": 5, "subsample": 10000, "seed": 13579,
                      "features": "protocol"}},
+    # dgm-eval's command line: --clean_resize, --nsample 50000 with --seed 13579, --arch
+    inputs={"clean_resize": False, "max_images": 50000, "subsample_seed": 13579,
+            "arch": "vitl14"},
     notes="dgm-eval draws its PRDC subsets (reduced_n) from numpy's global random state; "
           "diffbench draws them from RandomState(13579) (dgm-eval's default --seed), so the "
           "subset, and with fewer than 10000 images nothing, differs. FD∞, KD and the realism "
@@ -52,7 +58,9 @@ DGM_EVAL = Protocol(
           "(vendi_per_class, class-conditional runs; NaN on a flat folder); vendi is the whole "
           "generated set's. ct, ct_test, ct_modified, fls and fls_overfit read the training images "
           "(reference.train, --train) beside the held-out ones; their PCA/KMeans and FLS "
-          "subsets draw from RandomState(13579), unseeded in dgm-eval.",
+          "subsets draw from RandomState(13579), unseeded in dgm-eval. Each set holds at most "
+          "max_images (50000) images, drawn as dgm-eval draws them (seed subsample_seed); "
+          "clean_resize and arch are dgm-eval's --clean_resize and --arch.",
 )
 
 CMMD = Protocol(

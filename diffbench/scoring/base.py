@@ -88,7 +88,8 @@ class TaskInputs:
 
     def __post_init__(self) -> None:
         if self.resolved is None:
-            self.resolved = resolve_task(self.task.metrics, self.protocol, self.metric_args)
+            self.resolved = resolve_task(self.task.metrics, self.protocol, self.metric_args,
+                                         self.task.protocol_args)
 
     def metric(self, name: str) -> ResolvedMetric:
         """The metric `name` of the task as resolved (`diffbench.resolve`)."""

@@ -37,7 +37,7 @@ from diffbench.metrics.spec import NO_TRAIN, Gaussian, MetricSpec, Needs, call, 
 from diffbench.metrics.states import FeatureBank, GaussianMoments
 from diffbench.resolve import ResolvedMetric
 from diffbench.scoring.base import EvalContext, FamilyResult, TaskInputs, batch_share, metric_entry
-from diffbench.scoring.sides import Side, load_side
+from diffbench.scoring.sides import Side, limited, load_side
 
 
 @dataclass(frozen=True)
@@ -203,13 +203,15 @@ def reference_of(inputs: TaskInputs) -> Any:
                      inputs.protocol.name)
 
 
-def _labels(samples: Any) -> np.ndarray | None:
+def _labels(samples: Any, rows: np.ndarray | None = None) -> np.ndarray | None:
+    """The class label of each generated image (of `rows` of them when a limit cut the set)."""
     if not isinstance(samples, SampleSet):  # a score task's images: no requests behind them
         return None
     labels = [samples.condition(k).get("class") for k in samples.keys]
     if any(lab is None for lab in labels):
         return None
-    return np.asarray(labels, dtype=np.int64)
+    out = np.asarray(labels, dtype=np.int64)
+    return out if rows is None else out[rows]
 
 
 def evaluate(metrics: list[str], inputs: TaskInputs, ctx: EvalContext) -> FamilyResult:
@@ -220,7 +222,11 @@ def evaluate(metrics: list[str], inputs: TaskInputs, ctx: EvalContext) -> Family
     run = sharded_extract(ctx)
     out = FamilyResult()
     values: dict[str, dict[str, Any]] = {}
-    reference = reference_of(inputs)
+    cut = inputs.resolved.protocol.inputs  # dgm-eval's max_images: each set cut once
+    reference = limited(reference_of(inputs), cut, "the reference")
+    samples = limited(inputs.samples, cut, "the generated images")
+    sets = (limited(inputs.train, cut, "the training images"),
+            limited(inputs.test, cut, "the held-out images"))
     for p in passes(resolved):
         what = ", ".join(p.metrics)
         extractor = build_extractor(p.extractor, p.resize, ctx.weights, ctx.device)
@@ -229,12 +235,12 @@ def evaluate(metrics: list[str], inputs: TaskInputs, ctx: EvalContext) -> Family
                          ctx.workers, ctx.cache, extract_fn=run, write_cache=ctx.rank == 0,
                          what=what)
         real_s = time.perf_counter() - start
-        fake = load_side(inputs.samples, *needs(p, True, ctx.bootstrap), extractor, True,
+        fake = load_side(samples, *needs(p, True, ctx.bootstrap), extractor, True,
                          ctx.batch_size, ctx.workers, False, extract_fn=run, what=what)
         if any(get_spec(m).needs.labels for m in p.metrics):
-            fake.labels = _labels(inputs.samples)
+            fake.labels = _labels(inputs.samples, getattr(samples, "indices", None))
         _check_counts(real, fake, inputs)
-        train, test = _memorization_sides(p, inputs, extractor, ctx, run)
+        train, test = _memorization_sides(p, inputs, sets, extractor, ctx, run)
         layers = list(p.layers.items())  # the math (FID's eigh, KID's subsets) can take minutes
         for name, layer in progress(layers, desc=f"compute {what}", total=len(layers),
                                     unit="metrics"):
@@ -243,7 +249,7 @@ def evaluate(metrics: list[str], inputs: TaskInputs, ctx: EvalContext) -> Family
                                          extractor.fingerprint_hash(), ctx.bootstrap, train,
                                          ctx.device))
         if train is not None:
-            name_rows(values, inputs.train, inputs.samples)
+            name_rows(values, sets[0], samples)
             out = out.merge(FamilyResult(references={
                 "train": train.describe, **({"test": test.describe} if test else {})}))
         tag = "" if p.extractor == protocol.extractor else f"_{p.extractor}"
@@ -257,10 +263,11 @@ def evaluate(metrics: list[str], inputs: TaskInputs, ctx: EvalContext) -> Family
     return out
 
 
-def _memorization_sides(p: Pass, inputs: TaskInputs, extractor, ctx: EvalContext,
-                        run) -> tuple[Side | None, Side | None]:
+def _memorization_sides(p: Pass, inputs: TaskInputs, sets: tuple[Any, Any], extractor,
+                        ctx: EvalContext, run) -> tuple[Side | None, Side | None]:
     """(training side, held-out side or None for the reference) of a pass's memorization
-    metrics; (None, None) when the pass has none."""
+    metrics from `sets` (the task's training and held-out images, as scored); (None, None)
+    when the pass has none."""
     layers = tuple(sorted({layer for m, layer in p.layers.items() if get_spec(m).needs.train}))
     if not layers:
         return None, None
@@ -272,7 +279,7 @@ def _memorization_sides(p: Pass, inputs: TaskInputs, extractor, ctx: EvalContext
         return load_side(source, (), layers, extractor, False, ctx.batch_size, ctx.workers,
                          ctx.cache, extract_fn=run, write_cache=ctx.rank == 0, what="memorization")
 
-    return side(inputs.train), side(inputs.test) if inputs.test is not None else None
+    return side(sets[0]), side(sets[1]) if sets[1] is not None else None
 
 
 def _files(source: Any) -> tuple[list[str], list[str]] | None:

@@ -8,6 +8,7 @@ features are cached by content hash and extractor fingerprint (`diffbench.stats`
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ import numpy as np
 from diffbench import stats as stats_lib
 from diffbench.data import open_images
 from diffbench.data.npz import NpzSource
+from diffbench.data.subset import at_most
 from diffbench.errors import DataError, MetricInputError, StorageError
 from diffbench.extract import FeatureSet, extract
 from diffbench.log import logger
@@ -38,6 +40,26 @@ def open_side(path: str | Path) -> Path | Any:
     """A statistics file stays a path; images (folder, .npz) are opened and listed now."""
     path = Path(path)
     return path if stats_lib.is_stats_file(path) else open_images(path)
+
+
+def limited(source: Any, inputs: Mapping[str, Any], what: str) -> Any:
+    """`source` cut to the protocol's ``max_images`` (dgm-eval's draw with ``subsample_seed``,
+    `diffbench.data.subset`, noted in its description and logged); a statistics file, a source
+    within the limit and a protocol without one leave it as it is."""
+    limit = inputs.get("max_images")
+    if limit is None or source is None:
+        return source
+    if isinstance(source, (str, Path)):
+        if stats_lib.is_stats_file(Path(source)):
+            return source
+        source = open_images(source)
+    kept = at_most(source, limit, inputs.get("subsample_seed", 0))
+    if kept is not source:
+        note = kept.note()
+        logger.warning("%s: %d images, more than max_images; scoring the %d dgm-eval keeps "
+                       "(seed %d), %d dropped", what, note["from"], note["kept"], note["seed"],
+                       note["dropped"])
+    return kept
 
 
 def load_side(source: Path | Any, moments: tuple[str, ...], banks: tuple[str, ...], extractor,
