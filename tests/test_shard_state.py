@@ -1,0 +1,124 @@
+"""The one merge of the scoring families' shard states (`diffbench.scoring.base`): every reduction
+kind on emulated ranks (threads whose `dist.gather_objects` is an all-gather among them), each
+rank getting the state one process computes over all the items."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from diffbench import dist
+from diffbench.scoring.base import (
+    REDUCTIONS,
+    EvalContext,
+    batch_share,
+    merge_part,
+    merge_ranks,
+    on_my_share,
+)
+
+BATCH = 4
+ROWS = np.arange(22 * 3, dtype=np.float32).reshape(22, 3)[::-1] * 0.5  # not sorted
+HOW = {"rows": "cat", "n": "sum", "total": "sum", "sizes": "sum", "low": "min", "high": "max"}
+
+
+def _state(mine: list[int]) -> dict:
+    """A shard state with a part of each reduction kind (None: this rank has no rows)."""
+    rows, sizes = ROWS[mine], {}
+    for i in mine:  # counts by key, as image sizes
+        sizes[f"{i % 3}x"] = sizes.get(f"{i % 3}x", 0) + 1
+    return {"rows": rows, "n": len(mine), "total": rows.sum(0, dtype=np.float64), "sizes": sizes,
+            "low": rows.min(0) if len(mine) else None,
+            "high": rows.max(0) if len(mine) else None}
+
+
+def emulated_ranks(monkeypatch, world: int, n: int, compute, how) -> tuple[list, list]:
+    """(each rank's merged state, each rank's items) of `on_my_share` on `world` emulated ranks."""
+    barrier = threading.Barrier(world, timeout=30)
+    slots: list = [None] * world
+    local = threading.local()
+
+    def gather_objects(obj):
+        slots[local.rank] = obj
+        barrier.wait()
+        out = list(slots)
+        barrier.wait()  # every rank has read this gather before any writes the next
+        return out
+
+    monkeypatch.setattr(dist, "world_size", lambda: world)
+    monkeypatch.setattr(dist, "gather_objects", gather_objects)
+    merged: list = [None] * world
+    shares: list = [None] * world
+
+    def rank(r: int) -> None:
+        local.rank = r
+
+        def mine(indices):
+            shares[r] = indices
+            return compute(indices)
+        try:
+            ctx = EvalContext(batch_size=BATCH, rank=r, world_size=world)
+            merged[r] = on_my_share(n, ctx, mine, how)
+        except Exception as exc:  # a failed rank fails the test instead of hanging the others
+            merged[r] = exc
+            barrier.abort()
+
+    threads = [threading.Thread(target=rank, args=(r,)) for r in range(world)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for m in merged:
+        if isinstance(m, BaseException):
+            raise m
+    return merged, shares
+
+
+def _same(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for k in a:
+        if isinstance(a[k], np.ndarray):
+            assert a[k].dtype == b[k].dtype and np.array_equal(a[k], b[k]), k
+        else:
+            assert a[k] == b[k], k
+
+
+def test_every_kind_is_tested():
+    assert set(HOW.values()) == set(REDUCTIONS)
+
+
+@pytest.mark.parametrize("world,n", [(3, 22), (2, 22), (3, 5), (1, 22)],
+                         ids=["3-ranks", "2-ranks", "a-rank-without-batches", "1-process"])
+def test_every_rank_gets_one_process_state(monkeypatch, world, n):
+    merged, shares = emulated_ranks(monkeypatch, world, n, _state, HOW)
+    one = _state(list(range(n)))
+    for state in merged:
+        _same(state, one)
+    assert sorted(i for s in shares for i in s) == list(range(n))
+
+
+def test_cat_puts_interleaved_whole_batches_back_in_item_order(monkeypatch):
+    # 22 items in batches of 4 on 3 ranks: rank 1 holds batches 1 and 4, not items 8..15
+    assert batch_share(22, BATCH, 1, 3) == [4, 5, 6, 7, 16, 17, 18, 19]
+    merged, shares = emulated_ranks(monkeypatch, 3, 22, lambda mine: {"rows": ROWS[mine]},
+                                    {"rows": "cat"})
+    assert shares == [batch_share(22, BATCH, r, 3) for r in range(3)]
+    for state in merged:
+        assert np.array_equal(state["rows"], ROWS) and state["rows"].dtype == ROWS.dtype
+
+
+def test_a_float_sum_is_added_in_rank_order():
+    parts = [np.array([0.1]), np.array([0.2]), np.array([0.3])]
+    assert merge_part("sum", parts, [[0], [1], [2]], 3)[0] == (0.1 + 0.2) + 0.3
+
+
+def test_cat_refuses_rows_that_do_not_cover_the_items():
+    with pytest.raises(RuntimeError, match="3 rows of 4 items"):
+        merge_part("cat", [ROWS[:2], ROWS[2:3]], [[0, 1], [2]], 4)
+
+
+def test_an_unknown_reduction_is_refused():
+    with pytest.raises(ValueError, match="unknown reductions \\['mean'\\]"):
+        merge_ranks({"x": 1.0}, {"x": "mean"}, [0], 1)
