@@ -8,8 +8,10 @@ import threading
 
 import numpy as np
 import pytest
+import torch
 
 from diffbench import dist
+from diffbench.extract import extract
 from diffbench.scoring.base import (
     REDUCTIONS,
     EvalContext,
@@ -18,6 +20,7 @@ from diffbench.scoring.base import (
     merge_ranks,
     on_my_share,
 )
+from diffbench.scoring.distribution import sharded_extract
 
 BATCH = 4
 ROWS = np.arange(22 * 3, dtype=np.float32).reshape(22, 3)[::-1] * 0.5  # not sorted
@@ -34,9 +37,10 @@ def _state(mine: list[int]) -> dict:
             "high": rows.max(0) if len(mine) else None}
 
 
-def emulated_ranks(monkeypatch, world: int, n: int, compute, how) -> tuple[list, list]:
-    """(each rank's merged state, each rank's items) of `on_my_share` on `world` emulated ranks."""
-    barrier = threading.Barrier(world, timeout=30)
+def emulated_ranks(monkeypatch, world: int, fn) -> list:
+    """``fn(ctx)`` on `world` emulated ranks (threads; `dist.gather_objects` gathers among them):
+    each rank's result."""
+    barrier = threading.Barrier(world, timeout=60)
     slots: list = [None] * world
     local = threading.local()
 
@@ -49,20 +53,14 @@ def emulated_ranks(monkeypatch, world: int, n: int, compute, how) -> tuple[list,
 
     monkeypatch.setattr(dist, "world_size", lambda: world)
     monkeypatch.setattr(dist, "gather_objects", gather_objects)
-    merged: list = [None] * world
-    shares: list = [None] * world
+    results: list = [None] * world
 
     def rank(r: int) -> None:
         local.rank = r
-
-        def mine(indices):
-            shares[r] = indices
-            return compute(indices)
         try:
-            ctx = EvalContext(batch_size=BATCH, rank=r, world_size=world)
-            merged[r] = on_my_share(n, ctx, mine, how)
+            results[r] = fn(EvalContext(batch_size=BATCH, workers=0, rank=r, world_size=world))
         except Exception as exc:  # a failed rank fails the test instead of hanging the others
-            merged[r] = exc
+            results[r] = exc
             barrier.abort()
 
     threads = [threading.Thread(target=rank, args=(r,)) for r in range(world)]
@@ -70,10 +68,23 @@ def emulated_ranks(monkeypatch, world: int, n: int, compute, how) -> tuple[list,
         t.start()
     for t in threads:
         t.join()
-    for m in merged:
-        if isinstance(m, BaseException):
-            raise m
-    return merged, shares
+    for res in results:
+        if isinstance(res, Exception):
+            raise res
+    return results
+
+
+def merged(monkeypatch, world: int, n: int, compute, how) -> tuple[list, list]:
+    """(each rank's merged state, each rank's items) of `on_my_share` on emulated ranks."""
+    shares: dict[int, list[int]] = {}
+
+    def fn(ctx):
+        def mine(indices):
+            shares[ctx.rank] = indices
+            return compute(indices)
+        return on_my_share(n, ctx, mine, how)
+
+    return emulated_ranks(monkeypatch, world, fn), [shares[r] for r in range(world)]
 
 
 def _same(a: dict, b: dict) -> None:
@@ -92,9 +103,9 @@ def test_every_kind_is_tested():
 @pytest.mark.parametrize("world,n", [(3, 22), (2, 22), (3, 5), (1, 22)],
                          ids=["3-ranks", "2-ranks", "a-rank-without-batches", "1-process"])
 def test_every_rank_gets_one_process_state(monkeypatch, world, n):
-    merged, shares = emulated_ranks(monkeypatch, world, n, _state, HOW)
+    states, shares = merged(monkeypatch, world, n, _state, HOW)
     one = _state(list(range(n)))
-    for state in merged:
+    for state in states:
         _same(state, one)
     assert sorted(i for s in shares for i in s) == list(range(n))
 
@@ -102,10 +113,10 @@ def test_every_rank_gets_one_process_state(monkeypatch, world, n):
 def test_cat_puts_interleaved_whole_batches_back_in_item_order(monkeypatch):
     # 22 items in batches of 4 on 3 ranks: rank 1 holds batches 1 and 4, not items 8..15
     assert batch_share(22, BATCH, 1, 3) == [4, 5, 6, 7, 16, 17, 18, 19]
-    merged, shares = emulated_ranks(monkeypatch, 3, 22, lambda mine: {"rows": ROWS[mine]},
-                                    {"rows": "cat"})
+    states, shares = merged(monkeypatch, 3, 22, lambda mine: {"rows": ROWS[mine]},
+                            {"rows": "cat"})
     assert shares == [batch_share(22, BATCH, r, 3) for r in range(3)]
-    for state in merged:
+    for state in states:
         assert np.array_equal(state["rows"], ROWS) and state["rows"].dtype == ROWS.dtype
 
 
@@ -122,3 +133,28 @@ def test_cat_refuses_rows_that_do_not_cover_the_items():
 def test_an_unknown_reduction_is_refused():
     with pytest.raises(ValueError, match="unknown reductions \\['mean'\\]"):
         merge_ranks({"x": 1.0}, {"x": "mean"}, [0], 1)
+
+
+class _Pixels:
+    """A tiny extractor: the first 4×4 pixels of an image as features, twice."""
+
+    name = "pixels"
+    device = torch.device("cpu")
+
+    def preprocessor(self):
+        return lambda image: torch.from_numpy(image[:4, :4].reshape(-1).astype(np.float32) / 7)
+
+    def forward(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"a": batch, "b": batch * 3 + 1}
+
+
+def test_distribution_features_on_emulated_ranks_equal_one_process(monkeypatch):
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 256, (4 + i % 2, 4, 3), dtype=np.uint8) for i in range(22)]
+    one = extract(images, _Pixels(), ("a",), ("a", "b"), BATCH, 0)
+    for part in emulated_ranks(monkeypatch, 3, lambda ctx: sharded_extract(ctx)(
+            images, _Pixels(), ("a",), ("a", "b"), BATCH, 0)):
+        assert (part.n, part.sizes) == (one.n, one.sizes) and part.moments.keys() == {"a"}
+        _same(part.moments["a"].to_dict(), one.moments["a"].to_dict())  # bit for bit
+        for layer in ("a", "b"):
+            assert np.array_equal(part.banks[layer].array(), one.banks[layer].array())
