@@ -5,6 +5,7 @@ rank getting the state one process computes over all the items."""
 from __future__ import annotations
 
 import threading
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -29,9 +30,7 @@ HOW = {"rows": "cat", "n": "sum", "total": "sum", "sizes": "sum", "low": "min", 
 
 def _state(mine: list[int]) -> dict:
     """A shard state with a part of each reduction kind (None: this rank has no rows)."""
-    rows, sizes = ROWS[mine], {}
-    for i in mine:  # counts by key, as image sizes
-        sizes[f"{i % 3}x"] = sizes.get(f"{i % 3}x", 0) + 1
+    rows, sizes = ROWS[mine], Counter(f"{i % 3}x" for i in mine)  # counts by key: image sizes
     return {"rows": rows, "n": len(mine), "total": rows.sum(0, dtype=np.float64), "sizes": sizes,
             "low": rows.min(0) if len(mine) else None,
             "high": rows.max(0) if len(mine) else None}

@@ -30,6 +30,7 @@ rank 0 writes them. Values computed from ``cat`` rows are bit-identical to one p
 from __future__ import annotations
 
 import functools
+import operator
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -120,29 +121,21 @@ class TaskInputs:
 REDUCTIONS = ("cat", "sum", "min", "max")
 
 
-def _add(a: Any, b: Any) -> Any:
-    if isinstance(a, Mapping):  # counts by key (image sizes)
-        return {k: a.get(k, 0) + b.get(k, 0) for k in {**a, **b}}
-    return a + b
-
-
 def merge_part(kind: str, values: Sequence[Any], shares: Sequence[Sequence[int]], n: int) -> Any:
     """One part of every rank's state (in rank order; `shares`: each rank's items of 0..n-1)
     merged by its reduction `kind`: ``cat`` puts each rank's rows at its items' places, ``sum``
-    adds (numbers, arrays, counts by key; a float sum depends on the split, ``cat`` does not),
+    adds (numbers, arrays, Counters; a float sum depends on the split, ``cat`` does not),
     ``min``/``max`` take the elementwise extreme. A rank with nothing for a part gives None."""
     if kind != "cat":
         given = [v for v in values if v is not None]
-        pairwise = {"sum": _add, "min": np.minimum, "max": np.maximum}[kind]
+        pairwise = {"sum": operator.add, "min": np.minimum, "max": np.maximum}[kind]
         return functools.reduce(pairwise, given) if given else None
-    given = [(np.asarray(idx), rows) for idx, rows in zip(shares, values, strict=True) if len(idx)]
-    seen = sum(len(idx) for idx, _ in given)
-    if seen != n:
-        raise RuntimeError(f"merge_part: the ranks hold {seen} rows of {n} items")
+    given = [(idx, rows) for idx, rows in zip(shares, values, strict=True) if len(idx)]
+    if sum(len(idx) for idx, _ in given) != n:
+        raise RuntimeError(f"merge_part: the ranks hold {sum(map(len, shares))} rows of {n} items")
     if not given:
         return values[0]  # no items at all: rank 0's empty part
-    first = np.asarray(given[0][1])
-    out = np.empty((n, *first.shape[1:]), dtype=first.dtype)
+    out = np.empty((n, *given[0][1].shape[1:]), dtype=given[0][1].dtype)
     for idx, rows in given:
         out[idx] = rows
     return out

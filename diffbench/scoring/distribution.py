@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import time
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -167,14 +168,14 @@ def sharded_extract(ctx: EvalContext):
         def shard(mine: list[int]) -> dict[str, Any]:
             fs = extract(source, extractor, (), layers, batch_size, workers, desc=desc,
                          indices=mine)  # a rank without batches has no rows: None
-            return {"n": fs.n, "sizes": fs.sizes, "seconds": fs.seconds,
+            return {"n": fs.n, "sizes": Counter(fs.sizes), "seconds": fs.seconds,
                     **{f"rows/{k}": fs.banks[k].array() if k in fs.banks else None
                        for k in layers}}
 
         how = {"n": "sum", "sizes": "sum", "seconds": "max", **{f"rows/{k}": "cat" for k in layers}}
         state = on_my_share(len(source), dataclasses.replace(ctx, batch_size=batch_size),
                             shard, how)
-        out = FeatureSet(state["n"], seconds=state["seconds"], sizes=state["sizes"])
+        out = FeatureSet(state["n"], seconds=state["seconds"], sizes=dict(state["sizes"]))
         for layer in layers:
             if (rows := state[f"rows/{layer}"]) is None:
                 continue  # no images at all, as one process
