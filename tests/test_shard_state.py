@@ -37,39 +37,49 @@ def _state(mine: list[int]) -> dict:
 
 
 def emulated_ranks(monkeypatch, world: int, fn) -> list:
-    """``fn(ctx)`` on `world` emulated ranks (threads; `dist.gather_objects` gathers among them):
-    each rank's result."""
+    """``fn(ctx)`` on `world` emulated ranks (threads taking turns between gathers;
+    `dist.gather_objects` gathers among them): each rank's result."""
     barrier = threading.Barrier(world, timeout=60)
     slots: list = [None] * world
     local = threading.local()
 
+    turn = threading.Lock()  # one rank computes at a time, as alone on its machine
+
     def gather_objects(obj):
         slots[local.rank] = obj
-        barrier.wait()
-        out = list(slots)
-        barrier.wait()  # every rank has read this gather before any writes the next
+        turn.release()
+        try:
+            barrier.wait()
+            out = list(slots)
+            barrier.wait()  # every rank has read this gather before any writes the next
+        finally:
+            turn.acquire()
         return out
 
     monkeypatch.setattr(dist, "world_size", lambda: world)
     monkeypatch.setattr(dist, "gather_objects", gather_objects)
     results: list = [None] * world
+    threads = torch.get_num_threads()
 
     def rank(r: int) -> None:
         local.rank = r
-        try:
-            results[r] = fn(EvalContext(batch_size=BATCH, workers=0, rank=r, world_size=world))
-        except Exception as exc:  # a failed rank fails the test instead of hanging the others
-            results[r] = exc
-            barrier.abort()
+        torch.set_num_threads(threads)  # OpenMP's count is per thread: kernels split as in main
+        with turn:
+            try:
+                results[r] = fn(EvalContext(batch_size=BATCH, workers=0, rank=r, world_size=world))
+            except Exception as exc:  # a failed rank fails the test instead of hanging the others
+                results[r] = exc
+                barrier.abort()
 
-    threads = [threading.Thread(target=rank, args=(r,)) for r in range(world)]
-    for t in threads:
+    ranks = [threading.Thread(target=rank, args=(r,)) for r in range(world)]
+    for t in ranks:
         t.start()
-    for t in threads:
+    for t in ranks:
         t.join()
-    for res in results:
-        if isinstance(res, Exception):
-            raise res
+    errors = [e for e in results if isinstance(e, Exception)]
+    if errors:  # the rank's own error, not the broken barrier the others saw
+        raise next((e for e in errors if not isinstance(e, threading.BrokenBarrierError)),
+                   errors[0])
     return results
 
 
