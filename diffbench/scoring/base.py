@@ -15,9 +15,10 @@ The families (``diffbench.metrics.spec.FAMILIES``) and their evaluators (``EVALU
   (DINO, CLIP-I, CLIP-T).
 
 Every evaluator follows the same steps: plan its metrics from their resolved settings, list the
-items of the task, read them in batches (`read_batches`), compute a shard state over this rank's
-items, merge it across ranks, and write each metric's entries with `metric_entry`, the one
-builder of a record's metric entries. A family differs only in what it computes.
+items of the task, read them in batches (`read_batches`; the distribution family's extractor
+pass, `diffbench.extract`), compute a shard state over this rank's items, merge it across ranks,
+and write each metric's entries with `metric_entry`, the one builder of a record's metric
+entries. A family differs only in what it computes.
 
 A shard state is a mapping of named parts, each declared with a reduction (`REDUCTIONS`):
 ``cat`` (rows, put back in the global item order one process has them), ``sum``, ``min``,
