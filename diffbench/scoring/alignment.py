@@ -116,8 +116,8 @@ def embed_images(paths: list[str], extractors: list[Any], ctx: EvalContext,
 
 def embed_sharded(paths: list[str], extractors: list[Any], ctx: EvalContext,
                   desc: str) -> list[np.ndarray]:
-    """`embed_images` over this rank's whole global batches, gathered back in global order
-    (each image stays in the batch it has in a 1-process run: bit-identical values)."""
+    """`embed_images` over this rank's whole global batches, merged in image order (``cat``:
+    each image stays in the batch it has in a 1-process run, so values are bit-identical)."""
     how = dict.fromkeys(range(len(extractors)), "cat")
     merged = on_my_share(len(paths), ctx, lambda mine: dict(enumerate(embed_images(
         [paths[i] for i in mine], extractors, ctx, desc))), how)

@@ -152,12 +152,10 @@ def compute_metric(metric: ResolvedMetric, layer: str, real: Side, fake: Side,
 def sharded_extract(ctx: EvalContext):
     """An `extract` that reads only this rank's share of the images.
 
-    Each rank extracts whole global batches (`on_my_share`); its shard state is the feature rows
-    of each layer (``cat``: back in global order), the image count and sizes (``sum``) and its
-    seconds (``max``). The Gaussian moments are accumulated from the merged rows batch by batch
-    as one process does, so every value is bit-identical to a 1-process run with the same batch
-    size (the price: each rank holds the N×D float32 rows of the layers it needs, ~400 MB for
-    50K pool3 rows).
+    A rank's shard state (`on_my_share`): each layer's rows (``cat``), the image count and
+    sizes (``sum``), its seconds (``max``). The moments are then fed the merged rows in one
+    process's batches: bit-identical to a 1-process run with the same batch size (the price:
+    each rank holds the N×D float32 rows of its layers, ~400 MB for 50K pool3 rows).
     """
 
     def run(source, extractor, moments, banks, batch_size, workers, desc="features"):
