@@ -1,10 +1,8 @@
-"""torch.distributed helpers: rank, world size, barrier, all-reduce of metric states; shards."""
+"""torch.distributed helpers: rank, world size, barrier, gathering objects across ranks; shards."""
 
 from __future__ import annotations
 
 import os
-
-import numpy as np
 
 from diffbench.errors import ConfigError
 
@@ -66,19 +64,3 @@ def gather_objects(obj: object) -> list[object]:
     _dist().all_gather_object(out, obj)
     return out
 
-
-def gather_rows(rows: np.ndarray, indices: list[int], n: int) -> np.ndarray:
-    """Rows computed by each rank for its `indices`, put back in global order 0..n-1."""
-    if world_size() <= 1:
-        return rows
-    parts = gather_objects((list(indices), np.asarray(rows)))
-    first = next(p[1] for p in parts if len(p[0]))
-    out = np.empty((n, *first.shape[1:]), dtype=first.dtype)
-    seen = 0
-    for idx, part in parts:
-        if len(idx):
-            out[np.asarray(idx)] = part
-            seen += len(idx)
-    if seen != n:
-        raise RuntimeError(f"gather_rows: ranks returned {seen} rows for {n} indices")
-    return out

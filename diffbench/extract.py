@@ -33,19 +33,6 @@ class FeatureSet:
     seconds: float = 0.0
     sizes: dict[str, int] = field(default_factory=dict)
 
-    def merge(self, other: FeatureSet) -> FeatureSet:
-        """Merge two disjoint parts of a set (shards, ranks)."""
-        out = FeatureSet(self.n + other.n, seconds=self.seconds + other.seconds)
-        for k in self.moments.keys() | other.moments.keys():
-            parts = [s.moments[k] for s in (self, other) if k in s.moments]
-            out.moments[k] = parts[0].merge(parts[1]) if len(parts) == 2 else parts[0]
-        for k in self.banks.keys() | other.banks.keys():
-            parts = [s.banks[k] for s in (self, other) if k in s.banks]
-            out.banks[k] = parts[0].merge(parts[1]) if len(parts) == 2 else parts[0]
-        for size in {**self.sizes, **other.sizes}:
-            out.sizes[size] = self.sizes.get(size, 0) + other.sizes.get(size, 0)
-        return out
-
 
 class _Prepared(Dataset):
     def __init__(self, source, preprocess: Callable[[np.ndarray], torch.Tensor]):

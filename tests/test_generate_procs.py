@@ -72,11 +72,13 @@ from diffbench import dist
 dist.init_from_env("cpu")
 r = dist.rank()
 out = dist.gather_objects({"s": np.full(3, r + 1, dtype=np.float64), "r": r})
-rows = dist.gather_rows(np.full((1, 2), r, np.int64), [1 - r], 2)
+from diffbench.scoring.base import merge_ranks
+rows = merge_ranks({"rows": np.full((1, 2), r, np.int64), "n": r + 1},
+                   {"rows": "cat", "n": "sum"}, [1 - r], 2)
 dist.barrier()
 assert dist.world_size() == 2 and dist.is_main() == (r == 0)
 assert [o["r"] for o in out] == [0, 1] and out[1]["s"].tolist() == [2.0, 2.0, 2.0], out
-assert rows.tolist() == [[1, 1], [0, 0]], rows
+assert rows["rows"].tolist() == [[1, 1], [0, 0]] and rows["n"] == 3, rows
 """
 
 

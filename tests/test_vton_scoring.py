@@ -173,3 +173,14 @@ def test_errors_are_one_line(tmp_path):
     Path(nogt.item(nogt.samples.keys[0]).refs["gt"]).unlink()
     with pytest.raises(DataError, match="ground truth of '00006_00' not found"):
         evaluate(["lpips"], nogt, ctx())
+
+
+def test_emulated_ranks_equal_one_process(tmp_path, monkeypatch):
+    from tests.test_shard_state import emulated_ranks
+
+    inputs = build(tmp_path, "catvton")
+    one = evaluate(["ssim", "lpips"], inputs, ctx())
+    ranks = emulated_ranks(monkeypatch, 2, lambda c: evaluate(
+        ["ssim", "lpips"], inputs, ctx(rank=c.rank, world_size=c.world_size)))
+    for got in ranks:  # 5 pairs in batches of 2: rank 0 scores pairs 0, 1, 4
+        assert got.metrics == one.metrics

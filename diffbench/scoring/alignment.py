@@ -6,9 +6,11 @@ generated images and the subjects' references together — and applies every dis
 in loader workers; each extractor then runs once per image, whichever metrics share it (CLIP-I
 and CLIP-T share the CLIP image embedding). Texts are embedded once per distinct text.
 
-Under torchrun each rank embeds whole global batches of the images (`batch_share`); the embeddings
-are gathered back in order and every rank computes the same numbers, bit-identical to one process. Averaging is the protocol's (``average``; see
-`diffbench.metrics.alignment`). `oracle` scores the references against each other.
+Under torchrun each rank embeds whole global batches of the images; its shard state is one
+embedding array per extractor, merged in image order (``cat``, `diffbench.scoring.base.on_my_share`),
+and every rank computes the same numbers, bit-identical to one process. Averaging is the
+protocol's (``average``; see `diffbench.metrics.alignment`). `oracle` scores the references
+against each other.
 """
 
 from __future__ import annotations
@@ -114,10 +116,12 @@ def embed_images(paths: list[str], extractors: list[Any], ctx: EvalContext,
 
 def embed_sharded(paths: list[str], extractors: list[Any], ctx: EvalContext,
                   desc: str) -> list[np.ndarray]:
-    """`embed_images` over this rank's whole global batches, gathered back in global order
-    (each image stays in the batch it has in a 1-process run: bit-identical values)."""
-    return on_my_share(len(paths), ctx, lambda mine: embed_images(
-        [paths[i] for i in mine], extractors, ctx, desc))
+    """`embed_images` over this rank's whole global batches, merged in image order (``cat``:
+    each image stays in the batch it has in a 1-process run, so values are bit-identical)."""
+    how = dict.fromkeys(range(len(extractors)), "cat")
+    merged = on_my_share(len(paths), ctx, lambda mine: dict(enumerate(embed_images(
+        [paths[i] for i in mine], extractors, ctx, desc))), how)
+    return [merged[j] for j in how]
 
 
 @dataclass

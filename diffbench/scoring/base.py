@@ -14,20 +14,31 @@ The families (``diffbench.metrics.spec.FAMILIES``) and their evaluators (``EVALU
 - ``alignment``: each generated image against its subject's reference images or its prompt
   (DINO, CLIP-I, CLIP-T).
 
-Each evaluator computes a metric with its spec's function and writes its entries with
-`metric_entry`, the one builder of a record's metric entries.
+Every evaluator follows the same steps: plan its metrics from their resolved settings, list the
+items of the task, read them in batches (`read_batches`; the distribution family's extractor
+pass, `diffbench.extract`), compute a shard state over this rank's items, merge it across ranks,
+and write each metric's entries with `metric_entry`, the one builder of a record's metric
+entries. A family differs only in what it computes.
 
-Under ``torchrun`` every rank calls the evaluator; each reads its share of the images
-(`TaskInputs.shard`) and the family reduces its states across ranks (`diffbench.dist`); every
-rank returns the same result and rank 0 writes it.
+A shard state is a mapping of named parts, each declared with a reduction (`REDUCTIONS`):
+``cat`` (rows, put back in the global item order one process has them), ``sum``, ``min``,
+``max``. Under ``torchrun`` every rank calls the evaluator; `on_my_share` gives each rank whole
+global batches (`batch_share`) and `merge_ranks` merges its state part by part through
+`diffbench.dist`, so every rank holds the same merged state, computes the same values, and
+rank 0 writes them. Values computed from ``cat`` rows are bit-identical to one process's.
 """
 
 from __future__ import annotations
 
+import functools
+import operator
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
+from diffbench import dist
 from diffbench.data.base import Item
 from diffbench.data.samples import SampleSet
 from diffbench.errors import DataError, DiffbenchError
@@ -109,15 +120,49 @@ class TaskInputs:
         return self._items[item_key]
 
 
-def on_my_share(n: int, ctx: EvalContext, fn: Callable[[list[int]], list[Any]]) -> list[Any]:
-    """``fn(indices)`` (a list of row arrays) over this rank's whole global batches of 0..n-1,
-    each array gathered back into global order: every rank gets a 1-process run's rows."""
-    if ctx.world_size <= 1:
-        return fn(list(range(n)))
-    from diffbench import dist
+REDUCTIONS = ("cat", "sum", "min", "max")
 
+
+def merge_part(kind: str, values: Sequence[Any], shares: Sequence[Sequence[int]], n: int) -> Any:
+    """One part of every rank's state (in rank order; `shares`: each rank's items of 0..n-1)
+    merged by its reduction `kind`: ``cat`` puts each rank's rows at its items' places, ``sum``
+    adds (numbers, arrays, Counters; a float sum depends on the split, ``cat`` does not),
+    ``min``/``max`` take the elementwise extreme. A rank with nothing for a part gives None."""
+    if kind != "cat":
+        given = [v for v in values if v is not None]
+        pairwise = {"sum": operator.add, "min": np.minimum, "max": np.maximum}[kind]
+        return functools.reduce(pairwise, given) if given else None
+    given = [(idx, rows) for idx, rows in zip(shares, values, strict=True) if len(idx)]
+    if sum(len(idx) for idx, _ in given) != n:
+        raise RuntimeError(f"merge_part: the ranks hold {sum(map(len, shares))} rows of {n} items")
+    if not given:
+        return values[0]  # no items at all: rank 0's empty part
+    out = np.empty((n, *given[0][1].shape[1:]), dtype=given[0][1].dtype)
+    for idx, rows in given:
+        out[idx] = rows
+    return out
+
+
+def merge_ranks(state: Mapping[str, Any], how: Mapping[str, str], mine: Sequence[int],
+                n: int) -> dict[str, Any]:
+    """This rank's shard state (computed over items `mine` of 0..n-1) merged across ranks, each
+    part as `how` declares (`merge_part`): the same on every rank; the state itself alone."""
+    if unknown := set(how.values()) - set(REDUCTIONS):
+        raise ValueError(f"unknown reductions {sorted(unknown)}; one of {', '.join(REDUCTIONS)}")
+    if dist.world_size() <= 1:
+        return {name: state[name] for name in how}
+    shares = dist.gather_objects(list(mine))
+    # part by part: every rank's copy of one part at a time beside the merged ones
+    return {name: merge_part(kind, dist.gather_objects(state[name]), shares, n)
+            for name, kind in how.items()}
+
+
+def on_my_share(n: int, ctx: EvalContext, compute: Callable[[list[int]], Mapping[str, Any]],
+                how: Mapping[str, str]) -> dict[str, Any]:
+    """``compute(indices)``, a shard state, over this rank's whole global batches of 0..n-1,
+    merged across ranks as `how` declares (`merge_ranks`): every rank gets the same state."""
     mine = batch_share(n, ctx.batch_size, ctx.rank, ctx.world_size)
-    return [dist.gather_rows(rows, mine, n) for rows in fn(mine)]
+    return merge_ranks(compute(mine), how, mine, n)
 
 
 class _Read:

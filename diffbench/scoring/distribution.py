@@ -10,8 +10,9 @@ VITON-HD's test persons), prepared as the protocol's ``reals`` settings say
 Metrics that need the training set (`Needs.train`: ct, fls) read its rows and the held-out
 set's (the task's ``test``, else the reference) beside the generated rows; the generated and
 training rows they name in their details (``closest``) are named here by key and file.
-Under torchrun each rank extracts its share of both sides and the feature rows are gathered back
-into global order, so every rank computes the same values as one process would, bit for bit.
+Under torchrun each rank extracts its share of both sides into a shard state (`sharded_extract`)
+merged across ranks by `diffbench.scoring.base.on_my_share`, so every rank computes the same
+values as one process would, bit for bit.
 """
 
 from __future__ import annotations
@@ -19,12 +20,12 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import time
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from diffbench import dist
 from diffbench.data.base import is_task_dataset
 from diffbench.data.samples import SampleSet
 from diffbench.data.vton_reals import reals_for
@@ -36,7 +37,7 @@ from diffbench.metrics.bootstrap import interval
 from diffbench.metrics.spec import NO_TRAIN, Gaussian, MetricSpec, Needs, call, get_spec, values_of
 from diffbench.metrics.states import FeatureBank, GaussianMoments
 from diffbench.resolve import ResolvedMetric
-from diffbench.scoring.base import EvalContext, FamilyResult, TaskInputs, batch_share, metric_entry
+from diffbench.scoring.base import EvalContext, FamilyResult, TaskInputs, metric_entry, on_my_share
 from diffbench.scoring.sides import Side, limited, load_side
 
 
@@ -151,39 +152,40 @@ def compute_metric(metric: ResolvedMetric, layer: str, real: Side, fake: Side,
 def sharded_extract(ctx: EvalContext):
     """An `extract` that reads only this rank's share of the images.
 
-    Each rank extracts whole global batches (`batch_share`); the rows are gathered back into
-    global order and the Gaussian moments accumulated from them batch by batch as one process
-    does, so every value is bit-identical to a 1-process run with the same batch size (the price:
-    each rank holds the N×D float32 rows of the layers it needs, ~400 MB for 50K pool3 rows).
+    A rank's shard state (`on_my_share`): each layer's rows (``cat``), the image count and
+    sizes (``sum``), its seconds (``max``). The moments are then fed the merged rows in one
+    process's batches: bit-identical to a 1-process run with the same batch size (the price:
+    each rank holds the N×D float32 rows of its layers, ~400 MB for 50K pool3 rows).
     """
 
     def run(source, extractor, moments, banks, batch_size, workers, desc="features"):
         if ctx.world_size <= 1:
             return extract(source, extractor, moments, banks, batch_size, workers, desc=desc)
-        n = len(source)
-        mine = batch_share(n, batch_size, ctx.rank, ctx.world_size)
-        part = extract(source, extractor, (), tuple(sorted({*moments, *banks})), batch_size,
-                       workers, desc=desc, indices=mine)
-        return _reduce(part, mine, n, moments, banks, batch_size)
+        layers = tuple(sorted({*moments, *banks}))
+
+        def shard(mine: list[int]) -> dict[str, Any]:
+            fs = extract(source, extractor, (), layers, batch_size, workers, desc=desc,
+                         indices=mine)  # a rank without batches has no rows: None
+            return {"n": fs.n, "sizes": Counter(fs.sizes), "seconds": fs.seconds,
+                    **{f"rows/{k}": fs.banks[k].array() if k in fs.banks else None
+                       for k in layers}}
+
+        how = {"n": "sum", "sizes": "sum", "seconds": "max", **{f"rows/{k}": "cat" for k in layers}}
+        state = on_my_share(len(source), dataclasses.replace(ctx, batch_size=batch_size),
+                            shard, how)
+        out = FeatureSet(state["n"], seconds=state["seconds"], sizes=dict(state["sizes"]))
+        for layer in layers:
+            if (rows := state[f"rows/{layer}"]) is None:
+                continue  # no images at all, as one process
+            if layer in moments:
+                out.moments[layer] = GaussianMoments(rows.shape[1])
+                for start in range(0, len(rows), batch_size):  # one process's batches
+                    out.moments[layer].update(rows[start:start + batch_size])
+            if layer in banks:
+                out.banks[layer] = FeatureBank(rows.shape[1]).update(rows)
+        return out
 
     return run
-
-
-def _reduce(part: FeatureSet, mine: list[int], n: int, moments, banks,
-            batch_size: int) -> FeatureSet:
-    out = FeatureSet(n=n, seconds=part.seconds)
-    for layer in sorted(part.banks):
-        rows = dist.gather_rows(part.banks[layer].array(), mine, n)
-        if layer in moments:
-            state = out.moments[layer] = GaussianMoments(rows.shape[1])
-            for start in range(0, n, batch_size):  # the batches one process would feed
-                state.update(rows[start:start + batch_size])
-        if layer in banks:
-            out.banks[layer] = FeatureBank(rows.shape[1]).update(rows)
-    for sizes in dist.gather_objects(part.sizes):
-        for size, count in sizes.items():
-            out.sizes[size] = out.sizes.get(size, 0) + count
-    return out
 
 
 def reference_of(inputs: TaskInputs) -> Any:

@@ -10,8 +10,9 @@ trip, evaluation size, all with PIL as the published scripts do); SSIM (float64)
 run batched on the device. Per-image values are kept: the mean gets a percentile-bootstrap CI when
 asked, and the record lists the worst images.
 
-Under torchrun each rank scores whole global batches (`TaskInputs.shard`) and the per-image values
-are gathered back in order, so every rank returns the numbers of a one-process run.
+Under torchrun each rank scores whole global batches; its shard state is the per-image values,
+merged in item order (``cat``, `diffbench.scoring.base.on_my_share`), so every rank returns the
+numbers of a one-process run.
 """
 
 from __future__ import annotations
@@ -217,8 +218,8 @@ def evaluate(metrics: list[str], inputs: TaskInputs, ctx: EvalContext) -> Family
         prediction_size([Path(r[1]) for r in rows], f"task {inputs.name}", inputs.protocol.name)
     models = _models(plans, ctx)
     start = time.perf_counter()
-    (values,) = on_my_share(len(rows), ctx,
-                            lambda mine: [_score([rows[i] for i in mine], plans, ctx, models)])
+    values = on_my_share(len(rows), ctx, lambda mine: {
+        "values": _score([rows[i] for i in mine], plans, ctx, models)}, {"values": "cat"})["values"]
     seconds = time.perf_counter() - start
     fps = {m: model.fingerprint() for m, model in models.items()}
     out = FamilyResult(extractors={fp["extractor"]: fp for fp in fps.values()},
