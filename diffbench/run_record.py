@@ -181,15 +181,16 @@ def write_oracles(outcomes: list, loaded, run_dir: Path, facts: RunFacts, ctx) -
         seen.add(name)
         from diffbench.scoring.alignment import oracle
 
-        inputs = TaskInputs(name, task, get_protocol(task.protocol), None, o.point.dataset, None,
-                            {m: dict(task.metrics[m].args) for m in task.metrics})
+        inputs = TaskInputs(name, task, get_protocol(task.protocol), None, o.point.dataset)
         part = oracle(metrics, inputs, ctx)
         if not part.metrics:
             continue
+        resolved = inputs.resolved  # the task's arguments applied, as in the run's own record
         record = results.new_record(
-            kind="oracle", protocol=task.protocol, protocol_settings=_jsonable(
-                get_protocol(task.protocol).settings()), metrics=part.metrics,
-            counts={**part.counts}, suite=_suite_block(loaded), task=name,
+            kind="oracle", protocol=task.protocol,
+            protocol_settings=_jsonable(resolved.protocol.settings()),
+            other_protocols={n: _jsonable(p.settings()) for n, p in resolved.others.items()},
+            metrics=part.metrics, counts={**part.counts}, suite=_suite_block(loaded), task=name,
             model={"name": "real images (oracle)", "args": {}}, extractors=part.extractors,
             references=_jsonable(part.references),
             environment=facts.environment(), timings=part.timings,
