@@ -237,7 +237,7 @@ def _settings_reasons(name: str, recorded: Any, label: str) -> list[str]:
     except DiffbenchError:
         return [f"{label} '{name}' is not known to this diffbench; its settings cannot be "
                 "checked"]
-    actual = _plain(recorded or {})
+    actual = current_settings(_plain(recorded or {}))
     if not actual:
         return [f"{label} '{name}': the record does not carry its settings"]
     for ignored in ("notes",):  # prose, not a setting
@@ -245,6 +245,31 @@ def _settings_reasons(name: str, recorded: Any, label: str) -> list[str]:
         expected.pop(ignored, None)
     diff = _difference(_without_display(actual), _without_display(expected))
     return [f"{label} '{name}' changed: {diff}"] if diff else []
+
+
+def current_settings(settings: dict[str, Any]) -> dict[str, Any]:
+    """Recorded protocol settings in today's shape.
+
+    Records written up to 2026-12-06 carry the settings of ``isc``, ``kid`` and ``prc`` in fields
+    of their own beside ``params`` (``settings.kid``); today's carry every metric's under
+    ``params`` (``params.kid``). A mapping under a key that is no longer a `Protocol` field is such
+    a metric's settings: it moves under ``params``, beneath what ``params`` held for the metric
+    (``scale``), and goes when empty (the protocol set none), so an old record and a new one of
+    the same protocol compare equal.
+    """
+    from dataclasses import fields
+
+    from diffbench.protocols import Protocol
+
+    known = {f.name for f in fields(Protocol)}
+    former = {k: v for k, v in settings.items() if k not in known and isinstance(v, dict)}
+    if not former:
+        return settings
+    params = settings.get("params") if isinstance(settings.get("params"), dict) else {}
+    moved = {m: {**values, **(params.get(m) or {})} for m, values in former.items()
+             if values or m in params}
+    rest = {k: v for k, v in settings.items() if k not in former}
+    return {**rest, "params": {**params, **moved}}
 
 
 def _without_display(settings: dict[str, Any]) -> dict[str, Any]:

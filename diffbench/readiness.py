@@ -14,6 +14,7 @@ already there is verified, a missing one is downloaded now unless offline.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from diffbench.errors import ConfigError, DiffbenchError
@@ -74,30 +75,35 @@ def _data_problems(tasks: dict[str, Any], data: dict[str, str]) -> list[str]:
     return problems
 
 
-def _adapter(opts: Any) -> list[str]:
+def _adapter(model: str, model_args: Mapping[str, Any], device: str) -> list[str]:
     from diffbench.registry import ADAPTERS
 
     try:
-        cls = ADAPTERS.get(opts.model)
+        cls = ADAPTERS.get(model)
     except DiffbenchError as exc:
         return [str(exc)]
-    return list(cls.missing(dict(opts.model_args), opts.device))
+    return list(cls.missing(dict(model_args), device))
 
 
-def run_problems(tasks: dict[str, Any], opts: Any) -> list[str]:
-    """One fix per line for everything the run of `tasks` lacks (empty: ready)."""
+def run_problems(tasks: dict[str, Any], *, device: str, model: str | None = None,
+                 model_args: Mapping[str, Any] | None = None,
+                 data: Mapping[str, str] | None = None, weights: Mapping[str, str] | None = None,
+                 scores: bool = True) -> list[str]:
+    """One fix per line for everything the run of `tasks` lacks (empty: ready): on `device`,
+    generating with `model` (``--model-arg``: `model_args`), reading ``--data`` and ``--weights``
+    paths, and scoring unless `scores` is False (``--generate-only``, a ``--shard``)."""
     from diffbench.preflight import check_device
     from diffbench.weights import resolve
 
     problems: list[str] = []
     try:
-        check_device(opts.device)
+        check_device(device)
     except DiffbenchError as exc:
         problems.append(str(exc))
-    if opts.model and any(t.kind == "generate" for t in tasks.values()):
-        problems += [p for p in _adapter(opts) if p not in problems]
-    problems += _data_problems(tasks, dict(opts.data))
-    if opts.generate_only or opts.shard is not None:
+    if model and any(t.kind == "generate" for t in tasks.values()):
+        problems += [p for p in _adapter(model, model_args or {}, device) if p not in problems]
+    problems += _data_problems(tasks, dict(data or {}))
+    if not scores:
         return problems
     needed: dict[str, list[str]] = {}
     for name, task in tasks.items():
@@ -108,15 +114,16 @@ def run_problems(tasks: dict[str, Any], opts: Any) -> list[str]:
             problems.append(f"task {name}: {exc}")
     for w, users in needed.items():
         try:
-            resolve(w, dict(opts.weights))
+            resolve(w, dict(weights or {}))
         except DiffbenchError as exc:
             problems.append(f"{exc} (needed by task {', '.join(users)})")
     return problems
 
 
-def check_ready(tasks: dict[str, Any], opts: Any) -> None:
-    """Raise one error listing every fix `run_problems` finds, numbered; nothing when ready."""
-    problems = run_problems(tasks, opts)
+def check_ready(tasks: dict[str, Any], **run: Any) -> None:
+    """Raise one error listing every fix `run_problems` finds (`run`: its keywords), numbered;
+    nothing when ready."""
+    problems = run_problems(tasks, **run)
     if len(problems) == 1:
         raise ConfigError(problems[0])
     if problems:

@@ -1,13 +1,13 @@
 """Resolve once: a task's metrics × their protocols × suite/CLI arguments → one value per metric.
 
-Settings come from the spec's argument defaults, the protocol (`Protocol.metric_settings`) and
+Settings come from the spec's argument defaults, the protocol (its ``params``) and
 the arguments of a suite (``metrics: {kid: {args: ...}}``) or the command line (``--metric-arg
 kid.subset_size=100``). `resolve_task` lays them over each other here, and nowhere else, into a
 `ResolvedTask`: the task's protocol as the record files it (arguments applied, so changed
 settings are judged as another protocol by `diffbench.comparability`) and one frozen
 `ResolvedMetric` per metric. `task_problems` checks the same inputs (``suites validate``, the
 start of ``run`` and ``score``). Display-only arguments (`Arg.display`: ``scale``) are filed
-under ``params`` and never make a record another protocol.
+under ``params`` with the others and never make a record another protocol.
 """
 
 from __future__ import annotations
@@ -39,25 +39,14 @@ def display_args(metric: str) -> set[str]:
 
 
 def _with_args(protocol: Protocol, metric_args: MetricArgs) -> Protocol:
-    """`protocol` with per-metric arguments laid over its settings (recorded as such): a metric
-    with a field of its own (``kid``) gets its settings there, the others and every display
-    argument under ``params``."""
+    """`protocol` with per-metric arguments laid over its ``params`` (recorded as such)."""
     if not any(metric_args.values()):
         return protocol
-    changes: dict[str, Any] = {}
     params = {k: dict(v) for k, v in protocol.params.items()}
-    own = protocol.own_fields()
     for metric, args in metric_args.items():
-        shown = display_args(metric)
-        display = {k: v for k, v in args.items() if k in shown}
-        rest = {k: v for k, v in args.items() if k not in shown}
-        if metric in own:
-            if rest:
-                changes[metric] = {**getattr(protocol, metric), **rest}
-            rest = {}
-        if rest or display:
-            params[metric] = {**params.get(metric, {}), **rest, **display}
-    return dataclasses.replace(protocol, params=params, **changes)
+        if args:
+            params[metric] = {**params.get(metric, {}), **args}
+    return dataclasses.replace(protocol, params=params)
 
 
 @dataclass(frozen=True)
@@ -76,7 +65,7 @@ class ResolvedMetric:
     @property
     def given(self) -> dict[str, Any]:
         """The protocol's settings of the metric with the arguments on top (no defaults)."""
-        return self.protocol.metric_settings(self.name)
+        return self.protocol.param(self.name)
 
     @property
     def settings(self) -> dict[str, Any]:
@@ -197,7 +186,7 @@ def task_problems(metrics: Mapping[str, Any], protocol: str | Protocol) -> list[
         problems += [f"{where}.args.{line}" for line in check_args(spec.args, args)]
         if spec.conflicts is not None:
             problems += [f"{where}.args: {line}" for line in spec.conflicts(
-                proto.metric_settings(name), args)]
+                proto.param(name), args)]
     known = [m for m in metrics if _spec(m)]
     return problems + [f"metrics: {line}" for line in output_collisions(known)]
 

@@ -4,11 +4,14 @@ A record says what was run (suite name, version, file hash and overrides; task; 
 model and its arguments; the adapter's own description), how (protocol and its effective
 settings, sampler settings, seeds, device, dtype, world size), on what (dataset, reference,
 extractor fingerprints) and what came out (metrics with sample counts and intervals, timings).
+The runner hands over the values it records (`RunFacts`), not its options.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +24,22 @@ from diffbench.resolve import ResolvedTask
 SEED_RULE = "per image: sha256(f'{suite_seed}/{key}')[:8] big-endian & (2**63-1)"
 
 
+@dataclass(frozen=True)
+class RunFacts:
+    """What a run's records say about who made and scored the images (built by the runner)."""
+
+    model: str | None
+    model_args: Mapping[str, Any]
+    device: str
+    dtype: str
+    world_size: int
+
+    def environment(self) -> dict[str, Any]:
+        """The record's environment block."""
+        return results.environment(device=self.device, dtype=self.dtype,
+                                   world_size=self.world_size)
+
+
 def _suite_block(loaded) -> dict[str, Any]:
     digest = hashlib.sha256()
     for path in loaded.files:
@@ -29,12 +48,12 @@ def _suite_block(loaded) -> dict[str, Any]:
             "sha256": digest.hexdigest(), "overrides": dict(loaded.overrides)}
 
 
-def _model_block(opts, adapter) -> dict[str, Any] | None:
+def _model_block(facts: RunFacts, adapter) -> dict[str, Any] | None:
     if adapter is None:
         return None
     args = {k: (v if isinstance(v, (str, int, float, bool)) or v is None else str(v))
-            for k, v in opts.model_args.items()}
-    return {"name": opts.model, "args": {**args, "adapter": _jsonable(adapter.describe())}}
+            for k, v in facts.model_args.items()}
+    return {"name": facts.model, "args": {**args, "adapter": _jsonable(adapter.describe())}}
 
 
 def _jsonable(value: Any) -> Any:
@@ -64,8 +83,9 @@ def _generation_block(point, report, adapter) -> dict[str, Any] | None:
     return block
 
 
-def build_record(loaded, point, opts, ctx, adapter, samples, scored, resolved: ResolvedTask,
-                 report, timings: dict[str, float], fingerprint: str) -> dict[str, Any]:
+def build_record(loaded, point, facts: RunFacts, adapter, samples, scored,
+                 resolved: ResolvedTask, report, timings: dict[str, float],
+                 fingerprint: str) -> dict[str, Any]:
     """The results record of one point (validated when written).
 
     ``counts.generated`` is the number of generated images in the store that were scored,
@@ -88,14 +108,12 @@ def build_record(loaded, point, opts, ctx, adapter, samples, scored, resolved: R
         protocol_settings=_jsonable(resolved.protocol.settings()),
         other_protocols={n: _jsonable(p.settings()) for n, p in resolved.others.items()},
         metrics=scored.metrics, counts=counts, suite=_suite_block(loaded), task=point.task_name,
-        model=_model_block(opts, adapter), sweep=dict(point.sweep) or None,
+        model=_model_block(facts, adapter), sweep=dict(point.sweep) or None,
         seeds={"suite_seed": task.generation.seed, "rule": SEED_RULE} if task.kind == "generate"
         else {}, sampler=_jsonable(sampler), extractors=scored.extractors,
         references=_jsonable(scored.references),
         inputs={"fake": _jsonable(samples.describe())}, dataset=dataset, generation=generation,
-        environment=results.environment(device=opts.device, dtype=opts.dtype,
-                                        world_size=ctx.world_size),
-        timings={**timings, **scored.timings},
+        environment=facts.environment(), timings={**timings, **scored.timings},
         notes=[*scored.notes, f"fingerprint:{fingerprint}"])
     if point.limit:
         record["smoke"] = True
@@ -148,7 +166,7 @@ def _plot(front: dict[str, Any], record: dict[str, Any], run_dir: Path, task: st
                 f"{record['suite']['name']} / {task}")
 
 
-def write_oracles(outcomes: list, loaded, run_dir: Path, opts, ctx) -> list[Path]:
+def write_oracles(outcomes: list, loaded, run_dir: Path, facts: RunFacts, ctx) -> list[Path]:
     """Per task with alignment metrics: the real-image oracle row, ``results/<task>.oracle.json``."""
     from diffbench.metrics.spec import get_spec
     from diffbench.protocols import get_protocol
@@ -163,21 +181,21 @@ def write_oracles(outcomes: list, loaded, run_dir: Path, opts, ctx) -> list[Path
         seen.add(name)
         from diffbench.scoring.alignment import oracle
 
-        inputs = TaskInputs(name, task, get_protocol(task.protocol), None, o.point.dataset, None,
-                            {m: dict(task.metrics[m].args) for m in task.metrics})
+        inputs = TaskInputs(name, task, get_protocol(task.protocol), None, o.point.dataset)
         part = oracle(metrics, inputs, ctx)
         if not part.metrics:
             continue
+        resolved = inputs.resolved  # the task's arguments applied, as in the run's own record
         record = results.new_record(
-            kind="oracle", protocol=task.protocol, protocol_settings=_jsonable(
-                get_protocol(task.protocol).settings()), metrics=part.metrics,
-            counts={**part.counts}, suite=_suite_block(loaded), task=name,
+            kind="oracle", protocol=task.protocol,
+            protocol_settings=_jsonable(resolved.protocol.settings()),
+            other_protocols={n: _jsonable(p.settings()) for n, p in resolved.others.items()},
+            metrics=part.metrics, counts={**part.counts}, suite=_suite_block(loaded), task=name,
             model={"name": "real images (oracle)", "args": {}}, extractors=part.extractors,
             references=_jsonable(part.references),
-            environment=results.environment(device=opts.device, dtype=opts.dtype,
-                                            world_size=ctx.world_size),
-            timings=part.timings, notes=[*part.notes, "oracle: the subject's reference images "
-                                         "scored against each other (no self-pairs)"])
+            environment=facts.environment(), timings=part.timings,
+            notes=[*part.notes, "oracle: the subject's reference images scored against each "
+                   "other (no self-pairs)"])
         path = results.RunLayout(run_dir).root / "results" / f"{name}.oracle.json"
         if dist.is_main():
             results.write(record, path)

@@ -36,6 +36,7 @@ from diffbench.protocols import get_protocol
 from diffbench.refdata import open_dataset, resolve_data
 from diffbench.registry import ADAPTERS
 from diffbench.requests import request_sampler, spread, task_requests
+from diffbench.run_record import RunFacts, add_pareto, build_record, write_oracles
 from diffbench.scoring import EvalContext, TaskInputs, evaluate_task
 from diffbench.store import adapter_fingerprint, check_store, prepare_store, settings_fingerprint
 from diffbench.suite import LoadedSuite, TaskSpec
@@ -227,15 +228,18 @@ def run_point(point: Point, loaded: LoadedSuite, run_dir: Path, adapter, opts: R
                         _reference(point.task, opts), train=_reference(point.task, opts, "train"),
                         test=_reference(point.task, opts, "test"))
     scored = evaluate_task(inputs, ctx)
-    from diffbench.run_record import build_record
-
-    record = build_record(loaded, point, opts, ctx, adapter, samples, scored,
+    record = build_record(loaded, point, _facts(opts, ctx), adapter, samples, scored,
                           inputs.resolved, report,
                           {"generate": round(gen_s, 3),
                            "total": round(time.perf_counter() - start, 3)}, fingerprint)
     if dist.is_main():
         results.write(record, out_path)
     return Outcome(point, record, out_path, generation=report)
+
+
+def _facts(opts: RunOptions, ctx: EvalContext) -> RunFacts:
+    """The values a record takes from the options: the options stop here."""
+    return RunFacts(opts.model, dict(opts.model_args), opts.device, opts.dtype, ctx.world_size)
 
 
 def _run_fingerprint(loaded: LoadedSuite, point: Point, opts: RunOptions, samples) -> str:
@@ -311,7 +315,9 @@ def run_suite(loaded: LoadedSuite, opts: RunOptions) -> list[Outcome]:
     run_dir = default_run_dir(loaded, opts)
     from diffbench.readiness import check_ready  # everything missing, at once, before the model
 
-    check_ready(select_tasks(loaded, opts.tasks), opts)
+    scores = not opts.generate_only and opts.shard is None
+    check_ready(select_tasks(loaded, opts.tasks), device=opts.device, model=opts.model,
+                model_args=opts.model_args, data=opts.data, weights=opts.weights, scores=scores)
     check_stores(loaded, opts, run_dir)
     needs_model = any(t.kind == "generate" for t in select_tasks(loaded, opts.tasks).values())
     adapter = None
@@ -323,7 +329,7 @@ def run_suite(loaded: LoadedSuite, opts: RunOptions) -> list[Outcome]:
     from diffbench.preflight import check_run  # before the first image or feature
 
     check_run(points, run_dir, lambda task: _reference(task, opts), device=opts.device,
-              sweep=opts.sweep, scores=not opts.generate_only and opts.shard is None)
+              sweep=opts.sweep, scores=scores)
     if opts.device.startswith("cuda") or opts.tf32:
         import torch
 
@@ -337,11 +343,9 @@ def run_suite(loaded: LoadedSuite, opts: RunOptions) -> list[Outcome]:
     try:
         outcomes = [run_point(p, loaded, run_dir, adapter, opts, ctx) for p in points]
         if not opts.generate_only and opts.shard is None:
-            from diffbench.run_record import add_pareto, write_oracles
-
             if opts.sweep:
                 add_pareto(outcomes, run_dir)
-            write_oracles(outcomes, loaded, run_dir, opts, ctx)
+            write_oracles(outcomes, loaded, run_dir, _facts(opts, ctx), ctx)
     finally:
         if lock is not None:
             lock.release()

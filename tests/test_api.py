@@ -37,7 +37,7 @@ def test_score_equals_the_cli_json(tmp_path):
     cli = json.loads(out.read_text())
     assert _stable(record) == _stable(cli)
     assert list(record["metrics"]) == ["fid", "kid", "isc", "precision", "recall"]
-    assert record["protocol"]["settings"]["kid"]["subset_size"] == 20
+    assert record["protocol"]["settings"]["params"]["kid"]["subset_size"] == 20
     assert record["counts"] == {"real": 40, "fake": 40}
     # the console shows each value with the digits its CI supports, at most its spec's
     # decimals (FID 2, KID 5, IS 1): two significant digits on the half CI

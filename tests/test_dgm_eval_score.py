@@ -36,9 +36,9 @@ def test_dgm_eval_protocol_defines_them_on_the_dinov2_class_token():
         assert name in proto.metrics and proto.layers[name] == "dinov2_cls"
         assert "dgm-eval" in get_spec(name).protocols()
     # the existing numbers keep their settings
-    assert proto.metric_settings("prdc") == {"nearest_k": 5, "subsample": 10000, "seed": 13579,
-                                             "features": "protocol"}
-    assert proto.metric_settings("fd_dinov2") == {"resize_mode": "pil"}
+    assert proto.param("prdc") == {"nearest_k": 5, "subsample": 10000, "seed": 13579,
+                                   "features": "protocol"}
+    assert proto.param("fd_dinov2") == {"resize_mode": "pil"}
 
 
 def test_score_cli_writes_them(tiny_weights, tmp_path):  # noqa: F811

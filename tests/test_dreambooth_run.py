@@ -37,7 +37,8 @@ def test_run_suite_with_sweep_matches_direct_computation(tmp_path):
     made = write_generated(tmp_path / "made", [r.key for r in task_requests(task, items=ds.items())])
     args = ["run", str(SUITE), "--model", "folder", "--model-arg", f"path={made}",
             "--data", f"dreambooth={root}", "--out", str(tmp_path / "run"),
-            "--sweep", "guidance_scale=5,7.5", "--workers", "1", "--score-batch-size", "4"]
+            "--sweep", "guidance_scale=5,7.5", "--workers", "1", "--score-batch-size", "4",
+            "--metric-arg", "dino.scale=10"]  # an argument both records carry
     for name, path in weights().items():
         args += ["--weights", f"{name}={path}"]
     for s in SETS:
@@ -59,6 +60,8 @@ def test_run_suite_with_sweep_matches_direct_computation(tmp_path):
         assert "clip_t" in json.dumps(record["pareto"]) and "dino" in json.dumps(record["pareto"])
     oracle = read(tmp_path / "run" / "results" / "dreambench.oracle.json")
     assert set(oracle["metrics"]) == {"dino", "clip_i"}  # CLIP-T has no prompt for real images
+    assert oracle["protocol"] == read(records[0])["protocol"]  # one resolution for both records
+    assert oracle["protocol"]["settings"]["params"]["dino"]["scale"] == 10
     emb = direct().image
     for metric, net in (("dino", "dino"), ("clip_i", "clip")):
         want = np.mean([np.mean([emb(a)[net] @ emb(b)[net] for a in paths for b in paths if a != b])

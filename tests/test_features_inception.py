@@ -232,3 +232,16 @@ def test_prepack_falls_back_to_the_plain_path_where_onednn_refuses(inception_wei
         got = fresh.forward(images)
     assert not fresh.net.Conv2d_1a_3x3.prepacked  # fell back, for good
     assert all(torch.equal(got[k], expected[k]) for k in expected)
+
+
+def test_every_inception_protocol_reads_a_layer_the_network_gives():
+    """`INCEPTION_LAYERS` (which layer each metric reads) names layers of this extractor only."""
+    from diffbench.features.inception import LAYERS
+    from diffbench.protocols import INCEPTION_LAYERS, get_protocol
+    from diffbench.registry import PROTOCOLS
+
+    assert set(INCEPTION_LAYERS.values()) <= set(LAYERS)
+    for name in PROTOCOLS.names():
+        proto = get_protocol(name)
+        if proto.extractor == "inception":
+            assert set(proto.layers.values()) <= set(LAYERS), name

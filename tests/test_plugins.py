@@ -142,7 +142,7 @@ def test_run_with_its_adapter_and_hooks(plugin, tmp_path):
     assert record["counts"]["generated"] == 20
     gap = record["metrics"]["mean_gap"]
     assert gap["value"] > 0 and gap["higher_is_better"] is False
-    assert record["protocol"]["settings"]["params"] == {"mean_gap": {"root": True}}
+    assert record["protocol"]["settings"]["params"]["mean_gap"] == {"root": True}
     assert diffbench.load_results(tmp_path / "run") == [record]
 
 

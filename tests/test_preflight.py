@@ -80,7 +80,7 @@ def test_every_shipped_protocol_setting_passes_its_metric_schema():
     for pname in PROTOCOLS.names():
         proto = get_protocol(pname)
         for metric in proto.metrics:
-            settings = proto.metric_settings(metric)
+            settings = proto.param(metric)
             settings.pop("std", None)  # IS: recorded, not read (not a suite argument)
             assert check_args(METRICS.get(metric).args, settings) == [], (pname, metric)
 
@@ -103,12 +103,13 @@ def test_schema_choices_match_the_implementations():
         assert marked and marked <= set(inspect.signature(cls).parameters), name
 
 
-def test_scale_goes_to_params_for_every_metric():
+def test_arguments_go_to_params_for_every_metric():
     task = resolve_task({"kid": {"subset_size": 10, "scale": 1000}, "fid": {"scale": 2}},
                         "torch-fidelity")
     proto = task.protocol
-    assert proto.kid["subset_size"] == 10 and "scale" not in proto.kid
-    assert proto.param("kid") == {"scale": 1000} and proto.param("fid") == {"scale": 2}
+    assert proto.param("kid") == {**get_protocol("torch-fidelity").param("kid"),
+                                  "subset_size": 10, "scale": 1000}
+    assert proto.param("fid") == {"scale": 2}
     assert task["kid"].settings["subset_size"] == 10 and task["kid"].scale == 1000.0
     assert task["fid"].protocol is proto and task["fid"].outputs == ("fid",)
 

@@ -59,8 +59,8 @@ def _edit(fn):
      "suite overridden: --set tasks.repa-sde-cfg.generation.images_per_condition=5"),
     (_with(suite={"name": "imagenet256", "version": 1, "overrides": {
         "tasks.repa-sde-cfg.reference.stats": "/data/other.npz"}}), "reference.stats"),
-    (_edit(lambda r: r["protocol"]["settings"]["kid"].update(subset_size=50)),
-     "protocol 'adm' changed: kid.subset_size is 50, the protocol's is 1000"),
+    (_edit(lambda r: r["protocol"]["settings"]["params"]["kid"].update(subset_size=50)),
+     "protocol 'adm' changed: params.kid.subset_size is 50, the protocol's is 1000"),
     (_edit(lambda r: r["protocol"].update(name="my-protocol")),
      "protocol 'my-protocol' is not known"),
     (_edit(lambda r: r["protocol"].update(settings={})), "does not carry its settings"),
@@ -369,7 +369,64 @@ def test_display_only_arguments_keep_a_record_comparable():
 
     assert reasons({"fid": {"scale": 100}, "kid": {"scale": 1000}}) == []
     assert reasons({"kid": {"subset_size": 50, "scale": 1000}}) == [
-        "protocol 'adm' changed: kid.subset_size is 50, the protocol's is 1000"]
+        "protocol 'adm' changed: params.kid.subset_size is 50, the protocol's is 1000"]
+
+
+def _former_shape(settings: dict) -> dict:
+    """`settings` as diffbench recorded them up to 2026-12-06: isc, kid and prc in fields of
+    their own (``{}`` when the protocol set none), display settings left under ``params``."""
+    old = json.loads(json.dumps(settings))
+    params = old.pop("params")
+    for metric in ("isc", "kid", "prc"):
+        entry = params.pop(metric, {})
+        shown = {k: entry.pop(k) for k in ("scale",) if k in entry}
+        old[metric] = entry
+        if shown:
+            params[metric] = shown
+    return {**old, "params": params}
+
+
+@pytest.mark.parametrize("protocol", ["adm", "torch-fidelity", "clean-fid", "demo-digits",
+                                      "catvton", "ladi"])
+def test_a_record_of_the_former_settings_shape_is_judged_as_a_current_one(protocol):
+    """Records written before isc/kid/prc moved under ``params`` (the committed demo runs,
+    users' old run folders) compare with today's protocols and with today's records."""
+    from diffbench.comparability import current_settings
+    from diffbench.protocols import get_protocol
+    from diffbench.resolve import resolve_task
+
+    new = json.loads(json.dumps(get_protocol(protocol).settings()))
+    old = _former_shape(new)
+    assert old != new and current_settings(old) == new
+
+    def reasons(settings, others=None):
+        record = {"kind": "score", "protocol": {"name": protocol, "settings": settings,
+                                                **({"others": others} if others else {})},
+                  "metrics": {"fid": {"value": 1.0, "protocol": "edm2"}} if others else {}}
+        verdict = comparability(record)
+        return [r for r in verdict.all_reasons() if "protocol" in r]
+
+    assert reasons(old) == reasons(new) == []
+    # a changed setting is still named, in today's terms, whichever shape recorded it
+    changed = json.loads(json.dumps(resolve_task({"kid": {"subset_size": 7}}, protocol)
+                                    .protocol.settings()))
+    assert reasons(_former_shape(changed)) == reasons(changed) == [
+        f"protocol '{protocol}' changed: params.kid.subset_size is 7, the protocol's is "
+        f"{new['params']['kid']['subset_size']}"]
+    # the settings of a metric's own protocol (`protocol.others`) are read the same way
+    edm2 = json.loads(json.dumps(get_protocol("edm2").settings()))
+    assert reasons(old, {"edm2": _former_shape(edm2)}) == []
+
+
+def test_the_committed_demo_records_of_the_former_shape_keep_their_verdict():
+    """reports/demo/runs/ keeps records of the former shape (not regenerated): still comparable."""
+    from diffbench.results import read
+
+    root = Path(__file__).resolve().parent.parent / "reports" / "demo" / "runs"
+    for path in sorted(root.glob("*/results/*.json")):
+        rec = read(path)
+        assert "kid" in rec["protocol"]["settings"], "a record of the former shape"
+        assert not [r for r in comparability(rec).all_reasons() if "protocol" in r], path
 def test_score_records_are_named_by_their_two_sets_not_a_run_id():
     from diffbench.report.table import model_name, place
 

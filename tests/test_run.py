@@ -50,7 +50,7 @@ def test_run_generates_scores_and_records(tmp_path):
     assert record["kind"] == "run" and record["task"] == "digits"
     assert record["suite"]["name"] == "demo-like" and record["suite"]["version"] == 3
     assert record["protocol"]["name"] == "demo-digits"
-    assert record["protocol"]["settings"]["isc"]["splits"] == 2  # suite args are recorded
+    assert record["protocol"]["settings"]["params"]["isc"]["splits"] == 2  # suite args are recorded
     assert set(record["metrics"]) == {"fid", "isc", "precision", "recall", "accuracy"}
     assert record["counts"] == {"planned": 60, "generated": 60, "real": 360, "scored": 60}
     assert record["model"]["name"] == "toy" and record["model"]["args"]["size"] == 32
@@ -190,13 +190,13 @@ def test_metric_arg_gives_every_task_that_scores_the_metric_its_argument(tmp_pat
               "--metric-arg", "isc.splits=3", "--metric-arg", "fid.scale=100")
     assert res.exit_code == 0, res.output
     record = results.read(tmp_path / "r" / "results" / "digits.json")
-    assert record["protocol"]["settings"]["isc"]["splits"] == 3
+    assert record["protocol"]["settings"]["params"]["isc"]["splits"] == 3
     assert record["metrics"]["fid"]["scale"] == 100.0
     assert record["suite"]["overrides"]["tasks.digits.metrics.isc.args.splits"] == 3
     from diffbench.comparability import comparability
 
     reasons = [r for r in comparability(record).reasons if "protocol" in r]
-    assert reasons == ["protocol 'demo-digits' changed: isc.splits is 3, the protocol's is 10"]
+    assert reasons == ["protocol 'demo-digits' changed: params.isc.splits is 3, the protocol's is 10"]
     for bad, needle in (("kid.subsets=2", "--metric-arg kid: no task of suite 'demo-like'"),
                         ("isc.splitz=2", "isc.args.splitz: unknown argument"),
                         ("isc=2", "expected METRIC.ARG=VALUE")):

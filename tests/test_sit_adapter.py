@@ -6,7 +6,6 @@ import argparse
 import copy
 import os
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -21,7 +20,7 @@ from diffbench.adapters.sit_model import SiT, SiTConfig
 from diffbench.cli import main
 from diffbench.errors import ConfigError, WeightsError
 from diffbench.registry import ADAPTERS
-from diffbench.run_record import _model_block
+from diffbench.run_record import RunFacts, _model_block
 from diffbench.sampling import flow, seeding
 from diffbench.sampling.seeding import make_generators, randn_per_sample, sample_seed
 
@@ -269,8 +268,8 @@ def test_repa_training_checkpoint_loads_its_ema_and_records_the_step(tmp_path):
                                   "training_args": vars(REPA_ARGS)}
     assert desc["architecture"]["heads"] == 1 and desc["architecture"]["depth"] == 2
     # what `diffbench run` writes into the results record's model block
-    opts = SimpleNamespace(model="sit-repa", model_args={"ckpt": str(path), "heads": 1})
-    block = _model_block(opts, adapter)
+    facts = RunFacts("sit-repa", {"ckpt": str(path), "heads": 1}, "cpu", "fp32", 1)
+    block = _model_block(facts, adapter)
     assert block["args"]["adapter"]["checkpoint"]["training_steps"] == 50_000
     assert block["args"]["adapter"]["checkpoint"]["training_args"]["enc_type"] == "dinov2-vit-b"
     assert torch.serialization.get_safe_globals().count(argparse.Namespace) == 0  # scoped

@@ -9,27 +9,28 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from diffbench.errors import ConfigError, shown
 
-# The layer each metric reads under the 2015 TF Inception (the Inception protocols' `layers`).
+# The layer each metric reads under the 2015 TF Inception (the Inception protocols' `layers`): the
+# one table of it (the specs leave the layer to the protocol; `diffbench.features.inception`
+# lists the layers the network gives, and a test checks these are among them).
 INCEPTION_LAYERS = {"fid": "pool3", "sfid": "sfid", "kid": "pool3", "prc": "pool3",
                     "isc": "logits_unbiased"}
-_OWN = {"metric_settings": True}  # a field holding one metric's settings (the record format)
 
 
 @dataclass(frozen=True)
 class Protocol:
-    """A protocol: the extractor and resize of distribution metrics, and per-metric settings.
+    """A protocol: what is protocol-wide, and each metric's settings under ``params``.
 
-    ``extractor`` names the feature extractor of the distribution metrics (``inception``: the 2015
-    TF Inception; ``digits``: the offline demo's classifier) and ``layers`` which of its layers
-    each metric reads. ``isc``, ``kid`` and ``prc`` hold those metrics' settings (fields of their
-    own since the first record format); ``params`` holds every other metric's, keyed by metric
-    name (``{"ssim": {...}, "lpips": {...}, "clip_t": {...}}``), and display settings
-    (``scale``). `metric_settings` reads either; the results record carries them all.
+    ``resize`` and ``extractor`` are the resize and feature extractor of the distribution
+    metrics (``inception``: the 2015 TF Inception; ``digits``: the offline demo's classifier),
+    ``layers`` which of its layers each metric reads. ``params`` holds each metric's settings,
+    keyed by metric name (``{"kid": {"subsets": 100, ...}, "ssim": {...}}``), with display
+    settings (``scale``) among them, and the reference side's preparation (``reals``). The
+    results record carries `settings`.
 
     ``inputs`` holds protocol-wide input settings a user may change (``--protocol-arg``, a
     task's ``protocol_args``; `with_inputs`), dgm-eval's: ``clean_resize``, ``max_images``,
@@ -41,9 +42,6 @@ class Protocol:
     summary: str
     resize: str
     metrics: tuple[str, ...]
-    isc: dict[str, Any] = field(default_factory=dict, metadata=_OWN)
-    kid: dict[str, Any] = field(default_factory=dict, metadata=_OWN)
-    prc: dict[str, Any] = field(default_factory=dict, metadata=_OWN)
     notes: str = ""
     extractor: str = "inception"
     layers: dict[str, str] = field(default_factory=lambda: dict(INCEPTION_LAYERS))
@@ -83,18 +81,8 @@ class Protocol:
         return dataclasses.replace(self, inputs={**self.inputs, **given}, **_decided(self, changed))
 
     def param(self, metric: str) -> dict[str, Any]:
-        """The ``params`` entry of `metric` (empty when it has none)."""
+        """Every setting this protocol gives `metric` (its ``params`` entry; empty: none)."""
         return dict(self.params.get(metric, {}))
-
-    def metric_settings(self, metric: str) -> dict[str, Any]:
-        """Every setting this protocol gives `metric`: its own field's, then its params."""
-        own = getattr(self, metric) if metric in self.own_fields() else {}
-        return {**own, **self.param(metric)}
-
-    @classmethod
-    def own_fields(cls) -> tuple[str, ...]:
-        """The fields that hold one metric's settings (named after the metric)."""
-        return tuple(f.name for f in fields(cls) if f.metadata.get("metric_settings"))
 
     def check_metrics(self, names: list[str]) -> None:
         """Refuse metrics this protocol does not define."""
@@ -132,9 +120,9 @@ ADM = Protocol(
             "IS over splits of 5000 (mean), precision/recall k=3 on pool3 (float16 distances)",
     resize="tf-bilinear",
     metrics=("fid", "sfid", "isc", "prc", "kid"),
-    isc={"split_size": 5000, "shuffle_seed": None, "std": False},
-    kid={"variant": "torch-fidelity", "subsets": 100, "subset_size": 1000, "seed": 2020},
-    prc={"k": 3, "mode": "adm", "features": "pool3"},
+    params={"isc": {"split_size": 5000, "shuffle_seed": None, "std": False},
+            "kid": {"variant": "torch-fidelity", "subsets": 100, "subset_size": 1000, "seed": 2020},
+            "prc": {"k": 3, "mode": "adm", "features": "pool3"}},
     notes="A reference batch's stored mu/sigma (mu_s/sigma_s) are used for FID (sFID); its "
           "images for precision/recall. KID is not part of the ADM evaluator; it is computed "
           "as torch-fidelity computes it when asked.",
@@ -146,9 +134,9 @@ TORCH_FIDELITY = Protocol(
             "mean ± std; KID 100×1000 cubic kernel seed 2020; precision/recall k=3 on VGG16",
     resize="tf-bilinear",
     metrics=("fid", "isc", "kid", "prc", "sfid"),
-    isc={"splits": 10, "shuffle_seed": 2020, "std": True},
-    kid={"variant": "torch-fidelity", "subsets": 100, "subset_size": 1000, "seed": 2020},
-    prc={"k": 3, "mode": "torch-fidelity", "features": "vgg16"},
+    params={"isc": {"splits": 10, "shuffle_seed": 2020, "std": True},
+            "kid": {"variant": "torch-fidelity", "subsets": 100, "subset_size": 1000, "seed": 2020},
+            "prc": {"k": 3, "mode": "torch-fidelity", "features": "vgg16"}},
     notes="Precision/recall use VGG16 fc2_relu features at 224 px, as torch-fidelity does (a "
           "second pass, weights vgg16-imagenet); set prc features to pool3 to compute them on "
           "Inception instead (ADM's choice).",
@@ -160,7 +148,7 @@ CLEAN_FID = Protocol(
             "FID and its KID definition (subset size min(n1, n2, 1000), seeded)",
     resize="clean",
     metrics=("fid", "kid"),
-    kid={"variant": "clean-fid", "subsets": 100, "subset_size": 1000, "seed": 2020},
+    params={"kid": {"variant": "clean-fid", "subsets": 100, "subset_size": 1000, "seed": 2020}},
     notes="clean-fid draws KID subsets from the unseeded global RNG; diffbench seeds them "
           "(seed 2020) so the number is reproducible.",
 )
@@ -171,12 +159,12 @@ DEMO_DIGITS = Protocol(
             "precision/recall k=3) and its 10-way logits (IS over 10 splits, class accuracy)",
     resize="bilinear",
     metrics=("fid", "kid", "isc", "prc", "accuracy"),
-    isc={"splits": 10, "shuffle_seed": 2020, "std": True},
-    kid={"variant": "torch-fidelity", "subsets": 100, "subset_size": 100, "seed": 2020},
-    prc={"k": 3, "mode": "torch-fidelity", "features": "features"},
     extractor="digits",
     layers={"fid": "features", "kid": "features", "prc": "features", "isc": "logits",
             "accuracy": "logits"},
+    params={"isc": {"splits": 10, "shuffle_seed": 2020, "std": True},
+            "kid": {"variant": "torch-fidelity", "subsets": 100, "subset_size": 100, "seed": 2020},
+            "prc": {"k": 3, "mode": "torch-fidelity", "features": "features"}},
     notes="A smoke protocol for the offline demo suite: it exercises every scoring stage on a "
           "tiny classifier; its numbers say nothing about image quality on real benchmarks.",
 )

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from diffbench.protocols import CLEAN_FID, Protocol
 
-_KID = dict(CLEAN_FID.kid)
+_KID = CLEAN_FID.param("kid")
 _SSIM_TM = {"color": "rgb", "data_range": 1.0, "sigma": 1.5, "k1": 0.01, "k2": 0.03,
             "border": "valid"}
 
@@ -36,13 +36,12 @@ CATVTON = Protocol(
             "FID and KID x1000",
     resize="clean",
     metrics=("fid", "kid", "ssim", "lpips"),
-    kid=_KID,
     params={
         "ssim": {**_SSIM_TM, "gt_resize": "lanczos-height", "gt_jpeg_quality": 75,
                  "eval_size": None},
         "lpips": {"net": "squeeze", "gt_resize": "lanczos-height", "gt_jpeg_quality": 75,
                   "eval_size": None},
-        "kid": {"scale": 1000},
+        "kid": {**_KID, "scale": 1000},
         "reals": {"gt_resize": "lanczos-height", "gt_jpeg_quality": 75,
                   "script": "CatVTON eval.py copy_resize_gt: FID/KID read the resized copy"},
     },
@@ -61,13 +60,12 @@ LADI = Protocol(
             "and LPIPS AlexNet, both images resized to 512x384; clean-fid FID and raw KID",
     resize="clean",
     metrics=("fid", "kid", "ssim", "lpips"),
-    kid=_KID,
     params={
         "ssim": {**_SSIM_TM, "gt_resize": "none", "gt_jpeg_quality": None,
                  "eval_size": [512, 384]},
         "lpips": {"net": "alex", "gt_resize": "none", "gt_jpeg_quality": None,
                   "eval_size": [512, 384]},
-        "kid": {"scale": 1},
+        "kid": {**_KID, "scale": 1},
         "reals": {"gt_resize": "none",
                   "script": "LaDI-VTON generate_fid_stats.py: clean-fid custom statistics of "
                             "the original files"},
