@@ -82,7 +82,7 @@ def test_protocol_inputs_pick_the_resize_and_the_network():
     assert "clean_resize=False" in proto.arguments()  # `diffbench protocols` lists them
     clean = proto.with_inputs({"clean_resize": True, "arch": "vitb14"})
     assert (clean.resize, clean.extractor) == ("clean", "dinov2-vitb14")
-    assert clean.metric_settings("fd_dinov2") == {"resize_mode": "clean", "arch": "vitb14"}
+    assert clean.param("fd_dinov2") == {"resize_mode": "clean", "arch": "vitb14"}
     assert clean.settings()["inputs"]["clean_resize"] is True
     assert proto.with_inputs({"arch": "vitl14", "clean_resize": False}).settings() == \
         proto.settings()  # the defaults given: the protocol itself
