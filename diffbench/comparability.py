@@ -192,8 +192,13 @@ def _counts_reasons(record: dict[str, Any]) -> list[str]:
     scored = counts.get("scored", counts.get("fake"))
     if not isinstance(planned, int):
         return ["the record does not say how many images its task asks (counts.planned)"]
-    if scored != planned:
-        return [f"scored {scored} images where the task asks {planned}"]
+    # A protocol that scores at most max_images per set (dgm-eval: 50000, drawn as it draws
+    # them) is followed, not cut short, when a larger task scores that many.
+    inputs = ((record.get("protocol") or {}).get("settings") or {}).get("inputs") or {}
+    cap = inputs.get("max_images")
+    expected = min(planned, cap) if isinstance(cap, int) else planned
+    if scored != expected:
+        return [f"scored {scored} images where the task asks {expected}"]
     return []
 
 

@@ -82,6 +82,20 @@ def test_each_rule_gives_its_reason(rec, why):
     assert any(why in r for r in verdict.reasons), verdict.reasons
 
 
+def test_a_protocol_that_caps_the_images_is_followed_not_cut_short():
+    # dgm-eval scores at most max_images per set: a 60000-image task scoring 50000 followed it
+    def counted(planned, scored, cap):
+        rec = _edit(lambda r: r["counts"].update(planned=planned, scored=scored))
+        if cap is not None:
+            rec["protocol"]["settings"]["inputs"] = {"max_images": cap}
+        return [r for r in comparability(rec).reasons if "images where the task asks" in r]
+
+    assert counted(60000, 50000, 50000) == []
+    assert counted(60000, 50000, None) == ["scored 50000 images where the task asks 60000"]
+    assert counted(60000, 40000, 50000) == ["scored 40000 images where the task asks 50000"]
+    assert counted(30000, 30000, 50000) == []
+
+
 def test_what_keeps_a_record_comparable():
     sweep = _with(suite={"name": "imagenet256", "version": 1, "overrides": {
         "tasks.repa-sde-cfg.generation.sampler.cfg_scale": 4.0,
