@@ -89,11 +89,10 @@ def _row(row: dict, cols: list[Column], reason: bool) -> str:
         cell = row.get(c.metric) or {}
         value = cell.get("value")
         data = repr(float(value)) if num(value) else ""
-        if marked(row, cell):
-            cells.append(f'<td data-value="{data}" class="marked" title="{e(cell["reason"])}">'
-                         f'{e(cell_text(c, cell))} {MARK}</td>')
-        else:
-            cells.append(f'<td data-value="{data}">{e(cell_text(c, cell))}</td>')
+        mark = marked(row, cell)
+        attrs = f' class="marked" title="{e(cell["reason"])}"' if mark else ""
+        cells.append(f'<td data-value="{data}"{attrs}>{e(cell_text(c, cell))}'
+                     f'{f" {MARK}" if mark else ""}</td>')
     n = str(int(row["n"])) if num(row["n"]) else ""
     why = f'<td class="reason">{e(row.get("reason") or "")}</td>' if reason else ""
     return (f'<tr class="{e(row["origin"])}"><td>{_model_cell(row)}</td>{"".join(cells)}'

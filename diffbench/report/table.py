@@ -193,10 +193,8 @@ def tidy(records: Iterable[dict[str, Any]], published: Iterable[PublishedFile] =
 
 def groups(frame: pd.DataFrame) -> list[tuple[tuple[str, str, str], pd.DataFrame]]:
     """(suite, protocol, task) groups, each one table; never mixing protocols."""
-    out = []
-    for key, part in frame.groupby(GROUP, sort=True, dropna=False):
-        out.append((tuple(str(k) for k in key), part))
-    return out
+    return [(tuple(str(k) for k in key), part)
+            for key, part in frame.groupby(GROUP, sort=True, dropna=False)]
 
 
 def wide(part: pd.DataFrame) -> tuple[list[str], list[dict[str, Any]]]:

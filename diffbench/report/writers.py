@@ -163,10 +163,9 @@ def markdown(frame: pd.DataFrame) -> str:
         ranked, apart = ranked_and_apart(rows)
         code = f"`{protocol}`" if "`" not in protocol else md_text(protocol)
         out.append(f"### {md_text(heading(suite, task))} · protocol {code}\n")
+        notes = [md_text(n) + "  " for n in marked_notes(cols, ranked)]
         if ranked:
-            out += _md_table(cols, ranked) + [""]
-            out += [md_text(n) + "  " for n in marked_notes(cols, ranked)]
-            out += [""] if marked_notes(cols, ranked) else []
+            out += _md_table(cols, ranked) + [""] + notes + ([""] if notes else [])
         if apart:
             out.append("Not comparable to published numbers (not ranked with them):\n")
             out += _md_table(cols, apart, reason=True) + [""]
