@@ -53,6 +53,11 @@ def higher_is_better(name: str, entry: Mapping[str, Any] | None = None,
     return out.higher_is_better if out else None
 
 
+def num(x: Any) -> bool:
+    """A finite number (not None, not a bool, not NaN or ±inf)."""
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
 def arrow(higher: bool) -> str:
     """↑ when higher is better, ↓ otherwise."""
     return "↑" if higher else "↓"

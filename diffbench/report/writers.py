@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from diffbench.display import arrow, decimals_at, label, scale_suffix, value_text
+from diffbench.display import arrow, decimals_at, label, num, scale_suffix, value_text
 from diffbench.report.table import INTEGER_COLUMNS, args_text, groups, heading, wide
 
 
@@ -30,11 +29,6 @@ class Column:
         if self.higher_is_better is not None:
             parts.append(arrow(self.higher_is_better))
         return " ".join(p for p in parts if p)
-
-
-def num(x: Any) -> bool:
-    """A finite number (not None, not NaN)."""
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
 def protocol_extractor(name: str) -> str | None:
