@@ -77,9 +77,8 @@ def sweep_front(records: Iterable[Mapping[str, Any]], x_metric: str, y_metric: s
         where = f"results {record.get('run_id', '?')}"
         value = _sweep_value(record, param, where)
         x, y = _metric(record, x_metric, where), _metric(record, y_metric, where)
-        if x_higher is None:
+        if x_higher is None:  # the first record's directions
             x_higher = higher_is_better(x_metric, x, _no_direction)
-        if y_higher is None:
             y_higher = higher_is_better(y_metric, y, _no_direction)
         rows.append((value, float(x["value"]), float(y["value"])))
     if not rows:

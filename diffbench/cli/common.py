@@ -100,16 +100,21 @@ class LazyHelp(click.Option):
         return super().get_help_record(ctx)
 
 
-def _protocols_help() -> str:
-    from diffbench.registry import PROTOCOLS
+def _listed(registry: str, what: str, command: str):
+    """The help of an option naming an entry of `registry` (a `diffbench.registry` name)."""
+    def make() -> str:
+        from diffbench import registry as registries
 
-    return f"Protocol: {', '.join(PROTOCOLS.names())} (`diffbench protocols`)."
+        names = getattr(registries, registry).names()
+        return f"{what}: {', '.join(names)} (`diffbench {command}`)."
+
+    return make
 
 
 def protocol_option(default: str = "torch-fidelity"):
     """``--protocol NAME``, its help listing every registered protocol."""
     return click.option("--protocol", "protocol_name", default=default, show_default=True,
-                        cls=LazyHelp, help_from=_protocols_help)
+                        cls=LazyHelp, help_from=_listed("PROTOCOLS", "Protocol", "protocols"))
 
 
 device_option = click.option(
@@ -134,13 +139,7 @@ weights_option = click.option(
     help="A local file for the network weights NAME (`diffbench weights list`; repeatable).")
 
 
-def _models_help() -> str:
-    from diffbench.registry import ADAPTERS
-
-    return f"Model adapter: {', '.join(ADAPTERS.names())} (`diffbench models`)."
-
-
 def model_option(required: bool = False):
     """``--model NAME``, its help listing every registered adapter."""
     return click.option("--model", required=required, default=None, cls=LazyHelp,
-                        help_from=_models_help)
+                        help_from=_listed("ADAPTERS", "Model adapter", "models"))

@@ -71,9 +71,8 @@ def _bootstrap_help() -> str:
               help="Score a sample store that a run is still writing (the images there now).")
 @max_pixels_option
 def score_cmd(real, fake, train, test, protocol_name, metrics, weights, batch_size, workers,
-              device, bootstrap,
-              metric_args, protocol_args, kid_subset_size, kid_subsets, prc_features, no_cache,
-              json_out, allow_partial) -> None:
+              device, bootstrap, metric_args, protocol_args, kid_subset_size, kid_subsets,
+              prc_features, no_cache, json_out, allow_partial) -> None:
     """Score generated images against reference images under a named protocol.
 
     \b
