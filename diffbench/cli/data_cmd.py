@@ -47,20 +47,15 @@ def list_cmd(as_json: bool) -> None:
         return
     click.echo(f"{'NAME':<18} {'KIND':<9} {'STATE':<8} {'SHA256':<9} DESCRIPTION")
     for r in rows:
-        if r["kind"] == "fetch":
-            state = "present" if r["where"] else "missing"
-            digest = str(r["sha256"] or "-")[:8]
-        else:
-            state, digest = "-", "-"
+        fetch = r["kind"] == "fetch"
+        state = ("present" if r["where"] else "missing") if fetch else "-"
+        digest = str(r["sha256"] or "-")[:8] if fetch else "-"
         click.echo(f"{r['name']:<18} {r['kind']:<9} {state:<8} {digest:<9} {r['description']}")
-        pad = " " * 19
-        click.echo(f"{pad}licence: {r['licence']}")
-        if r["kind"] == "fetch":
-            click.echo(f"{pad}{r['where'] or r['url']}")
-        else:
-            click.echo(f"{pad}get it: {r['get']}")
-            click.echo(f"{pad}layout: {r['layout']}")
-            click.echo(f"{pad}then: diffbench config set data.{r['name']} PATH")
+        more = [r["where"] or r["url"]] if fetch else [
+            f"get it: {r['get']}", f"layout: {r['layout']}",
+            f"then: diffbench config set data.{r['name']} PATH"]
+        for line in (f"licence: {r['licence']}", *more):
+            click.echo(" " * 19 + line)
 
 
 @data.command("fetch")

@@ -75,9 +75,8 @@ def place(record: dict[str, Any]) -> tuple[str, str]:
     if suite.get("name"):
         return suite["name"], record.get("task") or "(score)"
     inputs = record.get("inputs") or {}
-    if record.get("task"):
-        return SCORE_SUITE, record["task"]
-    return SCORE_SUITE, f"{set_name(inputs.get('real'))} vs {set_name(inputs.get('fake'))}"
+    return SCORE_SUITE, record.get("task") or \
+        f"{set_name(inputs.get('real'))} vs {set_name(inputs.get('fake'))}"
 
 
 def heading(suite: str, task: str) -> str:
