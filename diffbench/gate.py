@@ -335,7 +335,7 @@ def gate(records: list[dict[str, Any]] | dict[str, Any], baseline: dict[str, Any
 
 def markdown(verdict: Verdict) -> str:
     """The verdict as a Markdown table for a pull request."""
-    def num(x: float | None) -> str:
+    def number(x: float | None) -> str:
         return "—" if x is None else f"{x:.6g}"
 
     several = len({r.task for r in verdict.rows}) > 1
@@ -345,7 +345,7 @@ def markdown(verdict: Verdict) -> str:
         status = r.status + (f" ({r.reason})" if r.reason else "")
         delta = "—" if r.delta is None else f"{r.delta:+.4g}"
         metric = f"{r.task}/{r.metric}" if several else r.metric
-        lines.append(f"| {metric} | {num(r.baseline)} | {num(r.current)} | {delta} | "
+        lines.append(f"| {metric} | {number(r.baseline)} | {number(r.current)} | {delta} | "
                      f"{r.tolerance} | {status} |")
     lines += [f"\n**not comparable:** {p}" for p in verdict.problems]
     lines += [f"\n_note: {n}_" for n in verdict.notes]

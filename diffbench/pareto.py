@@ -64,10 +64,6 @@ def _metric(record: Mapping[str, Any], name: str, where: str) -> Mapping[str, An
     return entry
 
 
-def _order(value: Any) -> tuple[int, Any]:
-    return (0, value) if isinstance(value, (int, float)) else (1, str(value))
-
-
 def sweep_front(records: Iterable[Mapping[str, Any]], x_metric: str, y_metric: str,
                 param: str) -> dict[str, Any]:
     """The Pareto points of one task and model over a sweep of `param`, as a JSON-able dict."""
@@ -89,7 +85,8 @@ def sweep_front(records: Iterable[Mapping[str, Any]], x_metric: str, y_metric: s
     if dupes:
         raise MetricInputError(f"sweep over '{param}': several results for {param}="
                                f"{', '.join(dupes)}; one result per value is needed")
-    rows.sort(key=lambda r: _order(r[0]))
+    # Numbers in order first, then the other values by their text.
+    rows.sort(key=lambda r: (0, r[0]) if isinstance(r[0], (int, float)) else (1, str(r[0])))
     on_front = set(pareto_front([(x, y) for _, x, y in rows], bool(x_higher), bool(y_higher)))
     return {"x": x_metric, "y": y_metric, "param": param,
             "x_higher": bool(x_higher), "y_higher": bool(y_higher),

@@ -71,12 +71,9 @@ def _set_max_pixels(ctx: click.Context, param: click.Parameter, value: int | Non
     return value
 
 
-def _include_paths(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> list:
-    return include_paths(value)
-
-
 include_path_option = click.option(
-    "--include-path", "include", multiple=True, metavar="DIR", callback=_include_paths,
+    "--include-path", "include", multiple=True, metavar="DIR",
+    callback=lambda ctx, param, value: include_paths(value),
     help="Folder of user suites and published-numbers files, searched before the shipped ones "
          "(repeatable; also $DIFFBENCH_INCLUDE_PATH and config include.path).")
 

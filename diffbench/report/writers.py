@@ -25,10 +25,8 @@ class Column:
     @property
     def header(self) -> str:
         """`KID ×1000 ↓`: label, scale when not 1, direction arrow when known."""
-        parts = [self.label, scale_suffix(self.scale)]
-        if self.higher_is_better is not None:
-            parts.append(arrow(self.higher_is_better))
-        return " ".join(p for p in parts if p)
+        better = "" if self.higher_is_better is None else arrow(self.higher_is_better)
+        return " ".join(p for p in (self.label, scale_suffix(self.scale), better) if p)
 
 
 def protocol_extractor(name: str) -> str | None:
