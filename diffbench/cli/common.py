@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+from pathlib import Path
 from typing import Any
 
 import click
@@ -140,3 +142,21 @@ def model_option(required: bool = False):
     """``--model NAME``, its help listing every registered adapter."""
     return click.option("--model", required=required, default=None, cls=LazyHelp,
                         help_from=_listed("ADAPTERS", "Model adapter", "models"))
+
+
+def add_fetch_import(group: click.Group, module: str, fetch_help: str, import_help: str) -> None:
+    """Add `fetch NAMES...` and `import NAME FILE` to `group`: the same two commands over the
+    ``fetch`` and ``import_file`` of `module` (`diffbench.weights`, `diffbench.refdata`)."""
+
+    @group.command("fetch", help=fetch_help)
+    @click.argument("names", nargs=-1, required=True)
+    @click.option("--force", is_flag=True, help="Download again even if present.")
+    def fetch_cmd(names: tuple[str, ...], force: bool) -> None:
+        for name in names:
+            click.echo(f"{name}: {importlib.import_module(module).fetch(name, force=force)}")
+
+    @group.command("import", help=import_help)
+    @click.argument("name")
+    @click.argument("file", type=click.Path(path_type=Path))
+    def import_cmd(name: str, file: Path) -> None:
+        click.echo(f"{name}: {importlib.import_module(module).import_file(name, file)}")

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import click
 
+from diffbench.cli.common import add_fetch_import
 from diffbench.config import parse_pairs
 
 
@@ -58,35 +58,20 @@ def list_cmd(as_json: bool) -> None:
             click.echo(" " * 19 + line)
 
 
-@data.command("fetch")
-@click.argument("names", nargs=-1, required=True)
-@click.option("--force", is_flag=True, help="Download again even if present.")
-def fetch_cmd(names: tuple[str, ...], force: bool) -> None:
+add_fetch_import(
+    data, "diffbench.refdata",
     """Download reference files (resuming partial downloads) and check them.
 
     \b
     Example:
       diffbench data fetch imagenet256-ref imagenet512-ref
-    """
-    from diffbench import refdata
-
-    for name in names:
-        click.echo(f"{name}: {refdata.fetch(name, force=force)}")
-
-
-@data.command("import")
-@click.argument("name")
-@click.argument("file", type=click.Path(path_type=Path))
-def import_cmd(name: str, file: Path) -> None:
+    """,
     """Check FILE (copied from elsewhere) as dataset NAME and store it in the data home.
 
     \b
     Example:
       diffbench data import imagenet256-ref ./VIRTUAL_imagenet256_labeled.npz
-    """
-    from diffbench import refdata
-
-    click.echo(f"{name}: {refdata.import_file(name, file)}")
+    """)
 
 
 @data.command("verify")
