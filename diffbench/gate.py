@@ -224,10 +224,6 @@ def _old_count_hint(record: dict[str, Any], key: str) -> str:
             "command with --rescore to rewrite it)")
 
 
-def _allowed(tol: dict[str, float], base: float) -> float:
-    return max(tol.get("abs", 0.0), tol.get("rel", 0.0) * abs(base))
-
-
 def _tol_text(tol: dict[str, float]) -> str:
     parts = [f"±{tol['abs']:g}"] if "abs" in tol else []
     parts += [f"±{tol['rel'] * 100:g}%"] if "rel" in tol else []
@@ -250,7 +246,7 @@ def _judge(task: str, name: str, spec: dict[str, Any], current: dict[str, Any] |
     higher = higher_is_better(name, {**current, **spec}, _no_direction)
     worse = delta < 0 if higher else delta > 0
     status, reason = ("improved" if delta else "pass"), ""
-    if worse and abs(delta) <= _allowed(tol, base):
+    if worse and abs(delta) <= max(tol.get("abs", 0.0), tol.get("rel", 0.0) * abs(base)):
         status, reason = "pass", "within tolerance"
     elif worse and spec.get("beyond_ci") and (ci := current.get("ci")) \
             and ci["low"] <= base <= ci["high"]:

@@ -47,14 +47,6 @@ def _no_direction(name: str) -> MetricInputError:
                             "'higher_is_better' in its results entry")
 
 
-def _sweep_value(record: Mapping[str, Any], param: str, where: str) -> Any:
-    sweep = record.get("sweep") or {}
-    if param not in sweep:
-        raise MetricInputError(f"{where}: no sweep value for '{param}' (sweep: {dict(sweep)}); "
-                               f"run the task with --sweep {param}=v1,v2,...")
-    return sweep[param]
-
-
 def _metric(record: Mapping[str, Any], name: str, where: str) -> Mapping[str, Any]:
     entry = (record.get("metrics") or {}).get(name)
     if not isinstance(entry, Mapping) or not isinstance(entry.get("value"), (int, float)):
@@ -71,12 +63,15 @@ def sweep_front(records: Iterable[Mapping[str, Any]], x_metric: str, y_metric: s
     x_higher = y_higher = None
     for record in records:
         where = f"results {record.get('run_id', '?')}"
-        value = _sweep_value(record, param, where)
+        sweep = record.get("sweep") or {}
+        if param not in sweep:
+            raise MetricInputError(f"{where}: no sweep value for '{param}' (sweep: {dict(sweep)})"
+                                   f"; run the task with --sweep {param}=v1,v2,...")
         x, y = _metric(record, x_metric, where), _metric(record, y_metric, where)
         if x_higher is None:  # the first record's directions
             x_higher = higher_is_better(x_metric, x, _no_direction)
             y_higher = higher_is_better(y_metric, y, _no_direction)
-        rows.append((value, float(x["value"]), float(y["value"])))
+        rows.append((sweep[param], float(x["value"]), float(y["value"])))
     if not rows:
         raise MetricInputError(f"no results for the sweep over '{param}': nothing to put on a "
                                "Pareto front")
