@@ -29,12 +29,6 @@ def parse_model_args(items: tuple[str, ...], option: str = "--model-arg",
     return args
 
 
-def parse_protocol_args(items: tuple[str, ...]) -> dict[str, Any]:
-    """Repeated ``--protocol-arg KEY=VALUE`` (value read as YAML) → the protocol's input
-    settings (`diffbench.protocols.Protocol.with_inputs`)."""
-    return parse_model_args(items, "--protocol-arg", "clean_resize=true")
-
-
 protocol_arg_option = click.option(
     "--protocol-arg", "protocol_args", multiple=True, metavar="KEY=VALUE",
     help="A protocol input setting (repeatable; `diffbench protocols` lists them), e.g. "
