@@ -67,9 +67,7 @@ def decimals_at(name: str, scale: float = 1.0) -> int:
     """Digits to show for `name` multiplied by `scale` (the spec's decimals, shifted)."""
     out = _output(name)
     decimals = out.decimals if out else UNKNOWN_DECIMALS
-    if scale <= 0:
-        return decimals
-    return max(0, decimals - round(math.log10(scale)))
+    return decimals if scale <= 0 else max(0, decimals - round(math.log10(scale)))
 
 
 def scale_suffix(scale: float) -> str:

@@ -109,16 +109,13 @@ def numbered(labels: list[str]) -> list[str]:
 
 def args_text(args: str) -> str:
     """The plain (not nested) model arguments as ``k=v, …`` for a table cell."""
-    if not args:
-        return ""
-    data = json.loads(args)
+    data = json.loads(args) if args else {}
     return ", ".join(f"{k}={v}" for k, v in data.items() if not isinstance(v, (dict, list)))
 
 
 def sweep_text(record: dict[str, Any]) -> str:
     """`rg_scale=2` for a sweep point's record, '' otherwise."""
-    sweep = record.get("sweep") or {}
-    return ", ".join(f"{k}={v}" for k, v in sweep.items())
+    return ", ".join(f"{k}={v}" for k, v in (record.get("sweep") or {}).items())
 
 
 def record_rows(record: dict[str, Any]) -> list[dict[str, Any]]:
