@@ -261,9 +261,7 @@ def entry_model(key: str, spec: dict[str, Any]) -> tuple[str | None, str]:
     """(model, task key) of a baseline entry: its ``model`` (or a ``model/task`` key's prefix;
     None in a baseline written before entries recorded it) and its task key."""
     model, sep, task = key.partition("/")
-    if sep:
-        return spec.get("model") or model, task
-    return spec.get("model"), key
+    return (spec.get("model") or model, task) if sep else (spec.get("model"), key)
 
 
 def _current(records: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:

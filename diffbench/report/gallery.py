@@ -128,8 +128,7 @@ def _pick_keys(per_run: list[dict[str, Any]], max_rows: int) -> list[str]:
             order.append((seen[what], key))
         if len(order) >= max_rows:
             break
-    keys = [key for _, key in sorted(order)]
-    return list(dict.fromkeys(keys))[:max_rows]
+    return list(dict.fromkeys(key for _, key in sorted(order)))[:max_rows]
 
 
 def task_gallery(runs: list[Run], max_rows: int = MAX_ROWS, max_runs: int = MAX_RUNS,

@@ -182,8 +182,7 @@ def page(frame: pd.DataFrame, figures: list[ParetoFigure],
          memorization: dict[tuple[str, str], Gallery] | None = None) -> str:
     """The whole page: one section per (suite, task), each with its per-protocol leaderboards."""
     assets = resources.files("diffbench.report")
-    css = assets.joinpath("report.css").read_text("utf-8")
-    js = assets.joinpath("report.js").read_text("utf-8")
+    css, js = (assets.joinpath(f"report.{kind}").read_text("utf-8") for kind in ("css", "js"))
     tables: dict[tuple[str, str], list[tuple[str, pd.DataFrame]]] = {}
     for (suite, protocol, task), part in groups(frame):
         tables.setdefault((suite, task), []).append((protocol, part))

@@ -29,9 +29,7 @@ def _file(pair: dict[str, Any], side: str, folder: Path | None) -> Path | None:
     if not isinstance(path, str):
         return None
     found = Path(path)
-    if not found.is_file() and folder is not None:
-        found = folder / found.name
-    return found
+    return folder / found.name if not found.is_file() and folder is not None else found
 
 
 def memorization_gallery(runs: list[tuple[str, dict[str, Any], Path | None]],
