@@ -63,11 +63,6 @@ class About:
                 f"diffbench {made}")
 
 
-def _th(col: Column) -> str:
-    better = {True: "high", False: "low", None: ""}[col.higher_is_better]
-    return f'<th data-sort="num" data-better="{better}" scope="col">{e(col.header)}</th>'
-
-
 def _model_cell(row: dict) -> str:
     out = e(row_label(row))
     if row["model_args"]:
@@ -107,7 +102,9 @@ def leaderboard(part: pd.DataFrame) -> str:
     ranked, apart = ranked_and_apart(rows)
     out = ""
     if ranked:
-        head = "".join(_th(c) for c in cols)
+        better = {True: "high", False: "low", None: ""}
+        head = "".join(f'<th data-sort="num" data-better="{better[c.higher_is_better]}" '
+                       f'scope="col">{e(c.header)}</th>' for c in cols)
         out += (f'<table class="board"><thead><tr><th data-sort="text" scope="col">model</th>'
                 f'{head}<th data-sort="num" scope="col">n</th><th data-sort="text" '
                 f'scope="col">origin</th></tr></thead><tbody>'
