@@ -95,12 +95,11 @@ def _samples(run: Run, notes: list[str]) -> dict[str, tuple[dict[str, Any], Path
         notes.append(f"{run.label}: {hide_paths(str(exc))}")
         records = []
     # Keys name files in the folder: only plain stems, never paths.
-    out = {str(r["key"]): (r, run.folder / f"{r['key']}.png") for r in records
-           if isinstance(r, dict) and KEY_PATTERN.match(str(r.get("key", "")))}
     if not records:
-        out = {p.stem: ({"key": p.stem}, p) for p in sorted(run.folder.iterdir())
-               if p.suffix.lower() in IMAGE_SUFFIXES and KEY_PATTERN.match(p.stem)}
-    return out
+        return {p.stem: ({"key": p.stem}, p) for p in sorted(run.folder.iterdir())
+                if p.suffix.lower() in IMAGE_SUFFIXES and KEY_PATTERN.match(p.stem)}
+    return {str(r["key"]): (r, run.folder / f"{r['key']}.png") for r in records
+            if isinstance(r, dict) and KEY_PATTERN.match(str(r.get("key", "")))}
 
 
 def _tryon(record: dict[str, Any] | None) -> bool:
