@@ -53,6 +53,11 @@ def higher_is_better(name: str, entry: Mapping[str, Any] | None = None,
     return out.higher_is_better if out else None
 
 
+def num(x: Any) -> bool:
+    """A finite number (not None, not a bool, not NaN or ±inf)."""
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
 def arrow(higher: bool) -> str:
     """↑ when higher is better, ↓ otherwise."""
     return "↑" if higher else "↓"
@@ -62,9 +67,7 @@ def decimals_at(name: str, scale: float = 1.0) -> int:
     """Digits to show for `name` multiplied by `scale` (the spec's decimals, shifted)."""
     out = _output(name)
     decimals = out.decimals if out else UNKNOWN_DECIMALS
-    if scale <= 0:
-        return decimals
-    return max(0, decimals - round(math.log10(scale)))
+    return decimals if scale <= 0 else max(0, decimals - round(math.log10(scale)))
 
 
 def scale_suffix(scale: float) -> str:

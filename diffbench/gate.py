@@ -22,18 +22,19 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from diffbench.comparability import comparability
-from diffbench.display import higher_is_better
+from diffbench.display import higher_is_better, num
 from diffbench.errors import ConfigError, shown
 from diffbench.yamlio import load_yaml
 
 PASS, REGRESSION, NOT_COMPARABLE = 0, 1, 3
+STATUS = {PASS: "pass", REGRESSION: "regression", NOT_COMPARABLE: "not comparable"}
 BASELINE_FORMAT = 1
 
 
@@ -76,8 +77,7 @@ class Verdict:
 
     def to_json(self) -> dict[str, Any]:
         """A machine-readable form of the verdict."""
-        status = {PASS: "pass", REGRESSION: "regression", NOT_COMPARABLE: "not comparable"}
-        return {"status": status[self.exit_code], "exit_code": self.exit_code,
+        return {"status": STATUS[self.exit_code], "exit_code": self.exit_code,
                 "problems": self.problems, "notes": self.notes,
                 "metrics": [asdict(r) for r in self.rows]}
 
@@ -108,11 +108,8 @@ def by_task(records: list[dict[str, Any]], per_model: bool = False) -> dict[str,
     for rec in gated(records):
         key = task_key(rec, per_model)
         if key in out:
-            hint = ("; they are results of several models: make the baseline from them all "
-                    "(`diffbench gate init` keys it model/task)"
-                    if model_of(out[key]) != model_of(rec) else "")
             raise ConfigError(f"two results for task '{key}' (runs {out[key]['run_id']} and "
-                              f"{rec['run_id']}); pass one results file per task{hint}")
+                              f"{rec['run_id']}); pass one results file per task")
         out[key] = rec
     return out
 
@@ -123,16 +120,11 @@ def _no_direction(name: str) -> ConfigError:
 
 
 def _task_baseline(record: dict[str, Any]) -> dict[str, Any]:
-    metrics = {}
-    for name, m in record["metrics"].items():
-        entry: dict[str, Any] = {"value": m["value"],
-                                 "higher_is_better": higher_is_better(name, m,
-                                                                      _no_direction),
-                                 "tolerance": default_tolerance(name),
-                                 "beyond_ci": False}
-        if m.get("extractor"):
-            entry["extractor"] = m["extractor"]
-        metrics[name] = entry
+    metrics = {name: {"value": m["value"],
+                      "higher_is_better": higher_is_better(name, m, _no_direction),
+                      "tolerance": default_tolerance(name), "beyond_ci": False,
+                      **({"extractor": m["extractor"]} if m.get("extractor") else {})}
+               for name, m in record["metrics"].items()}
     return {"model": model_of(record), "protocol": record["protocol"]["name"],
             "counts": {k: v for k, v in record["counts"].items() if v is not None},
             "metrics": metrics}
@@ -160,9 +152,7 @@ def _check_metrics(path: Path, task: str, metrics: Any) -> None:
     if not isinstance(metrics, dict) or not metrics:
         raise ConfigError(f"{path}: tasks.{task}: baseline has no metrics")
     for name, spec in metrics.items():
-        value = spec.get("value") if isinstance(spec, dict) else None
-        if not isinstance(value, (int, float)) or isinstance(value, bool) \
-                or not math.isfinite(value):
+        if not num(spec.get("value") if isinstance(spec, dict) else None):
             raise ConfigError(f"{path}: tasks.{task}.metrics.{name}: needs a finite numeric "
                               "'value'")
         tol = spec.get("tolerance", {})
@@ -170,8 +160,7 @@ def _check_metrics(path: Path, task: str, metrics: Any) -> None:
         if not isinstance(tol, dict) or set(tol) - {"abs", "rel"}:
             raise ConfigError(f"{where}: expected {{abs: X}} and/or {{rel: X}} with X >= 0")
         for key, v in tol.items():
-            if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v) \
-                    or v < 0:
+            if not num(v) or v < 0:
                 raise ConfigError(f"{where}.{key}: {shown(v)} is not a finite number >= 0 (an "
                                   "infinite or NaN tolerance would pass any regression); set it, "
                                   "e.g. 0.05")
@@ -235,16 +224,9 @@ def _old_count_hint(record: dict[str, Any], key: str) -> str:
             "command with --rescore to rewrite it)")
 
 
-def _allowed(tol: dict[str, float], base: float) -> float:
-    return max(tol.get("abs", 0.0), tol.get("rel", 0.0) * abs(base))
-
-
 def _tol_text(tol: dict[str, float]) -> str:
-    parts = []
-    if "abs" in tol:
-        parts.append(f"±{tol['abs']:g}")
-    if "rel" in tol:
-        parts.append(f"±{tol['rel'] * 100:g}%")
+    parts = [f"±{tol['abs']:g}"] if "abs" in tol else []
+    parts += [f"±{tol['rel'] * 100:g}%"] if "rel" in tol else []
     return " or ".join(parts) or "exact"
 
 
@@ -257,16 +239,14 @@ def _judge(task: str, name: str, spec: dict[str, Any], current: dict[str, Any] |
         return row
     value = float(current["value"])
     if not math.isfinite(value):  # records are read with this check; a dict passed in is not
-        return Row(task, name, base, value, None, row.tolerance, "not comparable",
-                   f"current value is {value}")
+        return replace(row, current=value, reason=f"current value is {value}")
     if spec.get("extractor") and current.get("extractor") != spec["extractor"]:
-        return Row(task, name, base, value, None, row.tolerance, "not comparable",
-                   "extractor fingerprint differs")
+        return replace(row, current=value, reason="extractor fingerprint differs")
     delta = value - base
-    higher = higher_is_better(name, {**(current or {}), **spec}, _no_direction)
+    higher = higher_is_better(name, {**current, **spec}, _no_direction)
     worse = delta < 0 if higher else delta > 0
     status, reason = ("improved" if delta else "pass"), ""
-    if worse and abs(delta) <= _allowed(tol, base):
+    if worse and abs(delta) <= max(tol.get("abs", 0.0), tol.get("rel", 0.0) * abs(base)):
         status, reason = "pass", "within tolerance"
     elif worse and spec.get("beyond_ci") and (ci := current.get("ci")) \
             and ci["low"] <= base <= ci["high"]:
@@ -274,16 +254,14 @@ def _judge(task: str, name: str, spec: dict[str, Any], current: dict[str, Any] |
     elif worse:
         status, reason = "regression", f"{'lower' if higher else 'higher'} than baseline " \
                                        "beyond tolerance"
-    return Row(task, name, base, value, delta, row.tolerance, status, reason)
+    return replace(row, current=value, delta=delta, status=status, reason=reason)
 
 
 def entry_model(key: str, spec: dict[str, Any]) -> tuple[str | None, str]:
     """(model, task key) of a baseline entry: its ``model`` (or a ``model/task`` key's prefix;
     None in a baseline written before entries recorded it) and its task key."""
     model, sep, task = key.partition("/")
-    if sep:
-        return spec.get("model") or model, task
-    return spec.get("model"), key
+    return (spec.get("model") or model, task) if sep else (spec.get("model"), key)
 
 
 def _current(records: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
@@ -351,7 +329,7 @@ def gate(records: list[dict[str, Any]] | dict[str, Any], baseline: dict[str, Any
 
 def markdown(verdict: Verdict) -> str:
     """The verdict as a Markdown table for a pull request."""
-    def num(x: float | None) -> str:
+    def number(x: float | None) -> str:
         return "—" if x is None else f"{x:.6g}"
 
     several = len({r.task for r in verdict.rows}) > 1
@@ -361,12 +339,11 @@ def markdown(verdict: Verdict) -> str:
         status = r.status + (f" ({r.reason})" if r.reason else "")
         delta = "—" if r.delta is None else f"{r.delta:+.4g}"
         metric = f"{r.task}/{r.metric}" if several else r.metric
-        lines.append(f"| {metric} | {num(r.baseline)} | {num(r.current)} | {delta} | "
+        lines.append(f"| {metric} | {number(r.baseline)} | {number(r.current)} | {delta} | "
                      f"{r.tolerance} | {status} |")
     lines += [f"\n**not comparable:** {p}" for p in verdict.problems]
     lines += [f"\n_note: {n}_" for n in verdict.notes]
-    word = {PASS: "PASS", REGRESSION: "REGRESSION", NOT_COMPARABLE: "NOT COMPARABLE"}
-    lines.append(f"\n**gate: {word[verdict.exit_code]}**")
+    lines.append(f"\n**gate: {STATUS[verdict.exit_code].upper()}**")
     return "\n".join(lines)
 
 
@@ -374,9 +351,6 @@ def write_baseline(baseline: dict[str, Any], path: str | Path) -> Path:
     """Write a baseline file (YAML, or JSON when the name ends in .json)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix == ".json":
-        text = json.dumps(baseline, indent=2) + "\n"
-    else:
-        text = yaml.safe_dump(baseline, sort_keys=False)
-    path.write_text(text, encoding="utf-8")
+    path.write_text(json.dumps(baseline, indent=2) + "\n" if path.suffix == ".json"
+                    else yaml.safe_dump(baseline, sort_keys=False), encoding="utf-8")
     return path

@@ -47,14 +47,6 @@ def _no_direction(name: str) -> MetricInputError:
                             "'higher_is_better' in its results entry")
 
 
-def _sweep_value(record: Mapping[str, Any], param: str, where: str) -> Any:
-    sweep = record.get("sweep") or {}
-    if param not in sweep:
-        raise MetricInputError(f"{where}: no sweep value for '{param}' (sweep: {dict(sweep)}); "
-                               f"run the task with --sweep {param}=v1,v2,...")
-    return sweep[param]
-
-
 def _metric(record: Mapping[str, Any], name: str, where: str) -> Mapping[str, Any]:
     entry = (record.get("metrics") or {}).get(name)
     if not isinstance(entry, Mapping) or not isinstance(entry.get("value"), (int, float)):
@@ -64,10 +56,6 @@ def _metric(record: Mapping[str, Any], name: str, where: str) -> Mapping[str, An
     return entry
 
 
-def _order(value: Any) -> tuple[int, Any]:
-    return (0, value) if isinstance(value, (int, float)) else (1, str(value))
-
-
 def sweep_front(records: Iterable[Mapping[str, Any]], x_metric: str, y_metric: str,
                 param: str) -> dict[str, Any]:
     """The Pareto points of one task and model over a sweep of `param`, as a JSON-able dict."""
@@ -75,13 +63,15 @@ def sweep_front(records: Iterable[Mapping[str, Any]], x_metric: str, y_metric: s
     x_higher = y_higher = None
     for record in records:
         where = f"results {record.get('run_id', '?')}"
-        value = _sweep_value(record, param, where)
+        sweep = record.get("sweep") or {}
+        if param not in sweep:
+            raise MetricInputError(f"{where}: no sweep value for '{param}' (sweep: {dict(sweep)})"
+                                   f"; run the task with --sweep {param}=v1,v2,...")
         x, y = _metric(record, x_metric, where), _metric(record, y_metric, where)
-        if x_higher is None:
+        if x_higher is None:  # the first record's directions
             x_higher = higher_is_better(x_metric, x, _no_direction)
-        if y_higher is None:
             y_higher = higher_is_better(y_metric, y, _no_direction)
-        rows.append((value, float(x["value"]), float(y["value"])))
+        rows.append((sweep[param], float(x["value"]), float(y["value"])))
     if not rows:
         raise MetricInputError(f"no results for the sweep over '{param}': nothing to put on a "
                                "Pareto front")
@@ -90,7 +80,8 @@ def sweep_front(records: Iterable[Mapping[str, Any]], x_metric: str, y_metric: s
     if dupes:
         raise MetricInputError(f"sweep over '{param}': several results for {param}="
                                f"{', '.join(dupes)}; one result per value is needed")
-    rows.sort(key=lambda r: _order(r[0]))
+    # Numbers in order first, then the other values by their text.
+    rows.sort(key=lambda r: (0, r[0]) if isinstance(r[0], (int, float)) else (1, str(r[0])))
     on_front = set(pareto_front([(x, y) for _, x, y in rows], bool(x_higher), bool(y_higher)))
     return {"x": x_metric, "y": y_metric, "param": param,
             "x_higher": bool(x_higher), "y_higher": bool(y_higher),

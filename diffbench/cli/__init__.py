@@ -49,12 +49,8 @@ class _Group(click.Group):
         return sorted(self.commands)
 
 
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
-
-
 def _fail(message: str, code: int) -> None:
-    click.echo(f"diffbench: error: {_one_line(message)}", err=True)
+    click.echo(f"diffbench: error: {' '.join(message.split())}", err=True)
     sys.exit(code)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+from pathlib import Path
 from typing import Any
 
 import click
@@ -25,12 +27,6 @@ def parse_model_args(items: tuple[str, ...], option: str = "--model-arg",
         except yaml.YAMLError:
             raise ConfigError(f"{option} '{item}': the value is not valid YAML") from None
     return args
-
-
-def parse_protocol_args(items: tuple[str, ...]) -> dict[str, Any]:
-    """Repeated ``--protocol-arg KEY=VALUE`` (value read as YAML) → the protocol's input
-    settings (`diffbench.protocols.Protocol.with_inputs`)."""
-    return parse_model_args(items, "--protocol-arg", "clean_resize=true")
 
 
 protocol_arg_option = click.option(
@@ -71,12 +67,9 @@ def _set_max_pixels(ctx: click.Context, param: click.Parameter, value: int | Non
     return value
 
 
-def _include_paths(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> list:
-    return include_paths(value)
-
-
 include_path_option = click.option(
-    "--include-path", "include", multiple=True, metavar="DIR", callback=_include_paths,
+    "--include-path", "include", multiple=True, metavar="DIR",
+    callback=lambda ctx, param, value: include_paths(value),
     help="Folder of user suites and published-numbers files, searched before the shipped ones "
          "(repeatable; also $DIFFBENCH_INCLUDE_PATH and config include.path).")
 
@@ -100,16 +93,21 @@ class LazyHelp(click.Option):
         return super().get_help_record(ctx)
 
 
-def _protocols_help() -> str:
-    from diffbench.registry import PROTOCOLS
+def _listed(registry: str, what: str, command: str):
+    """The help of an option naming an entry of `registry` (a `diffbench.registry` name)."""
+    def make() -> str:
+        from diffbench import registry as registries
 
-    return f"Protocol: {', '.join(PROTOCOLS.names())} (`diffbench protocols`)."
+        names = getattr(registries, registry).names()
+        return f"{what}: {', '.join(names)} (`diffbench {command}`)."
+
+    return make
 
 
 def protocol_option(default: str = "torch-fidelity"):
     """``--protocol NAME``, its help listing every registered protocol."""
     return click.option("--protocol", "protocol_name", default=default, show_default=True,
-                        cls=LazyHelp, help_from=_protocols_help)
+                        cls=LazyHelp, help_from=_listed("PROTOCOLS", "Protocol", "protocols"))
 
 
 device_option = click.option(
@@ -134,13 +132,25 @@ weights_option = click.option(
     help="A local file for the network weights NAME (`diffbench weights list`; repeatable).")
 
 
-def _models_help() -> str:
-    from diffbench.registry import ADAPTERS
-
-    return f"Model adapter: {', '.join(ADAPTERS.names())} (`diffbench models`)."
-
-
 def model_option(required: bool = False):
     """``--model NAME``, its help listing every registered adapter."""
     return click.option("--model", required=required, default=None, cls=LazyHelp,
-                        help_from=_models_help)
+                        help_from=_listed("ADAPTERS", "Model adapter", "models"))
+
+
+def add_fetch_import(group: click.Group, module: str, fetch_help: str, import_help: str) -> None:
+    """Add `fetch NAMES...` and `import NAME FILE` to `group`: the same two commands over the
+    ``fetch`` and ``import_file`` of `module` (`diffbench.weights`, `diffbench.refdata`)."""
+
+    @group.command("fetch", help=fetch_help)
+    @click.argument("names", nargs=-1, required=True)
+    @click.option("--force", is_flag=True, help="Download again even if present.")
+    def fetch_cmd(names: tuple[str, ...], force: bool) -> None:
+        for name in names:
+            click.echo(f"{name}: {importlib.import_module(module).fetch(name, force=force)}")
+
+    @group.command("import", help=import_help)
+    @click.argument("name")
+    @click.argument("file", type=click.Path(path_type=Path))
+    def import_cmd(name: str, file: Path) -> None:
+        click.echo(f"{name}: {importlib.import_module(module).import_file(name, file)}")

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import click
 
+from diffbench.cli.common import add_fetch_import
 from diffbench.config import parse_pairs
 
 
@@ -47,51 +47,31 @@ def list_cmd(as_json: bool) -> None:
         return
     click.echo(f"{'NAME':<18} {'KIND':<9} {'STATE':<8} {'SHA256':<9} DESCRIPTION")
     for r in rows:
-        if r["kind"] == "fetch":
-            state = "present" if r["where"] else "missing"
-            digest = str(r["sha256"] or "-")[:8]
-        else:
-            state, digest = "-", "-"
+        fetch = r["kind"] == "fetch"
+        state = ("present" if r["where"] else "missing") if fetch else "-"
+        digest = str(r["sha256"] or "-")[:8] if fetch else "-"
         click.echo(f"{r['name']:<18} {r['kind']:<9} {state:<8} {digest:<9} {r['description']}")
-        pad = " " * 19
-        click.echo(f"{pad}licence: {r['licence']}")
-        if r["kind"] == "fetch":
-            click.echo(f"{pad}{r['where'] or r['url']}")
-        else:
-            click.echo(f"{pad}get it: {r['get']}")
-            click.echo(f"{pad}layout: {r['layout']}")
-            click.echo(f"{pad}then: diffbench config set data.{r['name']} PATH")
+        more = [r["where"] or r["url"]] if fetch else [
+            f"get it: {r['get']}", f"layout: {r['layout']}",
+            f"then: diffbench config set data.{r['name']} PATH"]
+        for line in (f"licence: {r['licence']}", *more):
+            click.echo(" " * 19 + line)
 
 
-@data.command("fetch")
-@click.argument("names", nargs=-1, required=True)
-@click.option("--force", is_flag=True, help="Download again even if present.")
-def fetch_cmd(names: tuple[str, ...], force: bool) -> None:
+add_fetch_import(
+    data, "diffbench.refdata",
     """Download reference files (resuming partial downloads) and check them.
 
     \b
     Example:
       diffbench data fetch imagenet256-ref imagenet512-ref
-    """
-    from diffbench import refdata
-
-    for name in names:
-        click.echo(f"{name}: {refdata.fetch(name, force=force)}")
-
-
-@data.command("import")
-@click.argument("name")
-@click.argument("file", type=click.Path(path_type=Path))
-def import_cmd(name: str, file: Path) -> None:
+    """,
     """Check FILE (copied from elsewhere) as dataset NAME and store it in the data home.
 
     \b
     Example:
       diffbench data import imagenet256-ref ./VIRTUAL_imagenet256_labeled.npz
-    """
-    from diffbench import refdata
-
-    click.echo(f"{name}: {refdata.import_file(name, file)}")
+    """)
 
 
 @data.command("verify")

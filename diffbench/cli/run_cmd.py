@@ -73,9 +73,8 @@ def summary(outcome) -> str:
 @include_path_option
 @max_pixels_option
 def run_cmd(suite, model, model_args, tasks, out, data, overrides, metric_args, weights, sweep,
-            batch_size,
-            score_batch_size, workers, device, dtype, tf32, limit, bootstrap, no_cache,
-            rescore, fresh, include) -> None:
+            batch_size, score_batch_size, workers, device, dtype, tf32, limit, bootstrap,
+            no_cache, rescore, fresh, include) -> None:
     """Generate the images of a suite's tasks, score them and write results/<task>.json.
 
     SUITE is a suite file, or the name of a suite in an include path or shipped with diffbench

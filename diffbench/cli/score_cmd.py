@@ -15,7 +15,7 @@ from diffbench.cli.common import (
     max_pixels_option,
     metric_arg_option,
     parse_metric_args,
-    parse_protocol_args,
+    parse_model_args,
     protocol_arg_option,
     protocol_option,
     weights_option,
@@ -71,9 +71,8 @@ def _bootstrap_help() -> str:
               help="Score a sample store that a run is still writing (the images there now).")
 @max_pixels_option
 def score_cmd(real, fake, train, test, protocol_name, metrics, weights, batch_size, workers,
-              device, bootstrap,
-              metric_args, protocol_args, kid_subset_size, kid_subsets, prc_features, no_cache,
-              json_out, allow_partial) -> None:
+              device, bootstrap, metric_args, protocol_args, kid_subset_size, kid_subsets,
+              prc_features, no_cache, json_out, allow_partial) -> None:
     """Score generated images against reference images under a named protocol.
 
     \b
@@ -93,9 +92,9 @@ def score_cmd(real, fake, train, test, protocol_name, metrics, weights, batch_si
                        device, batch_size, workers, bootstrap, cache=not no_cache,
                        metric_args=parse_metric_args(metric_args),
                        kid_subset_size=kid_subset_size, kid_subsets=kid_subsets,
-                       prc_features=prc_features, allow_partial=allow_partial,
-                       train=train, test=test,
-                       protocol_args=parse_protocol_args(protocol_args))
+                       prc_features=prc_features, allow_partial=allow_partial, train=train,
+                       test=test, protocol_args=parse_model_args(protocol_args, "--protocol-arg",
+                                                                 "clean_resize=true"))
     table = "\n".join(metric_lines(record["metrics"]))
     if str(json_out) == "-":  # the record alone on stdout, for pipes
         text = results.dumps(record, "--json -")

@@ -83,15 +83,14 @@ def validate(suite_files: tuple[str, ...], include: list[Path]) -> None:
       diffbench suites validate suites/*.yaml
       diffbench suites validate vitonhd dresscode
     """
-    bad = 0
+    bad = False
     for path in suite_files:
         problems = suite_problems(path, include=include)
         for line in problems:
             click.echo(line, err=True)
-        if problems:
-            bad += 1
-        else:
+        if not problems:
             click.echo(f"{path}: ok")
+        bad = bad or bool(problems)
     if bad:
         sys.exit(2)
 

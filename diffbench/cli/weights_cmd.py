@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import click
 
 from diffbench import weights as w
+from diffbench.cli.common import add_fetch_import
 
 
 @click.group("weights")
@@ -49,31 +49,20 @@ def list_cmd(as_json: bool) -> None:
         click.echo(f"{'':<34} {r['where'] or r['url']}")
 
 
-@weights.command("fetch")
-@click.argument("names", nargs=-1, required=True)
-@click.option("--force", is_flag=True, help="Download again even if present.")
-def fetch_cmd(names: tuple[str, ...], force: bool) -> None:
+add_fetch_import(
+    weights, "diffbench.weights",
     """Download weights (resuming partial downloads) and verify them.
 
     \b
     Example:
       diffbench weights fetch inception-2015-12-05
-    """
-    for name in names:
-        click.echo(f"{name}: {w.fetch(name, force=force)}")
-
-
-@weights.command("import")
-@click.argument("name")
-@click.argument("file", type=click.Path(path_type=Path))
-def import_cmd(name: str, file: Path) -> None:
+    """,
     """Verify FILE (copied from elsewhere) as weights NAME and store it.
 
     \b
     Example:
       diffbench weights import inception-2015-12-05 ./weights-inception-2015-12-05-6726825d.pth
-    """
-    click.echo(f"{name}: {w.import_file(name, file)}")
+    """)
 
 
 @weights.command("verify")

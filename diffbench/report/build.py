@@ -15,7 +15,7 @@ from diffbench.comparability import weights_used
 from diffbench.display import label as metric_label
 from diffbench.published import PublishedFile, all_published, load_published
 from diffbench.report.collect import collect
-from diffbench.report.gallery import Gallery, Run, task_gallery
+from diffbench.report.gallery import Gallery, Run, says_paired, task_gallery
 from diffbench.report.html import About, ParetoFigure, page
 from diffbench.report.memorization import memorization_gallery, pairs_of
 from diffbench.report.plots import plot_fronts
@@ -69,10 +69,7 @@ def pareto_figures(records: list[dict[str, Any]], out_dir: Path) -> list[ParetoF
 
 def _paired(record: dict[str, Any]) -> bool:
     dataset = record.get("dataset") or {}
-    for block in (dataset, dataset.get("args") or {}):
-        if block.get("paired") is True or "paired" in (block.get("pairing"), block.get("mode")):
-            return True
-    return False
+    return says_paired(dataset) or says_paired(dataset.get("args"))
 
 
 def _sample_folder(record: dict[str, Any], results_file: Path) -> Path | None:
@@ -115,12 +112,8 @@ def memorization_galleries(pairs: list[tuple[Path, dict[str, Any]]]
         if pairs_of(rec):
             label = model_name(rec)[0] + (f" · {sweep_text(rec)}" if rec.get("sweep") else "")
             found.setdefault(place(rec), []).append((label, rec, _sample_folder(rec, file)))
-    out = {}
-    for key, runs in found.items():
-        gallery = memorization_gallery(runs)
-        if gallery is not None:
-            out[key] = gallery
-    return out
+    made = {key: memorization_gallery(runs) for key, runs in found.items()}
+    return {key: gallery for key, gallery in made.items() if gallery is not None}
 
 
 def published_files(shipped: bool, extra: Iterable[Path] = (),

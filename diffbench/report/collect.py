@@ -15,9 +15,7 @@ def collect(paths: Iterable[Path]) -> list[Path]:
     folder that is not a run is searched for runs below it.
     """
     paths = list(paths)
-    found: list[Path] = []
-    for path in paths:
-        found += [path] if not path.is_dir() else _run_files(path)
+    found = [f for path in paths for f in (_run_files(path) if path.is_dir() else [path])]
     if not found:
         raise ResultsError(f"no results files found in {', '.join(str(p) for p in paths)}; "
                            "pass results JSON files or run folders")

@@ -50,9 +50,9 @@ class Gallery:
     notes: list[str] = field(default_factory=list)
 
 
-def thumbnail(path: Path, size: int = THUMB) -> str | None:
+def thumbnail(path: Path | None, size: int = THUMB) -> str | None:
     """A downscaled copy of an image file as a data URI (None when missing or unreadable)."""
-    if path.suffix.lower() not in IMAGE_SUFFIXES or not path.is_file():
+    if path is None or path.suffix.lower() not in IMAGE_SUFFIXES or not path.is_file():
         return None
     try:
         with Image.open(path) as im:
@@ -63,12 +63,8 @@ def thumbnail(path: Path, size: int = THUMB) -> str | None:
     img.thumbnail((size, size), Image.Resampling.LANCZOS)
     buf = io.BytesIO()
     # Tiny images (digits) stay lossless; photos compress far better as JPEG.
-    if max(img.size) <= 48:
-        img.save(buf, format="PNG", optimize=True)
-        mime = "png"
-    else:
-        img.save(buf, format="JPEG", quality=80, optimize=True)
-        mime = "jpeg"
+    mime, quality = ("png", {}) if max(img.size) <= 48 else ("jpeg", {"quality": 80})
+    img.save(buf, format=mime.upper(), optimize=True, **quality)
     return f"data:image/{mime};base64,{base64.b64encode(buf.getvalue()).decode('ascii')}"
 
 
@@ -99,12 +95,11 @@ def _samples(run: Run, notes: list[str]) -> dict[str, tuple[dict[str, Any], Path
         notes.append(f"{run.label}: {hide_paths(str(exc))}")
         records = []
     # Keys name files in the folder: only plain stems, never paths.
-    out = {str(r["key"]): (r, run.folder / f"{r['key']}.png") for r in records
-           if isinstance(r, dict) and KEY_PATTERN.match(str(r.get("key", "")))}
     if not records:
-        out = {p.stem: ({"key": p.stem}, p) for p in sorted(run.folder.iterdir())
-               if p.suffix.lower() in IMAGE_SUFFIXES and KEY_PATTERN.match(p.stem)}
-    return out
+        return {p.stem: ({"key": p.stem}, p) for p in sorted(run.folder.iterdir())
+                if p.suffix.lower() in IMAGE_SUFFIXES and KEY_PATTERN.match(p.stem)}
+    return {str(r["key"]): (r, run.folder / f"{r['key']}.png") for r in records
+            if isinstance(r, dict) and KEY_PATTERN.match(str(r.get("key", "")))}
 
 
 def _tryon(record: dict[str, Any] | None) -> bool:
@@ -112,9 +107,10 @@ def _tryon(record: dict[str, Any] | None) -> bool:
     return isinstance(cond, dict) and "person" in cond and "garment" in cond
 
 
-def _says_paired(record: dict[str, Any] | None) -> bool:
-    cond = (record or {}).get("condition") or {}
-    return cond.get("paired") is True or "paired" in (cond.get("pairing"), cond.get("mode"))
+def says_paired(block: dict[str, Any] | None) -> bool:
+    """A condition or dataset block in paired mode (``paired: true``, or pairing/mode paired)."""
+    block = block or {}
+    return block.get("paired") is True or "paired" in (block.get("pairing"), block.get("mode"))
 
 
 def _pick_keys(per_run: list[dict[str, Any]], max_rows: int) -> list[str]:
@@ -131,8 +127,7 @@ def _pick_keys(per_run: list[dict[str, Any]], max_rows: int) -> list[str]:
             order.append((seen[what], key))
         if len(order) >= max_rows:
             break
-    keys = [key for _, key in sorted(order)]
-    return list(dict.fromkeys(keys))[:max_rows]
+    return list(dict.fromkeys(key for _, key in sorted(order)))[:max_rows]
 
 
 def task_gallery(runs: list[Run], max_rows: int = MAX_ROWS, max_runs: int = MAX_RUNS,
@@ -146,7 +141,8 @@ def task_gallery(runs: list[Run], max_rows: int = MAX_ROWS, max_runs: int = MAX_
     keys = _pick_keys(per_run, max_rows)
     first = [next((s[k][0] for s in per_run if k in s), None) for k in keys]
     tryon = any(_tryon(r) for r in first)
-    paired = tryon and (any(run.paired for run in runs) or any(_says_paired(r) for r in first))
+    paired = tryon and (any(run.paired for run in runs)
+                        or any(says_paired((r or {}).get("condition")) for r in first))
     columns = (["person", "garment"] if tryon else []) + [r.label for r in runs]
     columns += ["ground truth"] if paired else []
     gallery = Gallery(columns, notes=notes)
@@ -159,7 +155,7 @@ def task_gallery(runs: list[Run], max_rows: int = MAX_ROWS, max_runs: int = MAX_
         paths += [samples[key][1] if key in samples else None for samples in per_run]
         if paired:
             paths.append(Path(str(cond.get("person", ""))))
-        cells = [thumbnail(p, size) if p is not None else None for p in paths]
+        cells = [thumbnail(p, size) for p in paths]
         missing += [p.name for p, c in zip(paths, cells, strict=True) if p is not None and c is None]
         gallery.rows.append((key, caption(cond), cells))
     if missing:

@@ -63,11 +63,6 @@ class About:
                 f"diffbench {made}")
 
 
-def _th(col: Column) -> str:
-    better = {True: "high", False: "low", None: ""}[col.higher_is_better]
-    return f'<th data-sort="num" data-better="{better}" scope="col">{e(col.header)}</th>'
-
-
 def _model_cell(row: dict) -> str:
     out = e(row_label(row))
     if row["model_args"]:
@@ -89,11 +84,10 @@ def _row(row: dict, cols: list[Column], reason: bool) -> str:
         cell = row.get(c.metric) or {}
         value = cell.get("value")
         data = repr(float(value)) if num(value) else ""
-        if marked(row, cell):
-            cells.append(f'<td data-value="{data}" class="marked" title="{e(cell["reason"])}">'
-                         f'{e(cell_text(c, cell))} {MARK}</td>')
-        else:
-            cells.append(f'<td data-value="{data}">{e(cell_text(c, cell))}</td>')
+        mark = marked(row, cell)
+        attrs = f' class="marked" title="{e(cell["reason"])}"' if mark else ""
+        cells.append(f'<td data-value="{data}"{attrs}>{e(cell_text(c, cell))}'
+                     f'{f" {MARK}" if mark else ""}</td>')
     n = str(int(row["n"])) if num(row["n"]) else ""
     why = f'<td class="reason">{e(row.get("reason") or "")}</td>' if reason else ""
     return (f'<tr class="{e(row["origin"])}"><td>{_model_cell(row)}</td>{"".join(cells)}'
@@ -108,7 +102,9 @@ def leaderboard(part: pd.DataFrame) -> str:
     ranked, apart = ranked_and_apart(rows)
     out = ""
     if ranked:
-        head = "".join(_th(c) for c in cols)
+        better = {True: "high", False: "low", None: ""}
+        head = "".join(f'<th data-sort="num" data-better="{better[c.higher_is_better]}" '
+                       f'scope="col">{e(c.header)}</th>' for c in cols)
         out += (f'<table class="board"><thead><tr><th data-sort="text" scope="col">model</th>'
                 f'{head}<th data-sort="num" scope="col">n</th><th data-sort="text" '
                 f'scope="col">origin</th></tr></thead><tbody>'
@@ -183,8 +179,7 @@ def page(frame: pd.DataFrame, figures: list[ParetoFigure],
          memorization: dict[tuple[str, str], Gallery] | None = None) -> str:
     """The whole page: one section per (suite, task), each with its per-protocol leaderboards."""
     assets = resources.files("diffbench.report")
-    css = assets.joinpath("report.css").read_text("utf-8")
-    js = assets.joinpath("report.js").read_text("utf-8")
+    css, js = (assets.joinpath(f"report.{kind}").read_text("utf-8") for kind in ("css", "js"))
     tables: dict[tuple[str, str], list[tuple[str, pd.DataFrame]]] = {}
     for (suite, protocol, task), part in groups(frame):
         tables.setdefault((suite, task), []).append((protocol, part))

@@ -29,9 +29,7 @@ def _file(pair: dict[str, Any], side: str, folder: Path | None) -> Path | None:
     if not isinstance(path, str):
         return None
     found = Path(path)
-    if not found.is_file() and folder is not None:
-        found = folder / found.name
-    return found
+    return folder / found.name if not found.is_file() and folder is not None else found
 
 
 def memorization_gallery(runs: list[tuple[str, dict[str, Any], Path | None]],
@@ -43,7 +41,7 @@ def memorization_gallery(runs: list[tuple[str, dict[str, Any], Path | None]],
     for label, record, folder in runs:
         for pair in pairs_of(record)[:max_rows]:
             files = (_file(pair, "fake", folder), _file(pair, "train", None))
-            cells = [thumbnail(f, size) if f is not None else None for f in files]
+            cells = [thumbnail(f, size) for f in files]
             missing += sum(c is None for c in cells)
             text = (f"{label} · training image {pair.get('train_key', pair.get('train'))} · "
                     f"distance {float(pair.get('distance', float('nan'))):.4g}")

@@ -75,9 +75,8 @@ def place(record: dict[str, Any]) -> tuple[str, str]:
     if suite.get("name"):
         return suite["name"], record.get("task") or "(score)"
     inputs = record.get("inputs") or {}
-    if record.get("task"):
-        return SCORE_SUITE, record["task"]
-    return SCORE_SUITE, f"{set_name(inputs.get('real'))} vs {set_name(inputs.get('fake'))}"
+    return SCORE_SUITE, record.get("task") or \
+        f"{set_name(inputs.get('real'))} vs {set_name(inputs.get('fake'))}"
 
 
 def heading(suite: str, task: str) -> str:
@@ -110,16 +109,13 @@ def numbered(labels: list[str]) -> list[str]:
 
 def args_text(args: str) -> str:
     """The plain (not nested) model arguments as ``k=v, …`` for a table cell."""
-    if not args:
-        return ""
-    data = json.loads(args)
+    data = json.loads(args) if args else {}
     return ", ".join(f"{k}={v}" for k, v in data.items() if not isinstance(v, (dict, list)))
 
 
 def sweep_text(record: dict[str, Any]) -> str:
     """`rg_scale=2` for a sweep point's record, '' otherwise."""
-    sweep = record.get("sweep") or {}
-    return ", ".join(f"{k}={v}" for k, v in sweep.items())
+    return ", ".join(f"{k}={v}" for k, v in (record.get("sweep") or {}).items())
 
 
 def record_rows(record: dict[str, Any]) -> list[dict[str, Any]]:
@@ -193,10 +189,8 @@ def tidy(records: Iterable[dict[str, Any]], published: Iterable[PublishedFile] =
 
 def groups(frame: pd.DataFrame) -> list[tuple[tuple[str, str, str], pd.DataFrame]]:
     """(suite, protocol, task) groups, each one table; never mixing protocols."""
-    out = []
-    for key, part in frame.groupby(GROUP, sort=True, dropna=False):
-        out.append((tuple(str(k) for k in key), part))
-    return out
+    return [(tuple(str(k) for k in key), part)
+            for key, part in frame.groupby(GROUP, sort=True, dropna=False)]
 
 
 def wide(part: pd.DataFrame) -> tuple[list[str], list[dict[str, Any]]]:

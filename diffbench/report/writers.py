@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from diffbench.display import arrow, decimals_at, label, scale_suffix, value_text
+from diffbench.display import arrow, decimals_at, label, num, scale_suffix, value_text
 from diffbench.report.table import INTEGER_COLUMNS, args_text, groups, heading, wide
 
 
@@ -26,15 +25,8 @@ class Column:
     @property
     def header(self) -> str:
         """`KID ×1000 ↓`: label, scale when not 1, direction arrow when known."""
-        parts = [self.label, scale_suffix(self.scale)]
-        if self.higher_is_better is not None:
-            parts.append(arrow(self.higher_is_better))
-        return " ".join(p for p in parts if p)
-
-
-def num(x: Any) -> bool:
-    """A finite number (not None, not NaN)."""
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+        better = "" if self.higher_is_better is None else arrow(self.higher_is_better)
+        return " ".join(p for p in (self.label, scale_suffix(self.scale), better) if p)
 
 
 def protocol_extractor(name: str) -> str | None:
@@ -110,9 +102,7 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 def csv_cell(value: Any) -> Any:
     """A text cell made inert for spreadsheets (a leading `'`); numbers pass unchanged."""
-    if isinstance(value, str) and value.startswith(_FORMULA_START):
-        return "'" + value
-    return value
+    return "'" + value if isinstance(value, str) and value.startswith(_FORMULA_START) else value
 
 
 def write_csv(frame: pd.DataFrame, path: Path) -> Path:
@@ -163,10 +153,9 @@ def markdown(frame: pd.DataFrame) -> str:
         ranked, apart = ranked_and_apart(rows)
         code = f"`{protocol}`" if "`" not in protocol else md_text(protocol)
         out.append(f"### {md_text(heading(suite, task))} · protocol {code}\n")
+        notes = [md_text(n) + "  " for n in marked_notes(cols, ranked)]
         if ranked:
-            out += _md_table(cols, ranked) + [""]
-            out += [md_text(n) + "  " for n in marked_notes(cols, ranked)]
-            out += [""] if marked_notes(cols, ranked) else []
+            out += _md_table(cols, ranked) + [""] + notes + ([""] if notes else [])
         if apart:
             out.append("Not comparable to published numbers (not ranked with them):\n")
             out += _md_table(cols, apart, reason=True) + [""]
