@@ -14,6 +14,7 @@ Every download refuses then, and the adapters load hub models from the local cac
 from __future__ import annotations
 
 import os
+import shutil
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -95,4 +96,18 @@ def download(url: str, target: Path, check: Callable[[Path], None], desc: str,
         part.unlink(missing_ok=True)
         raise
     part.replace(target)
+    return target
+
+
+def import_copy(src: str | Path, target: Path, check: Callable[[Path], None],
+                error: type[DiffbenchError]) -> Path:
+    """Run `check` on a file copied from elsewhere, then place it at `target` atomically."""
+    src = Path(src).expanduser()
+    if not src.is_file():
+        raise error(f"{src}: file not found")
+    check(src)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(target.name + ".import")
+    shutil.copyfile(src, tmp)
+    tmp.replace(target)
     return target

@@ -25,7 +25,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +32,7 @@ from typing import Any
 
 from diffbench.config import config_path, get_value
 from diffbench.data.npz import NpzSource
-from diffbench.download import diffbench_home, download
+from diffbench.download import diffbench_home, download, import_copy
 from diffbench.errors import ConfigError, DataError
 from diffbench.fsutil import file_sha256
 from diffbench.log import logger
@@ -245,16 +244,8 @@ def fetch(name: str, force: bool = False, timeout: float = 60.0) -> Path:
 def import_file(name: str, src: str | Path) -> Path:
     """Check a file copied from elsewhere as dataset `name` and place it in the data home."""
     s = _fetchable(name)
-    src = Path(src).expanduser()
-    if not src.is_file():
-        raise DataError(f"{src}: file not found")
-    check(s, src, record=True)
-    target = data_home() / str(s.filename)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(target.name + ".import")
-    shutil.copyfile(src, tmp)
-    tmp.replace(target)
-    return target
+    return import_copy(src, data_home() / str(s.filename),
+                       lambda path: check(s, path, record=True), DataError)
 
 
 def missing_layout(s: DataSpec, root: Path) -> tuple[list[str], list[str]]:
@@ -304,7 +295,6 @@ def list_data() -> list[dict[str, object]]:
                      "licence": s.licence, "url": s.url, "source": s.source or None,
                      "get": s.get or None, "layout": layout_text(s) or None})
     return rows
-
 
 
 def open_dataset(name: str, reader: str, args: Mapping[str, Any] | None = None,

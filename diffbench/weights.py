@@ -15,13 +15,13 @@ from __future__ import annotations
 import difflib
 import json
 import os
-import shutil
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from diffbench.config import config_path, get_value
-from diffbench.download import diffbench_home, download, is_offline
+from diffbench.download import diffbench_home, download, import_copy, is_offline
 from diffbench.errors import WeightsError
 from diffbench.fsutil import file_sha256
 from diffbench.log import logger
@@ -277,16 +277,7 @@ def fetch(name: str, force: bool = False, timeout: float = 60.0) -> Path:
 def import_file(name: str, src: str | Path) -> Path:
     """Verify a file copied from elsewhere and place it in diffbench's folder."""
     s = spec(name)
-    src = Path(src).expanduser()
-    if not src.is_file():
-        raise WeightsError(f"{src}: file not found")
-    check(s, src)
-    target = home() / s.filename
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(target.name + ".import")
-    shutil.copyfile(src, tmp)
-    tmp.replace(target)
-    return target
+    return import_copy(src, home() / s.filename, partial(check, s), WeightsError)
 
 
 def locate(name: str) -> Path | None:
