@@ -66,7 +66,6 @@ class FolderAdapter(Adapter):
             raise DataError(f"folder adapter: {self.template} is not a folder; "
                             "pass --model-arg path=DIR with the generated images")
         self.path = Path(self.template)
-        self.files = self._files(self.path)  # kept for callers of the stem-only adapter
 
     @staticmethod
     def _files(folder: Path) -> dict[str, Path]:

@@ -115,11 +115,6 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
         (_plain(args) if isinstance(args, dict) else None))
 
 
-def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """Tensors of a checkpoint: bare state dict, {"ema": ...}, {"model": ...} or safetensors."""
-    return read_checkpoint(path).state_dict
-
-
 def _heads(depth: int, hidden: int, heads: int | None, where: str) -> int:
     if heads is not None:
         if isinstance(heads, bool) or not isinstance(heads, int) or heads < 1 or hidden % heads:
