@@ -21,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from diffbench.errors import DiffbenchError
+from diffbench.fsutil import atomic_write
 from diffbench.log import logger, progress
 
 _CHUNK = 1 << 20
@@ -106,8 +107,5 @@ def import_copy(src: str | Path, target: Path, check: Callable[[Path], None],
     if not src.is_file():
         raise error(f"{src}: file not found")
     check(src)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(target.name + ".import")
-    shutil.copyfile(src, tmp)
-    tmp.replace(target)
-    return target
+    with open(src, "rb") as fh:
+        return atomic_write(target, lambda out: shutil.copyfileobj(fh, out))

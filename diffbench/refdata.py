@@ -34,7 +34,7 @@ from diffbench.config import config_path, get_value
 from diffbench.data.npz import NpzSource
 from diffbench.download import diffbench_home, download, import_copy
 from diffbench.errors import ConfigError, DataError
-from diffbench.fsutil import file_sha256
+from diffbench.fsutil import atomic_write, file_sha256
 from diffbench.log import logger
 
 _ADM = "https://openaipublic.blob.core.windows.net/diffusion/jul-2021/ref_batches/"
@@ -195,11 +195,8 @@ def expected_sha256(s: DataSpec) -> tuple[str | None, str]:
 
 def _record(s: DataSpec, digest: str) -> None:
     data = {**_recorded(), s.name: digest}
-    path = _recorded_file()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-    tmp.replace(path)
+    text = json.dumps(data, indent=2, sort_keys=True) + "\n"
+    path = atomic_write(_recorded_file(), text.encode())
     logger.info("%s: no published sha256; recorded %s (later fetches, imports and `data "
                 "verify` must match it) in %s", s.name, digest, path)
 
