@@ -79,7 +79,7 @@ class LoRAPipelineAdapter(Adapter):
         self.info: dict[str, Any] = {"base": base, "pipeline": self.pipeline_class, "vae": vae,
                                      "variant": variant, "subject_phrase": subject_phrase,
                                      "per_subject": self.per_subject, "shared_lora": shared_lora,
-                                     **{k: v for k, v in self.weights.items()}}
+                                     **self.weights}
         self.loaded: dict[str, dict[str, Any]] = {}  # subject ("*" if fixed) -> files and sha256
         self.subject_phrase, self.shared_lora = subject_phrase, bool(shared_lora)
         self.current: str | None = None
