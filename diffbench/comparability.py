@@ -136,16 +136,12 @@ def weights_used(record: dict[str, Any]) -> list[WeightsUse]:
     for name, fingerprint in sorted((record.get("extractors") or {}).items()):
         fingerprint = fingerprint if isinstance(fingerprint, dict) else {}
         extractor = str(fingerprint.get("extractor") or name)
-        expected = expected_weights(extractor)
-        if not expected:
-            digest = fingerprint.get("weights_sha256")
-            out.append(WeightsUse(extractor, extractor, digest if isinstance(digest, str)
-                                  else None, None, name))
-        for key, weights, judge in expected:
-            digest = fingerprint.get(key)
-            ok = judge(digest) if isinstance(digest, str) else False
-            out.append(WeightsUse(extractor, weights, digest if isinstance(digest, str) else None,
-                                  ok, name))
+        # an extractor the registry does not know: its digest is recorded, never judged
+        unknown: list[tuple[str, str, Judge | None]] = [("weights_sha256", extractor, None)]
+        for key, weights, judge in expected_weights(extractor) or unknown:
+            digest = fingerprint.get(key) if isinstance(fingerprint.get(key), str) else None
+            ok = None if judge is None else judge(digest) if digest is not None else False
+            out.append(WeightsUse(extractor, weights, digest, ok, name))
     return out
 
 

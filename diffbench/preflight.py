@@ -31,7 +31,9 @@ def check_device(device: str) -> str:
     try:
         dev = torch.device(device)
     except (RuntimeError, ValueError):
-        raise ConfigError(f"--device {shown(device)}: expected cpu, cuda, cuda:N or mps") from None
+        dev = None
+    if dev is None or dev.type not in ("cpu", "cuda", "mps"):
+        raise ConfigError(f"--device {shown(device)}: expected cpu, cuda, cuda:N or mps")
     if dev.type == "cuda":
         if not torch.cuda.is_available():
             build = torch.version.cuda or "none: a CPU-only build of torch"
@@ -43,12 +45,8 @@ def check_device(device: str) -> str:
         if dev.index is not None and dev.index >= count:
             raise ConfigError(f"--device {device}: this machine has {count} CUDA device(s), "
                               f"cuda:0 to cuda:{count - 1}")
-    elif dev.type == "mps":
-        if not torch.backends.mps.is_available():
-            raise ConfigError(f"--device {device}: Apple MPS is not available here; use --device "
-                              "cpu")
-    elif dev.type != "cpu":
-        raise ConfigError(f"--device {shown(device)}: expected cpu, cuda, cuda:N or mps")
+    elif dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"--device {device}: Apple MPS is not available here; use --device cpu")
     return device
 
 
@@ -198,12 +196,9 @@ def count_problems(point: Any, reference_of: Callable[[Any], Any]) -> list[str]:
         return [f"task {point.name}: distribution metrics need a reference; add reference: "
                 "{dataset: {name, reader}} or reference: {stats: NAME} to the task"]
     n_real, rows = _size(real)
-    problems = []
-    for metric in metrics:
-        fix = f"--set tasks.{point.task_name}.metrics.{metric.name}.args."
-        problems += _metric_counts(f"task {point.name}: {metric.name}", fix, metric, n_real,
-                                   n_fake, rows)
-    return problems
+    return [problem for m in metrics for problem in _metric_counts(
+        f"task {point.name}: {m.name}", f"--set tasks.{point.task_name}.metrics.{m.name}.args.",
+        m, n_real, n_fake, rows)]
 
 
 def check_score_args(names: list[str], given: dict[str, dict], explicit: set[str],
@@ -224,11 +219,8 @@ def check_score(metrics: Iterable[Any], real: Any, fake: Any) -> None:
     need."""
     n_real, rows = _size(real)
     n_fake, _ = _size(fake)
-    problems = []
-    for metric in metrics:
-        problems += _metric_counts(metric.name, f"--metric-arg {metric.name}.", metric, n_real,
-                                   n_fake, rows)
-    _refuse(problems)
+    _refuse([problem for m in metrics for problem in _metric_counts(
+        m.name, f"--metric-arg {m.name}.", m, n_real, n_fake, rows)])
 
 
 def _refuse(problems: list[str]) -> None:
