@@ -48,11 +48,6 @@ def diffbench_home() -> Path:
     return Path(os.environ.get("DIFFBENCH_HOME") or Path.home() / ".cache" / "diffbench").expanduser()
 
 
-def part_path(target: Path) -> Path:
-    """Where a download of `target` is kept until it passes its check."""
-    return target.with_name(target.name + ".part")
-
-
 def _receive(url: str, part: Path, timeout: float, desc: str) -> None:
     have = part.stat().st_size if part.exists() else 0
     request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
@@ -86,7 +81,7 @@ def download(url: str, target: Path, check: Callable[[Path], None], desc: str,
         raise error(f"cannot download {desc}: downloads are off ({off}); {fix}, or unset "
                     f"{off.split('=')[0]}")
     target.parent.mkdir(parents=True, exist_ok=True)
-    part = part_path(target)
+    part = target.with_name(target.name + ".part")  # kept there until it passes its check
     try:
         _receive(url, part, timeout, desc)
     except (urllib.error.URLError, OSError, TimeoutError) as exc:

@@ -173,19 +173,14 @@ def check_run(points: list[Any], run_dir: Path, reference_of: Callable[[Any], An
     _refuse(problems)
 
 
-def _distribution_metrics(task: Any) -> list[Any]:
-    """The task's distribution metrics, resolved (`diffbench.resolve`)."""
-    from diffbench.resolve import resolve_task
-
-    resolved = resolve_task(task.metrics, task.protocol, protocol_args=task.protocol_args)
-    return [m for m in resolved.metrics.values() if m.spec.family == "distribution"]
-
-
 def count_problems(point: Any, reference_of: Callable[[Any], Any]) -> list[str]:
     """Sample-count problems of one point's distribution metrics (FID's bias is a warning)."""
     from diffbench.data.base import is_task_dataset
+    from diffbench.resolve import resolve_task
 
-    metrics = _distribution_metrics(point.task)
+    task = point.task
+    resolved = resolve_task(task.metrics, task.protocol, protocol_args=task.protocol_args)
+    metrics = [m for m in resolved.metrics.values() if m.spec.family == "distribution"]
     if not metrics:
         return []
     n_fake = len(point.requests) if point.task.kind == "generate" else _size(point.dataset)[0]
