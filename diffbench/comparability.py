@@ -236,9 +236,8 @@ def _settings_reasons(name: str, recorded: Any, label: str) -> list[str]:
     actual = current_settings(_plain(recorded or {}))
     if not actual:
         return [f"{label} '{name}': the record does not carry its settings"]
-    for ignored in ("notes",):  # prose, not a setting
-        actual.pop(ignored, None)
-        expected.pop(ignored, None)
+    actual.pop("notes", None)  # prose, not a setting
+    expected.pop("notes", None)
     diff = _difference(_without_display(actual), _without_display(expected))
     return [f"{label} '{name}' changed: {diff}"] if diff else []
 

@@ -270,11 +270,6 @@ def lora_scale(layers: Sequence[Any], scale: float) -> Iterator[None]:
             layer.scaling.update(orig)
 
 
-def generators(requests: Sequence[Request], device: str) -> list[torch.Generator]:
-    """One `torch.Generator(device)` per request, seeded with its seed."""
-    return [torch.Generator(device=device).manual_seed(int(r.seed)) for r in requests]
-
-
 def initial_latents(gens: Sequence[torch.Generator], pipe: Any, height: int, width: int,
                     device: str) -> torch.Tensor:
     """Row i drawn from gens[i] alone, as diffusers' `randn_tensor` draws with one generator.

@@ -24,10 +24,10 @@ import numpy as np
 import torch
 
 from diffbench.adapters.base import Adapter, Request
+from diffbench.adapters.diffusers_common import DTYPES, torch_dtype
 from diffbench.download import is_offline
 from diffbench.errors import ConfigError, WeightsError, shown
 
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 SAMPLER_ARGS = frozenset({"mode", "solver", "steps", "cfg_scale", "guidance_interval",
                           "guide_channels", "last_step", "null_class", "num_classes", "labels"})
 
@@ -59,8 +59,7 @@ def class_labels(requests: Sequence[Request], n_cls: int, device: str, fix: str)
 
 def check_dtype_uint8(dtype: str, uint8: str) -> None:
     """ConfigError unless `dtype` is a known precision and `uint8` a known conversion rule."""
-    if dtype not in DTYPES:
-        raise ConfigError(f"--dtype {dtype}: expected one of {', '.join(DTYPES)}")
+    torch_dtype(dtype)
     if uint8 not in ("round", "truncate"):
         raise ConfigError(f"--model-arg uint8={uint8}: expected round or truncate")
 
