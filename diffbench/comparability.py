@@ -309,12 +309,10 @@ def _protocol_reasons(record: dict[str, Any]) -> tuple[list[str], dict[str, list
 
 
 def _warning_reasons(record: dict[str, Any]) -> list[str]:
-    out = []
-    for name, entry in (record.get("metrics") or {}).items():
-        details = entry.get("details") if isinstance(entry, dict) else None
-        if isinstance(details, dict) and details.get("warning"):
-            out.append(f"{name}: {details['warning']}")
-    return out
+    details = {name: entry.get("details") for name, entry in (record.get("metrics") or {}).items()
+               if isinstance(entry, dict)}
+    return [f"{name}: {d['warning']}" for name, d in details.items()
+            if isinstance(d, dict) and d.get("warning")]
 
 
 def comparability(record: dict[str, Any]) -> Comparability:

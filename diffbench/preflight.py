@@ -267,14 +267,8 @@ def _metric_counts(where: str, fix: str, metric: Any, n_real: int | None, n_fake
             _warn_rank(where, low, extractor, layer)
     shortfalls = spec.shortfalls(n_real, n_fake, metric.settings) \
         if spec.shortfalls is not None else []
-    out = []
-    for short in shortfalls:
-        if short.setting:
-            hint = f"lower it ({fix}{short.setting}={short.suggest}) or {short.otherwise}"
-            out.append(f"{where}{short.text}, but {counts}; {hint}")
-        else:
-            out.append(f"{where}{short.text}; {counts}")
-    return out
+    return [f"{where}{s.text}, but {counts}; lower it ({fix}{s.setting}={s.suggest}) or "
+            f"{s.otherwise}" if s.setting else f"{where}{s.text}; {counts}" for s in shortfalls]
 
 
 def _warn_rank(where: str, n: int, extractor: str, layer: str) -> None:
