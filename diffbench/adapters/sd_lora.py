@@ -184,11 +184,8 @@ class LoRAPipelineAdapter(Adapter):
 
 
 class SDXLLoRAAdapter(LoRAPipelineAdapter):
-    """SDXL + DreamBooth LoRA (+ optional learned tokens), plain CFG via diffusers' SDXL pipeline."""
-
-    pipeline_class = "StableDiffusionXLPipeline"
-    name = "sdxl-lora"
-    default_base = SDXL_BASE
+    """SDXL + DreamBooth LoRA (+ optional learned tokens), plain CFG via diffusers' SDXL pipeline
+    (the base class's defaults)."""
 
 
 class SDLoRAAdapter(LoRAPipelineAdapter):
