@@ -103,6 +103,7 @@ def check_run_dir(run_dir: Path, points: Iterable[str]) -> None:
 def suite_problems(path: Path, suite: Any) -> list[str]:
     """Metric arguments, protocol–metric compatibility and output keys of every task (one line
     per problem; `diffbench.resolve.task_problems`)."""
+    from diffbench.protocols import get_protocol
     from diffbench.registry import METRICS, PROTOCOLS
     from diffbench.resolve import task_problems
 
@@ -114,19 +115,11 @@ def suite_problems(path: Path, suite: Any) -> list[str]:
         problems += [f"{path}: tasks.{tname}.{line}"
                      for line in task_problems(task.metrics, task.protocol)]
         problems += _train_problems(f"{path}: tasks.{tname}", task)
-        problems += _protocol_args_problems(f"{path}: tasks.{tname}.protocol_args", task)
+        try:  # input settings the task's protocol does not have, or of the wrong type
+            get_protocol(task.protocol).with_inputs(task.protocol_args)
+        except ConfigError as exc:
+            problems.append(f"{path}: tasks.{tname}.protocol_args: {exc}")
     return problems
-
-
-def _protocol_args_problems(where: str, task: Any) -> list[str]:
-    """Input settings the task's protocol does not have, or of the wrong type."""
-    from diffbench.protocols import get_protocol
-
-    try:
-        get_protocol(task.protocol).with_inputs(task.protocol_args)
-    except ConfigError as exc:
-        return [f"{where}: {exc}"]
-    return []
 
 
 def _train_problems(where: str, task: Any) -> list[str]:

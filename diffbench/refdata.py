@@ -245,15 +245,6 @@ def import_file(name: str, src: str | Path) -> Path:
                        lambda path: check(s, path, record=True), DataError)
 
 
-def missing_layout(s: DataSpec, root: Path) -> tuple[list[str], list[str]]:
-    """(required, optional) layout entries absent under `root`."""
-    required, optional = [], []
-    for entry, needed in s.layout:
-        if not any((root / alt).exists() for alt in entry.split("|")):
-            (required if needed else optional).append(entry)
-    return required, optional
-
-
 def verify(name: str, path: Path) -> str:
     """Check dataset `name` at `path`: the file's checksum, or a licensed folder's layout.
     Returns a one-line verdict; raises DataError when it fails."""
@@ -265,7 +256,10 @@ def verify(name: str, path: Path) -> str:
                                             "(nothing published or recorded to compare with)")
     if not path.is_dir():
         raise DataError(f"{name}: {path} is not a folder; give the dataset's root folder")
-    required, optional = missing_layout(s, path)
+    absent = [(entry, needed) for entry, needed in s.layout
+              if not any((path / alt).exists() for alt in entry.split("|"))]
+    required = [entry for entry, needed in absent if needed]
+    optional = [entry for entry, needed in absent if not needed]
     if required:
         raise DataError(f"{name}: {path} lacks {', '.join(required)}; expected layout: "
                         f"{layout_text(s)}")
