@@ -80,9 +80,7 @@ def save(path: str | Path, moments: dict[str, GaussianMoments], banks: dict[str,
     path = Path(path)
     arrays: dict[str, np.ndarray] = {}
     for layer, state in moments.items():
-        mu_key, sigma_key = layer_keys(layer)
-        arrays[mu_key] = state.mean()
-        arrays[sigma_key] = state.cov()
+        arrays.update(zip(layer_keys(layer), (state.mean(), state.cov()), strict=True))
     for layer, bank in banks.items():
         arrays[f"feats_{layer}"] = bank.array().astype(np.float32)
     header = {"format": FORMAT, "fingerprint": fingerprint, "protocol": protocol, "n": n,

@@ -278,10 +278,8 @@ def locate(name: str) -> Path | None:
     s = spec(name)
     configured = get_value(f"weights.{name}")
     given = [Path(str(configured)).expanduser()] if configured else []
-    for candidate in (*given, home() / s.filename, *library_cache_paths(s)):
-        if candidate.is_file():
-            return candidate
-    return None
+    return next((candidate for candidate in (*given, home() / s.filename, *library_cache_paths(s))
+                 if candidate.is_file()), None)
 
 
 def verify(target: str | Path) -> Path:
