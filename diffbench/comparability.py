@@ -136,16 +136,12 @@ def weights_used(record: dict[str, Any]) -> list[WeightsUse]:
     for name, fingerprint in sorted((record.get("extractors") or {}).items()):
         fingerprint = fingerprint if isinstance(fingerprint, dict) else {}
         extractor = str(fingerprint.get("extractor") or name)
-        expected = expected_weights(extractor)
-        if not expected:
-            digest = fingerprint.get("weights_sha256")
-            out.append(WeightsUse(extractor, extractor, digest if isinstance(digest, str)
-                                  else None, None, name))
-        for key, weights, judge in expected:
-            digest = fingerprint.get(key)
-            ok = judge(digest) if isinstance(digest, str) else False
-            out.append(WeightsUse(extractor, weights, digest if isinstance(digest, str) else None,
-                                  ok, name))
+        # an extractor the registry does not know: its digest is recorded, never judged
+        unknown: list[tuple[str, str, Judge | None]] = [("weights_sha256", extractor, None)]
+        for key, weights, judge in expected_weights(extractor) or unknown:
+            digest = fingerprint.get(key) if isinstance(fingerprint.get(key), str) else None
+            ok = None if judge is None else judge(digest) if digest is not None else False
+            out.append(WeightsUse(extractor, weights, digest, ok, name))
     return out
 
 
@@ -245,9 +241,8 @@ def _settings_reasons(name: str, recorded: Any, label: str) -> list[str]:
     actual = current_settings(_plain(recorded or {}))
     if not actual:
         return [f"{label} '{name}': the record does not carry its settings"]
-    for ignored in ("notes",):  # prose, not a setting
-        actual.pop(ignored, None)
-        expected.pop(ignored, None)
+    actual.pop("notes", None)  # prose, not a setting
+    expected.pop("notes", None)
     diff = _difference(_without_display(actual), _without_display(expected))
     return [f"{label} '{name}' changed: {diff}"] if diff else []
 
@@ -319,12 +314,10 @@ def _protocol_reasons(record: dict[str, Any]) -> tuple[list[str], dict[str, list
 
 
 def _warning_reasons(record: dict[str, Any]) -> list[str]:
-    out = []
-    for name, entry in (record.get("metrics") or {}).items():
-        details = entry.get("details") if isinstance(entry, dict) else None
-        if isinstance(details, dict) and details.get("warning"):
-            out.append(f"{name}: {details['warning']}")
-    return out
+    details = {name: entry.get("details") for name, entry in (record.get("metrics") or {}).items()
+               if isinstance(entry, dict)}
+    return [f"{name}: {d['warning']}" for name, d in details.items()
+            if isinstance(d, dict) and d.get("warning")]
 
 
 def comparability(record: dict[str, Any]) -> Comparability:

@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from diffbench.errors import ConfigError
+from diffbench.fsutil import atomic_write
 from diffbench.yamlio import load_yaml
 
 _KEY = re.compile(r"^[A-Za-z0-9_\-]+(\.[A-Za-z0-9_.\-]+)+$")
@@ -66,12 +67,7 @@ def set_value(key: str, value: str | None) -> Path:
         table.pop(name, None)
     else:
         table[name] = value
-    path = config_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".yaml.tmp")
-    tmp.write_text(yaml.safe_dump(data, sort_keys=True), encoding="utf-8")
-    tmp.replace(path)
-    return path
+    return atomic_write(config_path(), yaml.safe_dump(data, sort_keys=True).encode("utf-8"))
 
 
 def get_value(key: str) -> Any:

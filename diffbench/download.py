@@ -14,12 +14,14 @@ Every download refuses then, and the adapters load hub models from the local cac
 from __future__ import annotations
 
 import os
+import shutil
 import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
 from diffbench.errors import DiffbenchError
+from diffbench.fsutil import atomic_write
 from diffbench.log import logger, progress
 
 _CHUNK = 1 << 20
@@ -44,11 +46,6 @@ def is_offline() -> bool:
 def diffbench_home() -> Path:
     """diffbench's own folder (``$DIFFBENCH_HOME``, default ``~/.cache/diffbench``)."""
     return Path(os.environ.get("DIFFBENCH_HOME") or Path.home() / ".cache" / "diffbench").expanduser()
-
-
-def part_path(target: Path) -> Path:
-    """Where a download of `target` is kept until it passes its check."""
-    return target.with_name(target.name + ".part")
 
 
 def _receive(url: str, part: Path, timeout: float, desc: str) -> None:
@@ -84,7 +81,7 @@ def download(url: str, target: Path, check: Callable[[Path], None], desc: str,
         raise error(f"cannot download {desc}: downloads are off ({off}); {fix}, or unset "
                     f"{off.split('=')[0]}")
     target.parent.mkdir(parents=True, exist_ok=True)
-    part = part_path(target)
+    part = target.with_name(target.name + ".part")  # kept there until it passes its check
     try:
         _receive(url, part, timeout, desc)
     except (urllib.error.URLError, OSError, TimeoutError) as exc:
@@ -96,3 +93,14 @@ def download(url: str, target: Path, check: Callable[[Path], None], desc: str,
         raise
     part.replace(target)
     return target
+
+
+def import_copy(src: str | Path, target: Path, check: Callable[[Path], None],
+                error: type[DiffbenchError]) -> Path:
+    """Run `check` on a file copied from elsewhere, then place it at `target` atomically."""
+    src = Path(src).expanduser()
+    if not src.is_file():
+        raise error(f"{src}: file not found")
+    check(src)
+    with open(src, "rb") as fh:
+        return atomic_write(target, lambda out: shutil.copyfileobj(fh, out))

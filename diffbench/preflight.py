@@ -31,7 +31,9 @@ def check_device(device: str) -> str:
     try:
         dev = torch.device(device)
     except (RuntimeError, ValueError):
-        raise ConfigError(f"--device {shown(device)}: expected cpu, cuda, cuda:N or mps") from None
+        dev = None
+    if dev is None or dev.type not in ("cpu", "cuda", "mps"):
+        raise ConfigError(f"--device {shown(device)}: expected cpu, cuda, cuda:N or mps")
     if dev.type == "cuda":
         if not torch.cuda.is_available():
             build = torch.version.cuda or "none: a CPU-only build of torch"
@@ -43,12 +45,8 @@ def check_device(device: str) -> str:
         if dev.index is not None and dev.index >= count:
             raise ConfigError(f"--device {device}: this machine has {count} CUDA device(s), "
                               f"cuda:0 to cuda:{count - 1}")
-    elif dev.type == "mps":
-        if not torch.backends.mps.is_available():
-            raise ConfigError(f"--device {device}: Apple MPS is not available here; use --device "
-                              "cpu")
-    elif dev.type != "cpu":
-        raise ConfigError(f"--device {shown(device)}: expected cpu, cuda, cuda:N or mps")
+    elif dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"--device {device}: Apple MPS is not available here; use --device cpu")
     return device
 
 
@@ -105,6 +103,7 @@ def check_run_dir(run_dir: Path, points: Iterable[str]) -> None:
 def suite_problems(path: Path, suite: Any) -> list[str]:
     """Metric arguments, protocol–metric compatibility and output keys of every task (one line
     per problem; `diffbench.resolve.task_problems`)."""
+    from diffbench.protocols import get_protocol
     from diffbench.registry import METRICS, PROTOCOLS
     from diffbench.resolve import task_problems
 
@@ -116,19 +115,11 @@ def suite_problems(path: Path, suite: Any) -> list[str]:
         problems += [f"{path}: tasks.{tname}.{line}"
                      for line in task_problems(task.metrics, task.protocol)]
         problems += _train_problems(f"{path}: tasks.{tname}", task)
-        problems += _protocol_args_problems(f"{path}: tasks.{tname}.protocol_args", task)
+        try:  # input settings the task's protocol does not have, or of the wrong type
+            get_protocol(task.protocol).with_inputs(task.protocol_args)
+        except ConfigError as exc:
+            problems.append(f"{path}: tasks.{tname}.protocol_args: {exc}")
     return problems
-
-
-def _protocol_args_problems(where: str, task: Any) -> list[str]:
-    """Input settings the task's protocol does not have, or of the wrong type."""
-    from diffbench.protocols import get_protocol
-
-    try:
-        get_protocol(task.protocol).with_inputs(task.protocol_args)
-    except ConfigError as exc:
-        return [f"{where}: {exc}"]
-    return []
 
 
 def _train_problems(where: str, task: Any) -> list[str]:
@@ -175,19 +166,14 @@ def check_run(points: list[Any], run_dir: Path, reference_of: Callable[[Any], An
     _refuse(problems)
 
 
-def _distribution_metrics(task: Any) -> list[Any]:
-    """The task's distribution metrics, resolved (`diffbench.resolve`)."""
-    from diffbench.resolve import resolve_task
-
-    resolved = resolve_task(task.metrics, task.protocol, protocol_args=task.protocol_args)
-    return [m for m in resolved.metrics.values() if m.spec.family == "distribution"]
-
-
 def count_problems(point: Any, reference_of: Callable[[Any], Any]) -> list[str]:
     """Sample-count problems of one point's distribution metrics (FID's bias is a warning)."""
     from diffbench.data.base import is_task_dataset
+    from diffbench.resolve import resolve_task
 
-    metrics = _distribution_metrics(point.task)
+    task = point.task
+    resolved = resolve_task(task.metrics, task.protocol, protocol_args=task.protocol_args)
+    metrics = [m for m in resolved.metrics.values() if m.spec.family == "distribution"]
     if not metrics:
         return []
     n_fake = len(point.requests) if point.task.kind == "generate" else _size(point.dataset)[0]
@@ -198,12 +184,9 @@ def count_problems(point: Any, reference_of: Callable[[Any], Any]) -> list[str]:
         return [f"task {point.name}: distribution metrics need a reference; add reference: "
                 "{dataset: {name, reader}} or reference: {stats: NAME} to the task"]
     n_real, rows = _size(real)
-    problems = []
-    for metric in metrics:
-        fix = f"--set tasks.{point.task_name}.metrics.{metric.name}.args."
-        problems += _metric_counts(f"task {point.name}: {metric.name}", fix, metric, n_real,
-                                   n_fake, rows)
-    return problems
+    return [problem for m in metrics for problem in _metric_counts(
+        f"task {point.name}: {m.name}", f"--set tasks.{point.task_name}.metrics.{m.name}.args.",
+        m, n_real, n_fake, rows)]
 
 
 def check_score_args(names: list[str], given: dict[str, dict], explicit: set[str],
@@ -224,11 +207,8 @@ def check_score(metrics: Iterable[Any], real: Any, fake: Any) -> None:
     need."""
     n_real, rows = _size(real)
     n_fake, _ = _size(fake)
-    problems = []
-    for metric in metrics:
-        problems += _metric_counts(metric.name, f"--metric-arg {metric.name}.", metric, n_real,
-                                   n_fake, rows)
-    _refuse(problems)
+    _refuse([problem for m in metrics for problem in _metric_counts(
+        m.name, f"--metric-arg {m.name}.", m, n_real, n_fake, rows)])
 
 
 def _refuse(problems: list[str]) -> None:
@@ -280,14 +260,8 @@ def _metric_counts(where: str, fix: str, metric: Any, n_real: int | None, n_fake
             _warn_rank(where, low, extractor, layer)
     shortfalls = spec.shortfalls(n_real, n_fake, metric.settings) \
         if spec.shortfalls is not None else []
-    out = []
-    for short in shortfalls:
-        if short.setting:
-            hint = f"lower it ({fix}{short.setting}={short.suggest}) or {short.otherwise}"
-            out.append(f"{where}{short.text}, but {counts}; {hint}")
-        else:
-            out.append(f"{where}{short.text}; {counts}")
-    return out
+    return [f"{where}{s.text}, but {counts}; lower it ({fix}{s.setting}={s.suggest}) or "
+            f"{s.otherwise}" if s.setting else f"{where}{s.text}; {counts}" for s in shortfalls]
 
 
 def _warn_rank(where: str, n: int, extractor: str, layer: str) -> None:

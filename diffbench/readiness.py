@@ -50,39 +50,33 @@ def task_weights(task: Any) -> list[str]:
     return out
 
 
+def _attempt(problems: list[str], call: Any, *args: Any, prefix: str = "", suffix: str = "",
+             **kw: Any) -> Any:
+    """`call(*args, **kw)`; when it raises a DiffbenchError, None and its message (with `prefix`
+    and `suffix`) added to `problems`, once."""
+    try:
+        return call(*args, **kw)
+    except DiffbenchError as exc:
+        if f"{prefix}{exc}{suffix}" not in problems:
+            problems.append(f"{prefix}{exc}{suffix}")
+        return None
+
+
 def _data_problems(tasks: dict[str, Any], data: dict[str, str]) -> list[str]:
     """What is wrong with each dataset (its location and layout: the reader is built, as the
     run will build it) and statistics file the tasks read."""
     from diffbench.refdata import open_dataset, resolve_data
 
     problems: list[str] = []
-
-    def attempt(call: Any, *args: Any, **kw: Any) -> None:
-        try:
-            call(*args, **kw)
-        except DiffbenchError as exc:
-            if str(exc) not in problems:
-                problems.append(str(exc))
-
     for name, task in tasks.items():
         for where, ds in (("dataset", task.dataset), ("reference.dataset",
                                                        task.reference.dataset)):
             if ds is not None:
-                attempt(open_dataset, ds.name, ds.reader, ds.args, data,
-                        where=f"tasks.{name}.{where}")
+                _attempt(problems, open_dataset, ds.name, ds.reader, ds.args, data,
+                         where=f"tasks.{name}.{where}")
         if task.reference.stats is not None:
-            attempt(resolve_data, task.reference.stats, data)
+            _attempt(problems, resolve_data, task.reference.stats, data)
     return problems
-
-
-def _adapter(model: str, model_args: Mapping[str, Any], device: str) -> list[str]:
-    from diffbench.registry import ADAPTERS
-
-    try:
-        cls = ADAPTERS.get(model)
-    except DiffbenchError as exc:
-        return [str(exc)]
-    return list(cls.missing(dict(model_args), device))
 
 
 def run_problems(tasks: dict[str, Any], *, device: str, model: str | None = None,
@@ -93,30 +87,25 @@ def run_problems(tasks: dict[str, Any], *, device: str, model: str | None = None
     generating with `model` (``--model-arg``: `model_args`), reading ``--data`` and ``--weights``
     paths, and scoring unless `scores` is False (``--generate-only``, a ``--shard``)."""
     from diffbench.preflight import check_device
+    from diffbench.registry import ADAPTERS
     from diffbench.weights import resolve
 
     problems: list[str] = []
-    try:
-        check_device(device)
-    except DiffbenchError as exc:
-        problems.append(str(exc))
+    _attempt(problems, check_device, device)
     if model and any(t.kind == "generate" for t in tasks.values()):
-        problems += [p for p in _adapter(model, model_args or {}, device) if p not in problems]
+        cls = _attempt(problems, ADAPTERS.get, model)
+        missing = cls.missing(dict(model_args or {}), device) if cls is not None else []
+        problems += [p for p in missing if p not in problems]
     problems += _data_problems(tasks, dict(data or {}))
     if not scores:
         return problems
     needed: dict[str, list[str]] = {}
     for name, task in tasks.items():
-        try:
-            for w in task_weights(task):
-                needed.setdefault(w, []).append(name)
-        except DiffbenchError as exc:
-            problems.append(f"task {name}: {exc}")
+        for w in _attempt(problems, task_weights, task, prefix=f"task {name}: ") or []:
+            needed.setdefault(w, []).append(name)
     for w, users in needed.items():
-        try:
-            resolve(w, dict(weights or {}))
-        except DiffbenchError as exc:
-            problems.append(f"{exc} (needed by task {', '.join(users)})")
+        _attempt(problems, resolve, w, dict(weights or {}),
+                 suffix=f" (needed by task {', '.join(users)})")
     return problems
 
 

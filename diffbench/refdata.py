@@ -25,7 +25,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,9 +32,9 @@ from typing import Any
 
 from diffbench.config import config_path, get_value
 from diffbench.data.npz import NpzSource
-from diffbench.download import diffbench_home, download
+from diffbench.download import diffbench_home, download, import_copy
 from diffbench.errors import ConfigError, DataError
-from diffbench.fsutil import file_sha256
+from diffbench.fsutil import atomic_write, file_sha256
 from diffbench.log import logger
 
 _ADM = "https://openaipublic.blob.core.windows.net/diffusion/jul-2021/ref_batches/"
@@ -196,11 +195,8 @@ def expected_sha256(s: DataSpec) -> tuple[str | None, str]:
 
 def _record(s: DataSpec, digest: str) -> None:
     data = {**_recorded(), s.name: digest}
-    path = _recorded_file()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-    tmp.replace(path)
+    text = json.dumps(data, indent=2, sort_keys=True) + "\n"
+    path = atomic_write(_recorded_file(), text.encode())
     logger.info("%s: no published sha256; recorded %s (later fetches, imports and `data "
                 "verify` must match it) in %s", s.name, digest, path)
 
@@ -245,25 +241,8 @@ def fetch(name: str, force: bool = False, timeout: float = 60.0) -> Path:
 def import_file(name: str, src: str | Path) -> Path:
     """Check a file copied from elsewhere as dataset `name` and place it in the data home."""
     s = _fetchable(name)
-    src = Path(src).expanduser()
-    if not src.is_file():
-        raise DataError(f"{src}: file not found")
-    check(s, src, record=True)
-    target = data_home() / str(s.filename)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(target.name + ".import")
-    shutil.copyfile(src, tmp)
-    tmp.replace(target)
-    return target
-
-
-def missing_layout(s: DataSpec, root: Path) -> tuple[list[str], list[str]]:
-    """(required, optional) layout entries absent under `root`."""
-    required, optional = [], []
-    for entry, needed in s.layout:
-        if not any((root / alt).exists() for alt in entry.split("|")):
-            (required if needed else optional).append(entry)
-    return required, optional
+    return import_copy(src, data_home() / str(s.filename),
+                       lambda path: check(s, path, record=True), DataError)
 
 
 def verify(name: str, path: Path) -> str:
@@ -277,7 +256,10 @@ def verify(name: str, path: Path) -> str:
                                             "(nothing published or recorded to compare with)")
     if not path.is_dir():
         raise DataError(f"{name}: {path} is not a folder; give the dataset's root folder")
-    required, optional = missing_layout(s, path)
+    absent = [(entry, needed) for entry, needed in s.layout
+              if not any((path / alt).exists() for alt in entry.split("|"))]
+    required = [entry for entry, needed in absent if needed]
+    optional = [entry for entry, needed in absent if not needed]
     if required:
         raise DataError(f"{name}: {path} lacks {', '.join(required)}; expected layout: "
                         f"{layout_text(s)}")
@@ -304,7 +286,6 @@ def list_data() -> list[dict[str, object]]:
                      "licence": s.licence, "url": s.url, "source": s.source or None,
                      "get": s.get or None, "layout": layout_text(s) or None})
     return rows
-
 
 
 def open_dataset(name: str, reader: str, args: Mapping[str, Any] | None = None,

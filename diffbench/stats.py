@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from diffbench import __version__
+from diffbench.download import diffbench_home
 from diffbench.errors import DataError, shown
 from diffbench.fsutil import atomic_write
 from diffbench.metrics.states import FeatureBank, GaussianMoments
@@ -80,9 +80,7 @@ def save(path: str | Path, moments: dict[str, GaussianMoments], banks: dict[str,
     path = Path(path)
     arrays: dict[str, np.ndarray] = {}
     for layer, state in moments.items():
-        mu_key, sigma_key = layer_keys(layer)
-        arrays[mu_key] = state.mean()
-        arrays[sigma_key] = state.cov()
+        arrays.update(zip(layer_keys(layer), (state.mean(), state.cov()), strict=True))
     for layer, bank in banks.items():
         arrays[f"feats_{layer}"] = bank.array().astype(np.float32)
     header = {"format": FORMAT, "fingerprint": fingerprint, "protocol": protocol, "n": n,
@@ -102,12 +100,19 @@ class CorruptStatsError(DataError):
                          "SOURCE --protocol P -o FILE.npz`")
 
 
-def _reason(exc: BaseException) -> str:
+# What reading a truncated, garbage or foreign file raises (a PermissionError is let through).
+_DAMAGED = (OSError, EOFError, KeyError, ValueError, zipfile.BadZipFile, json.JSONDecodeError,
+            UnicodeDecodeError)
+
+
+def _damaged(path: Path, exc: BaseException) -> CorruptStatsError:
     if isinstance(exc, EOFError) or "No data left" in str(exc):
-        return "the file is empty"
-    if isinstance(exc, ValueError) and "pickle" in str(exc):
-        return "not an .npz archive"  # numpy's own text suggests loading it unsafely
-    return f"{type(exc).__name__}: {exc}"
+        reason = "the file is empty"
+    elif isinstance(exc, ValueError) and "pickle" in str(exc):
+        reason = "not an .npz archive"  # numpy's own text suggests loading it unsafely
+    else:
+        reason = f"{type(exc).__name__}: {exc}"
+    return CorruptStatsError(path, f"not a diffbench statistics file, or a damaged one ({reason})")
 
 
 def _read_arrays(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -119,10 +124,8 @@ def _read_arrays(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
             raise ValueError("the header is not a JSON object")
     except PermissionError:
         raise
-    except (OSError, EOFError, KeyError, ValueError, zipfile.BadZipFile,
-            json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CorruptStatsError(path, f"not a diffbench statistics file, or a damaged one "
-                                      f"({_reason(exc)})") from exc
+    except _DAMAGED as exc:
+        raise _damaged(path, exc) from exc
     return header, arrays
 
 
@@ -165,10 +168,8 @@ def peek(path: str | Path) -> tuple[dict[str, Any], list[str]]:
                 header = json.loads(bytes(np.lib.format.read_array(fh)).decode())
     except PermissionError:
         raise
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile, json.JSONDecodeError,
-            UnicodeDecodeError) as exc:
-        raise CorruptStatsError(path, f"not a diffbench statistics file, or a damaged one "
-                                      f"({_reason(exc)})") from exc
+    except _DAMAGED as exc:
+        raise _damaged(path, exc) from exc
     return header, [n for n in names if n != "header"]
 
 
@@ -186,8 +187,7 @@ def check_fingerprint(stats: Stats, fingerprint: dict[str, Any], where: str) -> 
 
 def cache_dir() -> Path:
     """Where cached statistics live."""
-    base = os.environ.get("DIFFBENCH_HOME") or str(Path.home() / ".cache" / "diffbench")
-    return Path(base).expanduser() / "stats-cache"
+    return diffbench_home() / "stats-cache"
 
 
 def cache_path(content_hash: str, fingerprint_hash: str, layers: tuple[str, ...]) -> Path:

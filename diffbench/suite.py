@@ -159,10 +159,7 @@ def _resolve_includes(path: Path, stack: tuple[Path, ...],
         raise ConfigError(f"{stack[-1]}: include cycle: {chain}")
     data = _read_yaml(path)
     includes = data.pop("include", None)
-    if includes is None:
-        includes = []
-    if isinstance(includes, str):
-        includes = [includes]
+    includes = [] if includes is None else [includes] if isinstance(includes, str) else includes
     if not isinstance(includes, list) or not all(isinstance(i, str) for i in includes):
         raise ConfigError(f"{path}: include: must be a relative path or a suite name, or a list "
                           "of them")

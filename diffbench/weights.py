@@ -15,13 +15,13 @@ from __future__ import annotations
 import difflib
 import json
 import os
-import shutil
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from diffbench.config import config_path, get_value
-from diffbench.download import diffbench_home, download, is_offline
+from diffbench.download import diffbench_home, download, import_copy, is_offline
 from diffbench.errors import WeightsError
 from diffbench.fsutil import file_sha256
 from diffbench.log import logger
@@ -114,14 +114,11 @@ def home() -> Path:
     return diffbench_home() / "weights"
 
 
-def _torch_hub_dir() -> Path:
-    base = os.environ.get("TORCH_HOME") or str(Path.home() / ".cache" / "torch")
-    return Path(base).expanduser() / "hub" / "checkpoints"
-
-
 def library_cache_paths(s: WeightSpec) -> list[Path]:
     """Where the usual libraries would have put the file of `s`."""
-    roots = {"torch_hub": _torch_hub_dir(), "openai_clip": Path.home() / ".cache" / "clip"}
+    torch_home = os.environ.get("TORCH_HOME") or str(Path.home() / ".cache" / "torch")
+    roots = {"torch_hub": Path(torch_home).expanduser() / "hub" / "checkpoints",
+             "openai_clip": Path.home() / ".cache" / "clip"}
     return [roots[c] / s.filename for c in s.library_caches if c in roots]
 
 
@@ -158,16 +155,12 @@ def check_names(explicit: Mapping[str, object] | None, named: Iterable[str] = ()
             raise _unknown(name, f"--weights {name}={path}: ", named)
 
 
-def _digest_cache() -> Path:
-    return home() / ".verified.json"
-
-
 def sha256_of(path: Path) -> str:
     """sha256 of a file (`fsutil.file_sha256`), remembered across processes per (path, size,
     mtime) in the weights home, so a checked multi-GB file is not read again next run."""
     st = path.stat()
     key = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
-    cache_file = _digest_cache()
+    cache_file = home() / ".verified.json"
     try:
         cache = json.loads(cache_file.read_text()) if cache_file.exists() else {}
     except (OSError, json.JSONDecodeError):
@@ -277,16 +270,7 @@ def fetch(name: str, force: bool = False, timeout: float = 60.0) -> Path:
 def import_file(name: str, src: str | Path) -> Path:
     """Verify a file copied from elsewhere and place it in diffbench's folder."""
     s = spec(name)
-    src = Path(src).expanduser()
-    if not src.is_file():
-        raise WeightsError(f"{src}: file not found")
-    check(s, src)
-    target = home() / s.filename
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(target.name + ".import")
-    shutil.copyfile(src, tmp)
-    tmp.replace(target)
-    return target
+    return import_copy(src, home() / s.filename, partial(check, s), WeightsError)
 
 
 def locate(name: str) -> Path | None:
@@ -294,10 +278,8 @@ def locate(name: str) -> Path | None:
     s = spec(name)
     configured = get_value(f"weights.{name}")
     given = [Path(str(configured)).expanduser()] if configured else []
-    for candidate in (*given, home() / s.filename, *library_cache_paths(s)):
-        if candidate.is_file():
-            return candidate
-    return None
+    return next((candidate for candidate in (*given, home() / s.filename, *library_cache_paths(s))
+                 if candidate.is_file()), None)
 
 
 def verify(target: str | Path) -> Path:
@@ -320,19 +302,16 @@ def verify(target: str | Path) -> Path:
     return path
 
 
-def checked_by(s: WeightSpec) -> str:
-    """How a file of `s` is checked: ``sha256`` (full digest), ``prefix`` (published prefix of
-    the digest) or ``none`` (nothing published: its digest is recorded with the results)."""
-    return "sha256" if s.sha256 else "prefix" if s.sha256_prefix else "none"
-
-
 def list_weights() -> list[dict[str, str | None]]:
     """One row per known weights: name, file, where (None when absent), the known sha256 (full
-    or its published prefix, hex; None when unknown), how it is checked, licence, URL."""
+    or its published prefix, hex; None when unknown), how it is checked (``sha256``: the full
+    digest, ``prefix``: the published prefix of the digest, ``none``: nothing published, its
+    digest is recorded with the results), licence, URL."""
     rows: list[dict[str, str | None]] = []
     for name, s in sorted(WEIGHTS.items()):
         where = locate(name)
+        checked = "sha256" if s.sha256 else "prefix" if s.sha256_prefix else "none"
         rows.append({"name": name, "file": s.filename, "where": str(where) if where else None,
-                     "sha256": s.sha256 or s.sha256_prefix, "check": checked_by(s),
+                     "sha256": s.sha256 or s.sha256_prefix, "check": checked,
                      "licence": s.licence, "url": s.url})
     return rows

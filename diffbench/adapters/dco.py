@@ -32,6 +32,7 @@ from diffbench.adapters.base import Request
 from diffbench.adapters.sd_lora import LORA_SAMPLER_ARGS, SDXLLoRAAdapter
 from diffbench.errors import ConfigError
 from diffbench.sampling.dco import Branch, StepHook, sample
+from diffbench.sampling.seeding import make_generators
 
 FORMULA = ("eps_pre(uncond) + guidance_scale*(eps_pre(base_prompt) - eps_pre(uncond)) "
            "+ rg_scale*(eps_ft(prompt) - eps_pre(base_prompt))")
@@ -108,7 +109,7 @@ class DCOAdapter(SDXLLoRAAdapter):
 
         pipe = self.pipe
         pre, ft = self.branches(batch, s)
-        gens = dc.generators(batch, self.device)
+        gens = make_generators([r.seed for r in batch], self.device)
         latents = dc.initial_latents(gens, pipe, s.height, s.width, self.device)
         timesteps, _ = retrieve_timesteps(pipe.scheduler, s.steps, self.device)
         final = sample(self.unet_eps, pipe.scheduler, latents * pipe.scheduler.init_noise_sigma,

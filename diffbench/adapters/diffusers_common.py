@@ -13,7 +13,7 @@ import functools
 import json
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -67,20 +67,18 @@ def quiet_loading() -> Iterator[None]:
     from diffusers.utils import logging as dlog
     from transformers.utils import logging as tlog
 
-    levels = dlog.get_verbosity(), tlog.get_verbosity()
-    # CRITICAL, not ERROR: diffusers logs a failed LoRA load as an error before raising, and
-    # every failure here becomes one WeightsError line anyway
-    dlog.set_verbosity(dlog.CRITICAL)
-    tlog.set_verbosity(tlog.CRITICAL)
-    dlog.disable_progress_bar()
-    tlog.disable_progress_bar()
+    levels = [(log, log.get_verbosity()) for log in (dlog, tlog)]
+    for log, _ in levels:
+        # CRITICAL, not ERROR: diffusers logs a failed LoRA load as an error before raising, and
+        # every failure here becomes one WeightsError line anyway
+        log.set_verbosity(log.CRITICAL)
+        log.disable_progress_bar()
     try:
         yield
     finally:
-        dlog.set_verbosity(levels[0])
-        tlog.set_verbosity(levels[1])
-        dlog.enable_progress_bar()
-        tlog.enable_progress_bar()
+        for log, level in levels:
+            log.set_verbosity(level)
+            log.enable_progress_bar()
 
 
 def load_pipeline(pipe_cls: Any, base: str, dtype: str, device: str, variant: str | None = None,
@@ -223,11 +221,10 @@ def load_embeddings(pipe: Any, spec: str, tokens: str | Sequence[str] | None,
                     raise WeightsError(f"{path}: SDXL embeddings need keys clip_l and clip_g "
                                        "(DCO's learned_embeds.safetensors) and --model-arg "
                                        "tokens=<tok> naming the new token(s)")
-                pipe.load_textual_inversion(state["clip_l"], token=toks,
-                                            text_encoder=pipe.text_encoder, tokenizer=pipe.tokenizer)
-                pipe.load_textual_inversion(state["clip_g"], token=toks,
-                                            text_encoder=pipe.text_encoder_2,
-                                            tokenizer=pipe.tokenizer_2)
+                for key, suffix in (("clip_l", ""), ("clip_g", "_2")):
+                    pipe.load_textual_inversion(state[key], token=toks,
+                                                text_encoder=getattr(pipe, "text_encoder" + suffix),
+                                                tokenizer=getattr(pipe, "tokenizer" + suffix))
             else:
                 pipe.load_textual_inversion(state, token=toks or None)
     except ValueError as exc:
@@ -273,11 +270,6 @@ def lora_scale(layers: Sequence[Any], scale: float) -> Iterator[None]:
             layer.scaling.update(orig)
 
 
-def generators(requests: Sequence[Request], device: str) -> list[torch.Generator]:
-    """One `torch.Generator(device)` per request, seeded with its seed."""
-    return [torch.Generator(device=device).manual_seed(int(r.seed)) for r in requests]
-
-
 def initial_latents(gens: Sequence[torch.Generator], pipe: Any, height: int, width: int,
                     device: str) -> torch.Tensor:
     """Row i drawn from gens[i] alone, as diffusers' `randn_tensor` draws with one generator.
@@ -303,10 +295,6 @@ class Settings:
     height: int | None = None
     width: int | None = None
     negative_prompt: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain dict (for describe())."""
-        return asdict(self)
 
 
 def parse_settings(sampler: dict[str, Any], pipe: Any) -> Settings:

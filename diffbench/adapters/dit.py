@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from diffbench.adapters.base import Adapter, Request
-from diffbench.adapters.sit import DTYPES, check_dtype_uint8, to_uint8
+from diffbench.adapters.sit import DTYPES, check_dtype_uint8, class_labels, to_uint8
 from diffbench.download import is_offline
 from diffbench.errors import ConfigError, WeightsError, shown
 
@@ -123,17 +123,6 @@ class DiTAdapter(Adapter):
             return DDIMScheduler(**common, set_alpha_to_one=True)
         return _load_folder_scheduler(self.model)
 
-    def _labels(self, requests: Sequence[Request]) -> torch.Tensor:
-        labels = []
-        for r in requests:
-            label = r.condition.get("class")
-            if isinstance(label, bool) or not isinstance(label, int) \
-                    or not 0 <= label < self.num_classes:
-                raise ConfigError(f"request {r.key}: class {shown(label)} is not an integer in "
-                                  f"[0, {self.num_classes}) for this DiT")
-            labels.append(label)
-        return torch.tensor(labels, dtype=torch.long, device=self.device)
-
     def _eps(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor, args: dict) -> torch.Tensor:
         from diffbench.sampling.flow import cfg_combine
 
@@ -160,7 +149,7 @@ class DiTAdapter(Adapter):
         if not requests:
             return []
         args = parse_sampler(requests[0].sampler)
-        labels = self._labels(requests)
+        labels = class_labels(requests, self.num_classes, self.device, "this DiT")
         gens = make_generators([r.seed for r in requests], "cpu")
         sched = self.scheduler(args["scheduler"])
         sched.set_timesteps(args["steps"], device=self.device)

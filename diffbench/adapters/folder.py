@@ -41,10 +41,6 @@ def vton_id(name: str, chars: int = 8) -> str | None:
     return name[m.start():m.start() + chars] if m else None
 
 
-def _is_tryon(req: Request) -> bool:
-    return "person" in req.condition and "garment" in req.condition
-
-
 class FolderAdapter(Adapter):
     """Images made elsewhere, found by key (<key>.<ext>) or by the try-on scripts' id."""
 
@@ -66,7 +62,6 @@ class FolderAdapter(Adapter):
             raise DataError(f"folder adapter: {self.template} is not a folder; "
                             "pass --model-arg path=DIR with the generated images")
         self.path = Path(self.template)
-        self.files = self._files(self.path)  # kept for callers of the stem-only adapter
 
     @staticmethod
     def _files(folder: Path) -> dict[str, Path]:
@@ -80,7 +75,8 @@ class FolderAdapter(Adapter):
     def _mode(self, req: Request) -> str:
         if self._regex is not None:
             return "regex"
-        return ("vton" if _is_tryon(req) else "stem") if self.match == "auto" else self.match
+        tryon = "person" in req.condition and "garment" in req.condition
+        return ("vton" if tryon else "stem") if self.match == "auto" else self.match
 
     def _id(self, name: str, mode: str) -> str | None:
         if mode == "stem":

@@ -246,23 +246,16 @@ class IDMVTONAdapter(Adapter):
             CLIPVisionModelWithProjection,
         )
 
-        w, tdt = self.weights, {"torch_dtype": self.torch_dtype}
+        w, tdt, slow = self.weights, {"torch_dtype": self.torch_dtype}, {"use_fast": False}
+        # each part from the subfolder of its own name, with inference.py's arguments
+        loads = {"scheduler": (DDPMScheduler, {}), "vae": (AutoencoderKL, self._kw()),
+                 "image_encoder": (CLIPVisionModelWithProjection, tdt),
+                 "text_encoder": (CLIPTextModel, tdt),
+                 "text_encoder_2": (CLIPTextModelWithProjection, tdt),
+                 "tokenizer": (AutoTokenizer, slow), "tokenizer_2": (AutoTokenizer, slow)}
         with dc.quiet_loading():
-            parts = {
-                "scheduler": dc._from_pretrained(DDPMScheduler, w, "weights", subfolder="scheduler"),
-                "vae": dc._from_pretrained(AutoencoderKL, w, "weights", subfolder="vae",
-                                           **self._kw()),
-                "image_encoder": dc._from_pretrained(CLIPVisionModelWithProjection, w, "weights",
-                                                     subfolder="image_encoder", **tdt),
-                "text_encoder": dc._from_pretrained(CLIPTextModel, w, "weights",
-                                                    subfolder="text_encoder", **tdt),
-                "text_encoder_2": dc._from_pretrained(CLIPTextModelWithProjection, w, "weights",
-                                                      subfolder="text_encoder_2", **tdt),
-                "tokenizer": dc._from_pretrained(AutoTokenizer, w, "weights",
-                                                 subfolder="tokenizer", use_fast=False),
-                "tokenizer_2": dc._from_pretrained(AutoTokenizer, w, "weights",
-                                                   subfolder="tokenizer_2", use_fast=False),
-            }
+            parts = {name: dc._from_pretrained(cls, w, "weights", subfolder=name, **kw)
+                     for name, (cls, kw) in loads.items()}
             garment = dc._from_pretrained(self.classes["garment_unet"], w, "weights",
                                           subfolder="unet_encoder", **self._kw())
         garment.requires_grad_(False)

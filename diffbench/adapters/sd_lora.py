@@ -24,6 +24,7 @@ import torch
 from diffbench.adapters import diffusers_common as dc
 from diffbench.adapters.base import Adapter, Request
 from diffbench.errors import ConfigError, shown
+from diffbench.sampling.seeding import make_generators
 
 LORA_SAMPLER_ARGS = frozenset({"steps", "guidance_scale", "height", "width", "negative_prompt",
                                "lora_scale", "guidance_rescale"})
@@ -79,7 +80,7 @@ class LoRAPipelineAdapter(Adapter):
         self.info: dict[str, Any] = {"base": base, "pipeline": self.pipeline_class, "vae": vae,
                                      "variant": variant, "subject_phrase": subject_phrase,
                                      "per_subject": self.per_subject, "shared_lora": shared_lora,
-                                     **{k: v for k, v in self.weights.items()}}
+                                     **self.weights}
         self.loaded: dict[str, dict[str, Any]] = {}  # subject ("*" if fixed) -> files and sha256
         self.subject_phrase, self.shared_lora = subject_phrase, bool(shared_lora)
         self.current: str | None = None
@@ -158,7 +159,7 @@ class LoRAPipelineAdapter(Adapter):
 
     def _generate_group(self, batch: Sequence[Request], s: dc.Settings) -> list[np.ndarray]:
         """Plain CFG through the pipeline, LoRA at `lora_scale` in every call."""
-        gens = dc.generators(batch, self.device)
+        gens = make_generators([r.seed for r in batch], self.device)
         latents = dc.initial_latents(gens, self.pipe, s.height, s.width, self.device)
         negative = None if s.negative_prompt is None else [s.negative_prompt] * len(batch)
         with dc.lora_scale(self.layers, s.lora_scale):
@@ -183,11 +184,8 @@ class LoRAPipelineAdapter(Adapter):
 
 
 class SDXLLoRAAdapter(LoRAPipelineAdapter):
-    """SDXL + DreamBooth LoRA (+ optional learned tokens), plain CFG via diffusers' SDXL pipeline."""
-
-    pipeline_class = "StableDiffusionXLPipeline"
-    name = "sdxl-lora"
-    default_base = SDXL_BASE
+    """SDXL + DreamBooth LoRA (+ optional learned tokens), plain CFG via diffusers' SDXL pipeline
+    (the base class's defaults)."""
 
 
 class SDLoRAAdapter(LoRAPipelineAdapter):

@@ -24,10 +24,10 @@ import numpy as np
 import torch
 
 from diffbench.adapters.base import Adapter, Request
+from diffbench.adapters.diffusers_common import DTYPES, torch_dtype
 from diffbench.download import is_offline
 from diffbench.errors import ConfigError, WeightsError, shown
 
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 SAMPLER_ARGS = frozenset({"mode", "solver", "steps", "cfg_scale", "guidance_interval",
                           "guide_channels", "last_step", "null_class", "num_classes", "labels"})
 
@@ -46,10 +46,20 @@ def to_uint8(x: torch.Tensor, rule: str) -> np.ndarray:
     return y.permute(0, 2, 3, 1).cpu().numpy()
 
 
+def class_labels(requests: Sequence[Request], n_cls: int, device: str, fix: str) -> torch.Tensor:
+    """The requests' class labels, each an integer in [0, `n_cls`), else a ConfigError (`fix`:
+    what the message adds)."""
+    for r in requests:
+        label = r.condition.get("class")
+        if isinstance(label, bool) or not isinstance(label, int) or not 0 <= label < n_cls:
+            raise ConfigError(f"request {r.key}: class {shown(label)} is not an integer in "
+                              f"[0, {n_cls}) for {fix}")
+    return torch.tensor([r.condition["class"] for r in requests], dtype=torch.long, device=device)
+
+
 def check_dtype_uint8(dtype: str, uint8: str) -> None:
     """ConfigError unless `dtype` is a known precision and `uint8` a known conversion rule."""
-    if dtype not in DTYPES:
-        raise ConfigError(f"--dtype {dtype}: expected one of {', '.join(DTYPES)}")
+    torch_dtype(dtype)
     if uint8 not in ("round", "truncate"):
         raise ConfigError(f"--model-arg uint8={uint8}: expected round or truncate")
 
@@ -104,7 +114,9 @@ class SiTAdapter(Adapter):
         cfg = self.net.config
         config = self.sampler_config(requests[0].sampler)
         shape = (cfg.in_channels, cfg.input_size, cfg.input_size)
-        labels = self._labels(requests)
+        n_cls = self.net.config.num_classes
+        labels = class_labels(requests, n_cls, self.device, f"this checkpoint; set the task's "
+                              f"sampler num_classes to {n_cls}")
         gens = make_generators([r.seed for r in requests], self.device)
         noise = randn_per_sample(gens, shape, self.device)
         x0, stats = sample(self._velocity, noise, labels, config, gens,
@@ -129,18 +141,6 @@ class SiTAdapter(Adapter):
         return {"guided_nfe": guided, "unguided_nfe": unguided, "nfe": guided + unguided,
                 "model_rows_per_image": 2 * guided + unguided}
 
-    def _labels(self, requests: Sequence[Request]) -> torch.Tensor:
-        n_cls = self.net.config.num_classes
-        labels = []
-        for r in requests:
-            label = r.condition.get("class")
-            if isinstance(label, bool) or not isinstance(label, int) or not 0 <= label < n_cls:
-                raise ConfigError(f"request {r.key}: class {shown(label)} is not an integer in "
-                                  f"[0, {n_cls}) for this checkpoint; set the task's "
-                                  f"sampler num_classes to {n_cls}")
-            labels.append(label)
-        return torch.tensor(labels, dtype=torch.long, device=self.device)
-
     def _decode(self, x0: torch.Tensor) -> torch.Tensor:
         if self.vae is None:
             return x0.float()
@@ -148,12 +148,11 @@ class SiTAdapter(Adapter):
 
     def describe(self) -> dict[str, Any]:
         """Checkpoint (file, weights taken, training step), architecture, VAE, uint8, convention."""
-        c = self.net.config
+        arch = ("depth", "hidden", "heads", "patch", "in_channels", "input_size", "num_classes",
+                "learn_sigma")
         return {**super().describe(), "ckpt": self.ckpt, "checkpoint": self.checkpoint,
-                "model": self.model_name, "architecture": {
-                    "depth": c.depth, "hidden": c.hidden, "heads": c.heads, "patch": c.patch,
-                    "in_channels": c.in_channels, "input_size": c.input_size,
-                    "num_classes": c.num_classes, "learn_sigma": c.learn_sigma},
+                "model": self.model_name,
+                "architecture": {k: getattr(self.net.config, k) for k in arch},
                 "vae": self.vae_name, "latent_scale": self.latent_scale, "uint8": self.uint8,
                 "convention": self.convention}
 

@@ -115,11 +115,6 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
         (_plain(args) if isinstance(args, dict) else None))
 
 
-def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """Tensors of a checkpoint: bare state dict, {"ema": ...}, {"model": ...} or safetensors."""
-    return read_checkpoint(path).state_dict
-
-
 def _heads(depth: int, hidden: int, heads: int | None, where: str) -> int:
     if heads is not None:
         if isinstance(heads, bool) or not isinstance(heads, int) or heads < 1 or hidden % heads:
@@ -184,14 +179,11 @@ def _check_keys(model: SiT, sd: dict[str, torch.Tensor], where: str) -> None:
     name = preset_name(model.config)
     arch = f"preset {name}" if name else f"config {model.config}"
     fix = "pass the matching --model-arg model=... or the right checkpoint"
-    missing = [k for k in expected if k not in sd]
-    if missing:
-        raise WeightsError(f"SiT {where}: missing key '{missing[0]}' ({len(missing)} missing) "
-                           f"for {arch}; {fix}")
-    unexpected = [k for k in sd if k not in expected]
-    if unexpected:
-        raise WeightsError(f"SiT {where}: unexpected key '{unexpected[0]}' ({len(unexpected)} "
-                           f"unexpected) for {arch}; {fix}")
+    for what, keys in (("missing", [k for k in expected if k not in sd]),
+                       ("unexpected", [k for k in sd if k not in expected])):
+        if keys:
+            raise WeightsError(f"SiT {where}: {what} key '{keys[0]}' ({len(keys)} {what}) "
+                               f"for {arch}; {fix}")
     for k, v in expected.items():
         if tuple(sd[k].shape) != tuple(v.shape):
             raise WeightsError(f"SiT {where}: '{k}' has shape {tuple(sd[k].shape)}, {arch} "

@@ -26,6 +26,8 @@ class ToyAdapter(Adapter):
         self.size, self.delay, self.num_classes = int(size), float(delay), int(num_classes)
 
     def _one(self, req: Request) -> np.ndarray:
+        if self.delay:
+            time.sleep(self.delay)
         gen = torch.Generator().manual_seed(req.seed)
         coarse = torch.rand(1, 3, 4, 4, generator=gen, dtype=torch.float64)
         field = F.interpolate(coarse, size=(self.size, self.size), mode="bilinear",
@@ -39,12 +41,7 @@ class ToyAdapter(Adapter):
 
     def generate(self, requests: Sequence[Request]) -> list[np.ndarray]:
         """One image per request; `delay` seconds per image simulates a slow model."""
-        out = []
-        for req in requests:
-            if self.delay:
-                time.sleep(self.delay)
-            out.append(self._one(req))
-        return out
+        return [self._one(req) for req in requests]
 
     def describe(self) -> dict:
         """Name and arguments for the results record."""

@@ -108,13 +108,17 @@ class FileListSource:
         """What the results record says about this source."""
         return {"kind": self.kind, "path": str(self.root) if self.root else None, "n": len(self)}
 
+    def _hashed_names(self) -> list[str]:
+        """What `content_hash` hashes beside each file: its key."""
+        return self.keys
+
     def content_hash(self) -> str:
         """sha256 over keys, sizes and bytes of the files, in order."""
         h = hashlib.sha256()
-        pairs = zip(self.keys, self.paths, strict=True)
-        for key, path in progress(pairs, desc=f"hash {self.root or self.kind}",
-                                  total=len(self.paths), unit="files"):
-            h.update(key.encode() + b"\0" + str(path.stat().st_size).encode() + b"\0")
+        pairs = zip(self._hashed_names(), self.paths, strict=True)
+        for name, path in progress(pairs, desc=f"hash {self.root or self.kind}",
+                                   total=len(self.paths), unit="files"):
+            h.update(name.encode() + b"\0" + str(path.stat().st_size).encode() + b"\0")
             hash_file_into(h, path)
             h.update(b"\1")
         return h.hexdigest()

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
-import numpy as np
-
-from diffbench.data.images import EXTENSIONS, load_rgb
+from diffbench.data.base import FileListSource
+from diffbench.data.images import EXTENSIONS
 from diffbench.errors import DataError, StorageError
-from diffbench.fsutil import hash_file_into
-from diffbench.log import progress
 
 
 def _walk_error(exc: OSError) -> None:
@@ -44,33 +40,18 @@ def list_images(root: str | Path, recursive: bool = True) -> list[Path]:
     return sorted(files, key=lambda p: p.relative_to(root).as_posix())
 
 
-class FolderSource:
+class FolderSource(FileListSource):
     """A folder of images (png/jpg/jpeg/webp, recursive), read in sorted path order."""
 
     location_arg = "root"  # the constructor argument that receives the data location
 
     def __init__(self, root: str | Path, recursive: bool = True):
-        self.root = Path(root)
-        self.paths = list_images(self.root, recursive)
-        self.keys = [p.relative_to(self.root).with_suffix("").as_posix() for p in self.paths]
+        root = Path(root)
+        paths = list_images(root, recursive)
+        super().__init__(paths, [p.relative_to(root).with_suffix("").as_posix() for p in paths],
+                         root, "folder")
 
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, i: int) -> np.ndarray:
-        return load_rgb(self.paths[i])
-
-    def describe(self) -> dict:
-        """What the results record says about this source."""
-        return {"kind": "folder", "path": str(self.root), "n": len(self)}
-
-    def content_hash(self) -> str:
-        """sha256 over sorted relative paths, sizes and file bytes (streamed; mtime ignored)."""
-        h = hashlib.sha256()
-        for path in progress(self.paths, desc=f"hash {self.root}", total=len(self.paths),
-                             unit="files"):
-            rel = path.relative_to(self.root).as_posix().encode()
-            h.update(rel + b"\0" + str(path.stat().st_size).encode() + b"\0")
-            hash_file_into(h, path)
-            h.update(b"\1")
-        return h.hexdigest()
+    def _hashed_names(self) -> list[str]:
+        """Relative paths with their suffix (the content hash covers paths, sizes and bytes,
+        streamed; mtime ignored)."""
+        return [p.relative_to(self.root).as_posix() for p in self.paths]

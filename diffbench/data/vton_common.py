@@ -8,6 +8,7 @@ image itself). The real images of FID/KID are the persons of the task's pairs (`
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -132,12 +133,8 @@ class TryOnReader:
 
     def missing_inputs(self) -> dict[str, int]:
         """How many items lack each optional model input (mask, densepose, caption)."""
-        counts: dict[str, int] = {}
-        for p in self.pairs:
-            for name, value in p.extra.items():
-                if value is None:
-                    counts[name] = counts.get(name, 0) + 1
-        return counts
+        return dict(Counter(name for p in self.pairs for name, value in p.extra.items()
+                            if value is None))
 
     def describe(self) -> dict[str, Any]:
         """What the results record says about this dataset."""

@@ -28,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -175,12 +176,8 @@ class PreparedReals:
 
     def output_sizes(self) -> dict[str, int]:
         """How many real images the features see at each size, as ``WIDTHxHEIGHT``."""
-        out: dict[str, int] = {}
-        for i, (w, h) in enumerate(self.sizes):
-            size = (f"{int(w * self.height / h)}x{self.height}" if self._resized(i)
-                    else f"{w}x{h}")
-            out[size] = out.get(size, 0) + 1
-        return out
+        return dict(Counter(f"{int(w * self.height / h)}x{self.height}" if self._resized(i)
+                            else f"{w}x{h}" for i, (w, h) in enumerate(self.sizes)))
 
     def describe(self) -> dict[str, Any]:
         """The base source's description plus how the reals were prepared and at what size."""
