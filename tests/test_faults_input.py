@@ -75,6 +75,16 @@ def test_a_yaml_alias_bomb_is_refused_in_bounded_memory(tmp_path, where, command
     assert files_under(tmp_path) == before
 
 
+def test_a_metric_arg_value_is_read_with_the_same_bound(tmp_path):
+    # --metric-arg values go through the --model-arg parser (yamlio.load_yaml): the bound holds
+    levels = ["&a0 [" + ", ".join(["1"] * 9) + "]"]
+    levels += [f"&a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, 9)]
+    res = invoke("run", "demo", "--model", "toy", "--out", tmp_path / "out", "--metric-arg",
+                 f"fid.scale=[{', '.join(levels)}]")
+    one_error(res, "--metric-arg fid.scale", "expand to more than 100,000 values")
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_self_referring_alias_and_a_huge_value_in_a_message(tmp_path):
     suite = tmp_path / "s.yaml"
     suite.write_text("name: s\nversion: 1\ntasks: &t {t: {protocol: adm, metrics: {fid: {}}, "

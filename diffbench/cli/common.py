@@ -15,13 +15,15 @@ from diffbench.yamlio import load_yaml
 
 
 def parse_model_args(items: tuple[str, ...], option: str = "--model-arg",
-                     example: str = "path=/data/samples") -> dict[str, Any]:
-    """Repeated ``--model-arg KEY=VALUE`` (or `option`; value read as YAML) → a mapping."""
+                     example: str = "path=/data/samples", form: str = "KEY=VALUE",
+                     ) -> dict[str, Any]:
+    """Repeated ``--model-arg KEY=VALUE`` (or `option`; value read as YAML, bounded by
+    `load_yaml`) → a mapping."""
     args: dict[str, Any] = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise ConfigError(f"{option} '{item}': expected KEY=VALUE, e.g. {example}")
+            raise ConfigError(f"{option} '{item}': expected {form}, e.g. {example}")
         try:
             args[key.strip()] = load_yaml(value, f"{option} {key.strip()}")
         except yaml.YAMLError:
@@ -37,18 +39,15 @@ protocol_arg_option = click.option(
 
 
 def parse_metric_args(pairs: tuple[str, ...]) -> dict[str, dict[str, Any]]:
-    """Repeated ``--metric-arg METRIC.ARG=VALUE`` (value read as YAML) → {metric: {arg: value}}."""
+    """Repeated ``--metric-arg METRIC.ARG=VALUE`` (`parse_model_args`'s parsing, then the key
+    split at its dot) → {metric: {arg: value}}."""
     out: dict[str, dict[str, Any]] = {}
-    for text in pairs:
-        target, sep, value = text.partition("=")
+    form, example = "METRIC.ARG=VALUE", "kid.subset_size=100"
+    for target, value in parse_model_args(pairs, "--metric-arg", example, form).items():
         metric, dot, arg = target.partition(".")
-        if not (metric.strip() and dot and arg.strip() and "." not in arg and sep):
-            raise ConfigError(f"--metric-arg '{text}': expected METRIC.ARG=VALUE, e.g. "
-                              "kid.subset_size=100")
-        try:
-            out.setdefault(metric.strip(), {})[arg.strip()] = yaml.safe_load(value)
-        except yaml.YAMLError:
-            raise ConfigError(f"--metric-arg '{text}': the value is not valid YAML") from None
+        if not (metric.strip() and dot and arg.strip() and "." not in arg):
+            raise ConfigError(f"--metric-arg '{target}=…': expected {form}, e.g. {example}")
+        out.setdefault(metric.strip(), {})[arg.strip()] = value
     return out
 
 
