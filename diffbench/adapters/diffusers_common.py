@@ -22,7 +22,7 @@ import torch
 
 from diffbench.adapters.base import Request
 from diffbench.download import is_offline
-from diffbench.errors import ConfigError, WeightsError
+from diffbench.errors import ConfigError, WeightsError, one_line
 from diffbench.fsutil import file_sha256
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -54,11 +54,6 @@ def _dtype_kwarg() -> str:
     except ImportError:
         return "torch_dtype"
     return "dtype"
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text if len(text) < 300 else text[:297] + "..."
 
 
 @contextlib.contextmanager
@@ -135,7 +130,7 @@ def _from_pretrained(cls: Any, spec: str, arg: str, **kwargs: Any) -> Any:
         else:
             fix = (f"without internet, download it elsewhere (`hf download {spec}`) and copy the "
                    f"Hugging Face cache (HF_HOME), or pass --model-arg {arg}=/path/to/folder")
-        raise WeightsError(f"cannot load {arg} model '{spec}' ({_one_line(exc)}); {fix}") from None
+        raise WeightsError(f"cannot load {arg} model '{spec}' ({one_line(exc)}); {fix}") from None
 
 
 def set_scheduler(pipe: Any, name: str | None) -> None:
@@ -172,7 +167,7 @@ def resolve_file(spec: str, defaults: Sequence[str], weight_name: str | None, ar
         return Path(hf_hub_download(spec, name, local_files_only=is_offline()))
     except Exception as exc:  # hub errors have many types; every one means "not available here"
         raise WeightsError(f"cannot get {name} of '{spec}' from the Hugging Face hub "
-                           f"({_one_line(exc)}); without internet, download it elsewhere "
+                           f"({one_line(exc)}); without internet, download it elsewhere "
                            f"(`hf download {spec} {name}`) and pass --model-arg {arg}=/path/to/"
                            f"{name}") from None
 
@@ -186,7 +181,7 @@ def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
             return load_file(str(path))
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # corrupt or foreign files raise many types
-        raise WeightsError(f"{path}: cannot read weights ({_one_line(exc)}); re-download or "
+        raise WeightsError(f"{path}: cannot read weights ({one_line(exc)}); re-download or "
                            "re-export the file") from None
 
 
@@ -199,7 +194,7 @@ def load_lora(pipe: Any, spec: str, weight_name: str | None = None,
         with quiet_loading():
             pipe.load_lora_weights(state, adapter_name=adapter_name)
     except (ValueError, KeyError, RuntimeError) as exc:
-        raise WeightsError(f"{path}: not a LoRA for this base model ({_one_line(exc)}); check "
+        raise WeightsError(f"{path}: not a LoRA for this base model ({one_line(exc)}); check "
                            "--model-arg base and lora belong together") from None
     if not lora_layers(pipe.unet):
         raise WeightsError(f"{path}: no UNet LoRA layers were loaded from it; is it a LoRA of "
@@ -228,7 +223,7 @@ def load_embeddings(pipe: Any, spec: str, tokens: str | Sequence[str] | None,
             else:
                 pipe.load_textual_inversion(state, token=toks or None)
     except ValueError as exc:
-        raise WeightsError(f"{path}: cannot add the embeddings ({_one_line(exc)}); check "
+        raise WeightsError(f"{path}: cannot add the embeddings ({one_line(exc)}); check "
                            "--model-arg tokens (one token per vector, or one for all)") from None
     return {"embeddings": spec, "embeddings_file": str(path),
             "embeddings_sha256": file_sha256(path), "tokens": toks}

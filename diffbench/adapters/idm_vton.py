@@ -47,7 +47,7 @@ from PIL import Image
 from diffbench.adapters import diffusers_common as dc
 from diffbench.adapters.base import Adapter, Request
 from diffbench.data.vton_common import MODEL_INPUT_HELP
-from diffbench.errors import ConfigError, DataError, WeightsError, shown
+from diffbench.errors import ConfigError, DataError, WeightsError, one_line, shown
 from diffbench.log import logger
 
 DEFAULTS = {"steps": 30, "guidance_scale": 2.0, "height": 1024, "width": 768}
@@ -96,7 +96,7 @@ def import_repo(repo: Path) -> dict[str, Any]:
             out[role] = getattr(importlib.import_module(module), attr)
         except ImportError as exc:
             missing = f"module '{exc.name}'" if isinstance(exc, ModuleNotFoundError) else \
-                dc._one_line(exc)
+                one_line(exc)
             raise ConfigError(f"idm-vton: importing {module} from {repo} failed: {missing} "
                               "is missing; install IDM-VTON's requirements (its environment.yaml "
                               "pins diffusers 0.25.0, transformers 4.36.2) in this "
@@ -106,7 +106,7 @@ def import_repo(repo: Path) -> dict[str, Any]:
                               "code?") from None
         except Exception as exc:  # noqa: BLE001 - third-party import code may raise anything
             raise ConfigError(f"idm-vton: importing {module} from {repo} failed "
-                              f"({type(exc).__name__}: {dc._one_line(exc)})") from None
+                              f"({type(exc).__name__}: {one_line(exc)})") from None
     return out
 
 
