@@ -117,20 +117,26 @@ def hub_missing(spec: str, arg: str) -> str | None:
     return None
 
 
-def _from_pretrained(cls: Any, spec: str, arg: str, **kwargs: Any) -> Any:
-    check_model_spec(spec, arg)
+def from_pretrained(cls: Any, spec: str, what: str, fix: str, **kwargs: Any) -> Any:
+    """`cls.from_pretrained(spec)` (a folder or a hub id; offline, the local cache only); a
+    failure is one WeightsError naming `what` and `spec`, ending with `fix`."""
     local = Path(spec).expanduser()
     if is_offline():  # huggingface_hub reads only its own variable, and only at import
         kwargs.setdefault("local_files_only", True)
     try:
         return cls.from_pretrained(str(local) if local.exists() else spec, **kwargs)
-    except (OSError, ValueError) as exc:
-        if local.exists():
-            fix = "check that it is a complete diffusers folder (save_pretrained layout)"
-        else:
-            fix = (f"without internet, download it elsewhere (`hf download {spec}`) and copy the "
-                   f"Hugging Face cache (HF_HOME), or pass --model-arg {arg}=/path/to/folder")
-        raise WeightsError(f"cannot load {arg} model '{spec}' ({one_line(exc)}); {fix}") from None
+    except (OSError, ValueError, KeyError) as exc:
+        raise WeightsError(f"cannot load {what} '{spec}' ({one_line(exc)}); {fix}") from None
+
+
+def _from_pretrained(cls: Any, spec: str, arg: str, **kwargs: Any) -> Any:
+    check_model_spec(spec, arg)
+    if Path(spec).expanduser().exists():
+        fix = "check that it is a complete diffusers folder (save_pretrained layout)"
+    else:
+        fix = (f"without internet, download it elsewhere (`hf download {spec}`) and copy the "
+               f"Hugging Face cache (HF_HOME), or pass --model-arg {arg}=/path/to/folder")
+    return from_pretrained(cls, spec, f"{arg} model", fix, **kwargs)
 
 
 def set_scheduler(pipe: Any, name: str | None) -> None:
