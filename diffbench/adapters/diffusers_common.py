@@ -87,8 +87,8 @@ def load_pipeline(pipe_cls: Any, base: str, dtype: str, device: str, variant: st
         if vae:
             from diffusers import AutoencoderKL
 
-            kwargs["vae"] = _from_pretrained(AutoencoderKL, vae, "vae", **{_dtype_kwarg(): dt})
-        pipe = _from_pretrained(pipe_cls, base, "base", **kwargs)
+            kwargs["vae"] = from_model_arg(AutoencoderKL, vae, "vae", **{_dtype_kwarg(): dt})
+        pipe = from_model_arg(pipe_cls, base, "base", **kwargs)
     pipe.set_progress_bar_config(disable=True)
     return pipe.to(device)
 
@@ -129,7 +129,8 @@ def from_pretrained(cls: Any, spec: str, what: str, fix: str, **kwargs: Any) -> 
         raise WeightsError(f"cannot load {what} '{spec}' ({one_line(exc)}); {fix}") from None
 
 
-def _from_pretrained(cls: Any, spec: str, arg: str, **kwargs: Any) -> Any:
+def from_model_arg(cls: Any, spec: str, arg: str, **kwargs: Any) -> Any:
+    """`from_pretrained` of the model given by ``--model-arg ARG=SPEC`` (a folder or a hub id)."""
     check_model_spec(spec, arg)
     if Path(spec).expanduser().exists():
         fix = "check that it is a complete diffusers folder (save_pretrained layout)"
