@@ -19,7 +19,7 @@ import yaml
 
 from diffbench.errors import ConfigError
 from diffbench.fsutil import atomic_write
-from diffbench.yamlio import load_yaml
+from diffbench.yamlio import read_mapping
 
 _KEY = re.compile(r"^[A-Za-z0-9_\-]+(\.[A-Za-z0-9_.\-]+)+$")
 SECTIONS = ("data", "weights", "include")
@@ -38,13 +38,7 @@ def load_config() -> dict[str, Any]:
     path = config_path()
     if not path.exists():
         return {}
-    try:
-        data = load_yaml(path.read_text(encoding="utf-8"), str(path)) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: invalid YAML in the user config; fix or delete it") from exc
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: the user config must be a mapping")
-    return data
+    return read_mapping(path, "the user config", fix="fix or delete it")
 
 
 def _split_key(key: str) -> tuple[str, str]:

@@ -70,12 +70,17 @@ def _receive(url: str, part: Path, timeout: float, desc: str) -> None:
 
 
 def download(url: str, target: Path, check: Callable[[Path], None], desc: str,
-             error: type[DiffbenchError], fix: str, timeout: float = 60.0) -> Path:
-    """Fetch `url` to `target` (resuming a ``.part``), run `check` on it, then rename it.
+             error: type[DiffbenchError], fix: str, timeout: float = 60.0,
+             force: bool = False) -> Path:
+    """Fetch `url` to `target` (resuming a ``.part``), run `check` on it, then rename it; a
+    `target` already there (offline too) is only checked, unless `force`.
 
     A network failure, or downloads turned off (`is_offline`), raises `error` naming the URL and
     `fix`; a failed `check` deletes the part and lets its error through.
     """
+    if target.is_file() and not force:
+        check(target)
+        return target
     off = offline_variable()
     if off is not None:
         raise error(f"cannot download {desc}: downloads are off ({off}); {fix}, or unset "

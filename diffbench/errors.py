@@ -85,3 +85,10 @@ def shown(value: object, limit: int = SHOWN_CHARS) -> str:
     walk(value)
     text = "".join(out)
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def one_line(exc: BaseException, limit: int = 300) -> str:
+    """`exc`'s text for an error message: whitespace collapsed (the CLI prints one line), and
+    cut to `limit` characters (third-party errors can quote whole files or tracebacks)."""
+    text = " ".join(str(exc).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"

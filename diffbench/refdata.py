@@ -228,14 +228,10 @@ def _fetchable(name: str) -> DataSpec:
 def fetch(name: str, force: bool = False, timeout: float = 60.0) -> Path:
     """Download a fetchable dataset into the data home (resuming), check it, return its path."""
     s = _fetchable(name)
-    target = data_home() / str(s.filename)
-    if target.is_file() and not force:
-        check(s, target)
-        return target
     fix = (f"on a machine without internet copy the file and run `diffbench data import {name} "
            f"/path/to/{s.filename}`")
-    return download(str(s.url), target, lambda part: check(s, part, record=True), name,
-                    DataError, fix, timeout)
+    return download(str(s.url), data_home() / str(s.filename),
+                    lambda path: check(s, path, record=True), name, DataError, fix, timeout, force)
 
 
 def import_file(name: str, src: str | Path) -> Path:

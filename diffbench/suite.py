@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from diffbench.errors import ConfigError, RegistryError
 from diffbench.names import RULE, SAFE_NAME, is_safe
 from diffbench.resources import SUITES, include_paths, resolve_include, resolve_suite, shipped_dir
-from diffbench.yamlio import load_yaml
+from diffbench.yamlio import load_yaml, read_mapping
 
 _NAME_PATTERN = SAFE_NAME.pattern
 
@@ -133,31 +133,15 @@ def deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise ConfigError(f"{path}: suite file not found")
-    try:
-        data = load_yaml(path.read_text(encoding="utf-8"), str(path))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        raise ConfigError(f"{where}: invalid YAML: {getattr(exc, 'problem', exc)}") from exc
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: not a UTF-8 text file") from exc
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: a suite must be a mapping of keys, found {type(data).__name__}")
-    return data
-
-
 def _resolve_includes(path: Path, stack: tuple[Path, ...],
                       search: list[Path]) -> tuple[dict[str, Any], list[Path]]:
     path = path.resolve()
     if path in stack:
         chain = " -> ".join(str(p) for p in (*stack, path))
         raise ConfigError(f"{stack[-1]}: include cycle: {chain}")
-    data = _read_yaml(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: suite file not found")
+    data = read_mapping(path, "the suite")
     includes = data.pop("include", None)
     includes = [] if includes is None else [includes] if isinstance(includes, str) else includes
     if not isinstance(includes, list) or not all(isinstance(i, str) for i in includes):

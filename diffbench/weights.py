@@ -258,13 +258,9 @@ def resolve(name: str, explicit: dict[str, str | Path] | None = None,
 def fetch(name: str, force: bool = False, timeout: float = 60.0) -> Path:
     """Download weights into diffbench's folder (resuming a partial download), then verify."""
     s = spec(name)
-    target = home() / s.filename
-    if target.is_file() and not force:
-        check(s, target)
-        return target
-    return download(s.url, target, lambda part: check(s, part), s.name, WeightsError,
+    return download(s.url, home() / s.filename, lambda path: check(s, path), s.name, WeightsError,
                     f"on a machine without internet copy the file and run `diffbench weights "
-                    f"import {s.name} /path/to/{s.filename}`", timeout)
+                    f"import {s.name} /path/to/{s.filename}`", timeout, force)
 
 
 def import_file(name: str, src: str | Path) -> Path:

@@ -12,6 +12,7 @@ constructed value is copied so that no two places share a mapping or a list.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -42,6 +43,25 @@ def load_yaml(text: str, where: str, max_nodes: int = MAX_NODES) -> Any:
     finally:
         loader.dispose()
     return unshared(data)
+
+
+def read_mapping(path: Path, what: str, fix: str = "") -> dict[str, Any]:
+    """The mapping in YAML file `path` ({} when empty); a file that is not UTF-8, not YAML or
+    not a mapping is a ConfigError naming the file (and line), `what` it is and the `fix`."""
+    try:
+        data = load_yaml(path.read_text(encoding="utf-8"), str(path))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise ConfigError(f"{where}: invalid YAML in {what}: {getattr(exc, 'problem', exc)}"
+                          + (f"; {fix}" if fix else "")) from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: {what} is not a UTF-8 text file") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: {what} must be a mapping of keys, found {type(data).__name__}")
+    return data
 
 
 def _check_size(root: yaml.Node, where: str, max_nodes: int) -> None:

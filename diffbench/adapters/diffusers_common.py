@@ -22,7 +22,7 @@ import torch
 
 from diffbench.adapters.base import Request
 from diffbench.download import is_offline
-from diffbench.errors import ConfigError, WeightsError
+from diffbench.errors import ConfigError, WeightsError, one_line
 from diffbench.fsutil import file_sha256
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -56,11 +56,6 @@ def _dtype_kwarg() -> str:
     return "dtype"
 
 
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text if len(text) < 300 else text[:297] + "..."
-
-
 @contextlib.contextmanager
 def quiet_loading() -> Iterator[None]:
     """Silence diffusers/transformers info logs and loading bars (the CLI owns the terminal)."""
@@ -92,8 +87,8 @@ def load_pipeline(pipe_cls: Any, base: str, dtype: str, device: str, variant: st
         if vae:
             from diffusers import AutoencoderKL
 
-            kwargs["vae"] = _from_pretrained(AutoencoderKL, vae, "vae", **{_dtype_kwarg(): dt})
-        pipe = _from_pretrained(pipe_cls, base, "base", **kwargs)
+            kwargs["vae"] = from_model_arg(AutoencoderKL, vae, "vae", **{_dtype_kwarg(): dt})
+        pipe = from_model_arg(pipe_cls, base, "base", **kwargs)
     pipe.set_progress_bar_config(disable=True)
     return pipe.to(device)
 
@@ -122,20 +117,27 @@ def hub_missing(spec: str, arg: str) -> str | None:
     return None
 
 
-def _from_pretrained(cls: Any, spec: str, arg: str, **kwargs: Any) -> Any:
-    check_model_spec(spec, arg)
+def from_pretrained(cls: Any, spec: str, what: str, fix: str, **kwargs: Any) -> Any:
+    """`cls.from_pretrained(spec)` (a folder or a hub id; offline, the local cache only); a
+    failure is one WeightsError naming `what` and `spec`, ending with `fix`."""
     local = Path(spec).expanduser()
     if is_offline():  # huggingface_hub reads only its own variable, and only at import
         kwargs.setdefault("local_files_only", True)
     try:
         return cls.from_pretrained(str(local) if local.exists() else spec, **kwargs)
-    except (OSError, ValueError) as exc:
-        if local.exists():
-            fix = "check that it is a complete diffusers folder (save_pretrained layout)"
-        else:
-            fix = (f"without internet, download it elsewhere (`hf download {spec}`) and copy the "
-                   f"Hugging Face cache (HF_HOME), or pass --model-arg {arg}=/path/to/folder")
-        raise WeightsError(f"cannot load {arg} model '{spec}' ({_one_line(exc)}); {fix}") from None
+    except (OSError, ValueError, KeyError) as exc:
+        raise WeightsError(f"cannot load {what} '{spec}' ({one_line(exc)}); {fix}") from None
+
+
+def from_model_arg(cls: Any, spec: str, arg: str, **kwargs: Any) -> Any:
+    """`from_pretrained` of the model given by ``--model-arg ARG=SPEC`` (a folder or a hub id)."""
+    check_model_spec(spec, arg)
+    if Path(spec).expanduser().exists():
+        fix = "check that it is a complete diffusers folder (save_pretrained layout)"
+    else:
+        fix = (f"without internet, download it elsewhere (`hf download {spec}`) and copy the "
+               f"Hugging Face cache (HF_HOME), or pass --model-arg {arg}=/path/to/folder")
+    return from_pretrained(cls, spec, f"{arg} model", fix, **kwargs)
 
 
 def set_scheduler(pipe: Any, name: str | None) -> None:
@@ -172,7 +174,7 @@ def resolve_file(spec: str, defaults: Sequence[str], weight_name: str | None, ar
         return Path(hf_hub_download(spec, name, local_files_only=is_offline()))
     except Exception as exc:  # hub errors have many types; every one means "not available here"
         raise WeightsError(f"cannot get {name} of '{spec}' from the Hugging Face hub "
-                           f"({_one_line(exc)}); without internet, download it elsewhere "
+                           f"({one_line(exc)}); without internet, download it elsewhere "
                            f"(`hf download {spec} {name}`) and pass --model-arg {arg}=/path/to/"
                            f"{name}") from None
 
@@ -186,7 +188,7 @@ def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
             return load_file(str(path))
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # corrupt or foreign files raise many types
-        raise WeightsError(f"{path}: cannot read weights ({_one_line(exc)}); re-download or "
+        raise WeightsError(f"{path}: cannot read weights ({one_line(exc)}); re-download or "
                            "re-export the file") from None
 
 
@@ -199,7 +201,7 @@ def load_lora(pipe: Any, spec: str, weight_name: str | None = None,
         with quiet_loading():
             pipe.load_lora_weights(state, adapter_name=adapter_name)
     except (ValueError, KeyError, RuntimeError) as exc:
-        raise WeightsError(f"{path}: not a LoRA for this base model ({_one_line(exc)}); check "
+        raise WeightsError(f"{path}: not a LoRA for this base model ({one_line(exc)}); check "
                            "--model-arg base and lora belong together") from None
     if not lora_layers(pipe.unet):
         raise WeightsError(f"{path}: no UNet LoRA layers were loaded from it; is it a LoRA of "
@@ -228,7 +230,7 @@ def load_embeddings(pipe: Any, spec: str, tokens: str | Sequence[str] | None,
             else:
                 pipe.load_textual_inversion(state, token=toks or None)
     except ValueError as exc:
-        raise WeightsError(f"{path}: cannot add the embeddings ({_one_line(exc)}); check "
+        raise WeightsError(f"{path}: cannot add the embeddings ({one_line(exc)}); check "
                            "--model-arg tokens (one token per vector, or one for all)") from None
     return {"embeddings": spec, "embeddings_file": str(path),
             "embeddings_sha256": file_sha256(path), "tokens": toks}

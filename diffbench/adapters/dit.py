@@ -27,8 +27,8 @@ import numpy as np
 import torch
 
 from diffbench.adapters.base import Adapter, Request
+from diffbench.adapters.diffusers_common import from_pretrained
 from diffbench.adapters.sit import DTYPES, check_dtype_uint8, class_labels, to_uint8
-from diffbench.download import is_offline
 from diffbench.errors import ConfigError, WeightsError, shown
 
 SCHEDULERS = ("ddpm", "ddim", "folder")
@@ -37,17 +37,6 @@ DEFAULTS: dict[str, Any] = {"steps": 250, "cfg_scale": 1.5, "scheduler": "ddpm",
 HOW_TO_FIX = ("pass --model-arg model=PATH to a DiTPipeline folder (transformer/, vae/), e.g. "
               "one saved by `huggingface-cli download facebook/DiT-XL-2-256 --local-dir PATH` on a "
               "machine with internet, or unset DIFFBENCH_OFFLINE/HF_HUB_OFFLINE to download it")
-
-
-def _from_pretrained(cls, name: str, what: str, **kw):
-    if is_offline():
-        kw["local_files_only"] = True
-    try:
-        return cls.from_pretrained(name, **kw)
-    except (OSError, ValueError, KeyError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise WeightsError(f"cannot load the DiT {what} from '{name}' ({first}); "
-                           f"{HOW_TO_FIX}") from exc
 
 
 def parse_sampler(sampler: dict[str, Any]) -> dict[str, Any]:
@@ -97,11 +86,12 @@ class DiTAdapter(Adapter):
 
         check_dtype_uint8(dtype, uint8)
         self.model, self.vae_name, self.uint8 = str(model), vae or f"{model}/vae", uint8
-        self.transformer = _from_pretrained(DiTTransformer2DModel, self.model, "transformer",
-                                            subfolder="transformer")
+        self.transformer = from_pretrained(DiTTransformer2DModel, self.model, "the DiT transformer",
+                                           HOW_TO_FIX, subfolder="transformer")
         self.transformer = self.transformer.to(device=device, dtype=DTYPES[dtype]).eval()
         vae_kw = {} if vae else {"subfolder": "vae"}
-        self.vae = _from_pretrained(AutoencoderKL, vae or self.model, "VAE", **vae_kw)
+        self.vae = from_pretrained(AutoencoderKL, vae or self.model, "the DiT VAE", HOW_TO_FIX,
+                                   **vae_kw)
         self.vae = self.vae.to(device=device, dtype=torch.float32).eval()
         self.latent_scale = float(latent_scale if latent_scale is not None
                                   else self.vae.config.scaling_factor)

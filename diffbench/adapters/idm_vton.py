@@ -47,7 +47,7 @@ from PIL import Image
 from diffbench.adapters import diffusers_common as dc
 from diffbench.adapters.base import Adapter, Request
 from diffbench.data.vton_common import MODEL_INPUT_HELP
-from diffbench.errors import ConfigError, DataError, WeightsError, shown
+from diffbench.errors import ConfigError, DataError, WeightsError, one_line, shown
 from diffbench.log import logger
 
 DEFAULTS = {"steps": 30, "guidance_scale": 2.0, "height": 1024, "width": 768}
@@ -96,7 +96,7 @@ def import_repo(repo: Path) -> dict[str, Any]:
             out[role] = getattr(importlib.import_module(module), attr)
         except ImportError as exc:
             missing = f"module '{exc.name}'" if isinstance(exc, ModuleNotFoundError) else \
-                dc._one_line(exc)
+                one_line(exc)
             raise ConfigError(f"idm-vton: importing {module} from {repo} failed: {missing} "
                               "is missing; install IDM-VTON's requirements (its environment.yaml "
                               "pins diffusers 0.25.0, transformers 4.36.2) in this "
@@ -106,7 +106,7 @@ def import_repo(repo: Path) -> dict[str, Any]:
                               "code?") from None
         except Exception as exc:  # noqa: BLE001 - third-party import code may raise anything
             raise ConfigError(f"idm-vton: importing {module} from {repo} failed "
-                              f"({type(exc).__name__}: {dc._one_line(exc)})") from None
+                              f"({type(exc).__name__}: {one_line(exc)})") from None
     return out
 
 
@@ -254,10 +254,10 @@ class IDMVTONAdapter(Adapter):
                  "text_encoder_2": (CLIPTextModelWithProjection, tdt),
                  "tokenizer": (AutoTokenizer, slow), "tokenizer_2": (AutoTokenizer, slow)}
         with dc.quiet_loading():
-            parts = {name: dc._from_pretrained(cls, w, "weights", subfolder=name, **kw)
+            parts = {name: dc.from_model_arg(cls, w, "weights", subfolder=name, **kw)
                      for name, (cls, kw) in loads.items()}
-            garment = dc._from_pretrained(self.classes["garment_unet"], w, "weights",
-                                          subfolder="unet_encoder", **self._kw())
+            garment = dc.from_model_arg(self.classes["garment_unet"], w, "weights",
+                                        subfolder="unet_encoder", **self._kw())
         garment.requires_grad_(False)
         self.garment_net = garment.to(dtype=self.torch_dtype).eval()  # to the device with the pipe
         parts["feature_extractor"] = CLIPImageProcessor()
@@ -279,8 +279,8 @@ class IDMVTONAdapter(Adapter):
         arg = "unet" if spec != self.weights else "weights"
         with dc.quiet_loading():
             try:
-                unet = dc._from_pretrained(self.classes["tryon_unet"], spec, arg, **sub,
-                                           **self._kw())
+                unet = dc.from_model_arg(self.classes["tryon_unet"], spec, arg, **sub,
+                                         **self._kw())
             except WeightsError as exc:
                 if spec != DRESSCODE_UNET:
                     raise
@@ -291,8 +291,8 @@ class IDMVTONAdapter(Adapter):
             unet.requires_grad_(False)
             unet.eval()
             if self.pipe is None:
-                pipe = dc._from_pretrained(self.classes["pipeline"], self.weights, "weights",
-                                           unet=unet, **self.parts, **self._kw())
+                pipe = dc.from_model_arg(self.classes["pipeline"], self.weights, "weights",
+                                         unet=unet, **self.parts, **self._kw())
                 self.pipe = pipe.to(self.device)
                 # inference.py: pipe.unet_encoder = GarmentNet, on the pipeline's device
                 self.pipe.unet_encoder = self.garment_net.to(self.pipe.device)

@@ -24,8 +24,7 @@ import numpy as np
 import torch
 
 from diffbench.adapters.base import Adapter, Request
-from diffbench.adapters.diffusers_common import DTYPES, torch_dtype
-from diffbench.download import is_offline
+from diffbench.adapters.diffusers_common import DTYPES, from_pretrained, torch_dtype
 from diffbench.errors import ConfigError, WeightsError, shown
 
 SAMPLER_ARGS = frozenset({"mode", "solver", "steps", "cfg_scale", "guidance_interval",
@@ -162,9 +161,6 @@ def _load_vae(name: str, device: str):
         from diffusers.models import AutoencoderKL
     except ImportError as exc:
         raise ConfigError("decoding latents needs diffusers: pip install diffusers") from exc
-    try:
-        vae = AutoencoderKL.from_pretrained(name, **({"local_files_only": True} if is_offline() else {}))
-    except (OSError, ValueError) as exc:
-        raise WeightsError(f"cannot load VAE '{name}' ({exc}); give a local folder with "
-                           "--model-arg vae=PATH, or vae=none for a pixel-space model") from exc
+    vae = from_pretrained(AutoencoderKL, name, "VAE", "give a local folder with --model-arg "
+                          "vae=PATH, or vae=none for a pixel-space model")
     return vae.to(device=device, dtype=torch.float32).eval()

@@ -26,7 +26,7 @@ from typing import Any
 import torch
 
 from diffbench.adapters.sit_model import PRESETS, SiT, SiTConfig
-from diffbench.errors import ConfigError, WeightsError, shown
+from diffbench.errors import ConfigError, WeightsError, one_line, shown
 
 # (depth, hidden) -> heads of SiT-S/B/L/XL (REPA's and SiT's `models/sit.py`, DiT's `models.py`;
 # the same for patch 2, 4 and 8).
@@ -51,10 +51,6 @@ class Checkpoint:
                 "training_args": self.args}
 
 
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split())[:300]
-
-
 def _torch_load(path: Path) -> Any:
     try:
         with torch.serialization.safe_globals(list(SAFE_GLOBALS)):
@@ -62,7 +58,7 @@ def _torch_load(path: Path) -> Any:
     except pickle.UnpicklingError as exc:
         found = re.search(r"GLOBAL ([\w.]+)", str(exc))
         if found is None:
-            raise WeightsError(f"cannot read SiT checkpoint {path} ({_one_line(exc)}); is it a "
+            raise WeightsError(f"cannot read SiT checkpoint {path} ({one_line(exc)}); is it a "
                                "complete .pt file?") from None
         raise WeightsError(
             f"SiT checkpoint {path} holds a Python object '{found.group(1)}' that diffbench does "
@@ -96,7 +92,7 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
         raise
     except Exception as exc:  # noqa: BLE001 - any read failure is a user-facing weights problem
         raise WeightsError(f"cannot read SiT checkpoint {path} ({type(exc).__name__}: "
-                           f"{_one_line(exc)}); is it a complete .pt/.safetensors file?") from None
+                           f"{one_line(exc)}); is it a complete .pt/.safetensors file?") from None
     entry, meta = None, {}
     if isinstance(obj, dict):
         entry = next((k for k in WEIGHT_ENTRIES if isinstance(obj.get(k), dict)), None)
