@@ -31,7 +31,7 @@ import yaml
 from diffbench.comparability import comparability
 from diffbench.display import higher_is_better, num
 from diffbench.errors import ConfigError, shown
-from diffbench.yamlio import load_yaml
+from diffbench.yamlio import read_mapping
 
 PASS, REGRESSION, NOT_COMPARABLE = 0, 1, 3
 STATUS = {PASS: "pass", REGRESSION: "regression", NOT_COMPARABLE: "not comparable"}
@@ -172,11 +172,8 @@ def load_baseline(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"{path}: baseline not found; write one with "
                           f"`diffbench gate init RESULTS -o {path}`")
-    try:
-        data = load_yaml(path.read_text(encoding="utf-8"), str(path))
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: baseline is not valid YAML/JSON") from exc
-    if not isinstance(data, dict) or data.get("diffbench_baseline") != BASELINE_FORMAT:
+    data = read_mapping(path, "the baseline (YAML or JSON)")
+    if data.get("diffbench_baseline") != BASELINE_FORMAT:
         raise ConfigError(f"{path}: not a diffbench baseline (needs diffbench_baseline: 1); "
                           "write one with `diffbench gate init`")
     if "tasks" not in data and "metrics" in data:  # one task at the top level

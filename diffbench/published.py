@@ -11,14 +11,12 @@ raw values and records the display scale beside them.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from diffbench.errors import ConfigError
 from diffbench.resources import include_paths, published_paths
-from diffbench.yamlio import load_yaml
+from diffbench.yamlio import read_mapping
 
 
 class PublishedEntry(BaseModel):
@@ -56,9 +54,8 @@ def load_published(path: str | Path) -> PublishedFile:
     """Load and validate one published-numbers file."""
     path = Path(path)
     try:
-        data: Any = load_yaml(path.read_text(encoding="utf-8"), str(path))
-        published = PublishedFile.model_validate(data)
-    except (OSError, yaml.YAMLError) as exc:
+        published = PublishedFile.model_validate(read_mapping(path, "published numbers"))
+    except OSError as exc:
         raise ConfigError(f"{path}: cannot read published numbers: {exc}") from exc
     except ValidationError as exc:
         err = exc.errors()[0]

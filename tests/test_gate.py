@@ -124,6 +124,13 @@ def test_usage_errors_exit_2(tmp_path, files):
     path = write(make_record(), tmp_path / "r.json")
     res = runner.invoke(main, ["gate", str(path), "--baseline", str(bad)])
     assert res.exit_code == 2 and "not a diffbench baseline" in res.stderr
+    for content, needle in ((b"\xff\xfe baseline", "is not a UTF-8 text file"),
+                            (b"metrics: [", "invalid YAML in the baseline"),
+                            (b"- 1\n", "must be a mapping")):
+        bad.write_bytes(content)  # one line naming the file, exit 2, never a traceback
+        res = runner.invoke(main, ["gate", str(path), "--baseline", str(bad)])
+        assert res.exit_code == 2 and needle in res.stderr and str(bad) in res.stderr, res.output
+        assert "Traceback" not in res.output and len(res.stderr.strip().splitlines()) == 1
     res = runner.invoke(main, ["gate", str(path), "--baseline", str(tmp_path / "nope.yaml")])
     assert res.exit_code == 2 and "gate init" in res.stderr
     assert runner.invoke(main, ["gate", str(path)]).exit_code == 2  # --baseline missing

@@ -45,3 +45,9 @@ def test_bad_file_is_clear(tmp_path):
                     "  - {key: a, task: t, model: m, source: s, metrics: {}}\n")
     with pytest.raises(ConfigError, match="entries.0.metrics"):
         load_published(path)
+    path.write_bytes(b"\xff\xfe published")  # not UTF-8: one line, not a traceback
+    with pytest.raises(ConfigError, match="published numbers is not a UTF-8 text file"):
+        load_published(path)
+    path.write_text("- a list\n")
+    with pytest.raises(ConfigError, match="published numbers must be a mapping"):
+        load_published(path)
