@@ -193,10 +193,12 @@ def execute(suite: str | Path, model: str | None = None,
             model_args: Mapping[str, Any] | None = None, out: str | Path | None = None, *,
             overrides: Iterable[str] = (), include: list[Path] | None = None,
             metric_args: Mapping[str, Mapping[str, Any]] | None = None,
-            **options: Any) -> Execution:
+            protocol_args: Mapping[str, Any] | None = None, **options: Any) -> Execution:
     """Run a suite's tasks as ``diffbench run``/``generate`` do and return every outcome (the
     commands print them; `run` keeps the records). `metric_args` (``--metric-arg``) give every
-    task that scores a metric these arguments, as ``--set tasks.T.metrics.M.args.A=V`` does."""
+    task that scores a metric these arguments, as ``--set tasks.T.metrics.M.args.A=V`` does;
+    `protocol_args` (``--protocol-arg``) give every task whose protocol has that input setting
+    its value, as ``--set tasks.T.protocol_args.K=V`` does."""
     from diffbench.fsutil import writes_under
     from diffbench.runner import RunOptions, default_run_dir, run_suite
     from diffbench.suite import load_suite
@@ -205,24 +207,36 @@ def execute(suite: str | Path, model: str | None = None,
                       out=Path(out) if out is not None else None,
                       **{k: tuple(v) if k == "tasks" else v for k, v in options.items()})
     loaded = load_suite(suite, list(overrides), include)
-    if metric_args:
-        loaded = load_suite(suite, [*overrides, *_metric_overrides(loaded.suite, metric_args)],
-                            include)
+    if metric_args or protocol_args:
+        given = _arg_overrides(loaded.suite, metric_args or {}, protocol_args or {})
+        loaded = load_suite(suite, [*overrides, *given], include)
     run_dir = default_run_dir(loaded, opts)
     with writes_under(run_dir):
         return Execution(run_dir, run_suite(loaded, opts))
 
 
-def _metric_overrides(suite: Any, metric_args: Mapping[str, Mapping[str, Any]]) -> list[str]:
-    """``--set`` overrides giving each task that scores a metric its `metric_args`."""
+def _arg_overrides(suite: Any, metric_args: Mapping[str, Mapping[str, Any]],
+                   protocol_args: Mapping[str, Any]) -> list[str]:
+    """``--set`` overrides giving each task that scores a metric its `metric_args`, and each
+    task whose protocol has an input setting its `protocol_args` value."""
+    from diffbench.protocols import get_protocol
+
     scored = sorted({m for task in suite.tasks.values() for m in task.metrics})
+    settings = {name: get_protocol(task.protocol).inputs for name, task in suite.tasks.items()}
+    known = sorted({k for inputs in settings.values() for k in inputs})
     missing = [m for m in metric_args if m not in scored]
     if missing:
         raise ConfigError(f"--metric-arg {missing[0]}: no task of suite '{suite.name}' scores "
                           f"it (its tasks score {', '.join(scored)})")
+    missing = [k for k in protocol_args if k not in known]
+    if missing:
+        raise ConfigError(f"--protocol-arg {missing[0]}: no task of suite '{suite.name}' has a "
+                          f"protocol with that setting (theirs: {', '.join(known) or 'none'})")
     return [f"tasks.{name}.metrics.{metric}.args.{arg}={json.dumps(value)}"
             for name, task in suite.tasks.items() for metric, args in metric_args.items()
-            if metric in task.metrics for arg, value in args.items()]
+            if metric in task.metrics for arg, value in args.items()] + [
+        f"tasks.{name}.protocol_args.{key}={json.dumps(value)}"
+        for name in suite.tasks for key, value in protocol_args.items() if key in settings[name]]
 
 
 def run(suite: str | Path, model: str | None = None, model_args: Mapping[str, Any] | None = None,

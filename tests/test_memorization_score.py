@@ -97,7 +97,7 @@ def test_train_is_checked_before_the_work(tmp_path, args, message):
     assert len(res.output.strip().splitlines()) == 1 and "Traceback" not in res.output
 
 
-def _run(root: Path, weights: Path, copies: int) -> tuple[dict, str]:
+def _run(root: Path, weights: Path, copies: int, *extra: str) -> tuple[dict, str]:
     s = _sets(root, copies)
     out = root / "run"
     res = CliRunner().invoke(main, [
@@ -105,7 +105,7 @@ def _run(root: Path, weights: Path, copies: int) -> tuple[dict, str]:
         "--data", f"memorization-train={s['train']}", "--data", f"memorization-test={s['test']}",
         "--set", f"tasks.memorization.generation.num_images={N_FAKE}",
         "--weights", f"dinov2-vitl14={weights}", "--workers", "0", "--batch-size", "45",
-        "--out", str(out)])
+        "--out", str(out), *extra])
     assert res.exit_code == 0, res.output
     rec = json.loads((out / "results" / "memorization.json").read_text())
     res = CliRunner().invoke(main, ["report", str(out), "-o", str(root / "report")])
@@ -155,3 +155,14 @@ def test_suite_train_is_checked_by_validate(tmp_path, metrics, reference, messag
         return
     assert res.exit_code == 2 and message in res.output, res.output
     assert "Traceback" not in res.output
+
+
+def test_run_protocol_arg_reaches_every_task_whose_protocol_has_it(tiny_weights, tmp_path):  # noqa: F811
+    """`run --protocol-arg clean_resize=true` is `--set tasks.T.protocol_args.clean_resize=true`
+    for each task whose protocol has the setting: recorded, and the numbers move."""
+    plain, _ = _run(tmp_path / "plain", tiny_weights, 0)
+    clean, _ = _run(tmp_path / "clean", tiny_weights, 0, "--protocol-arg", "clean_resize=true")
+    rec = json.loads((tmp_path / "clean" / "run" / "results" / "memorization.json").read_text())
+    assert rec["protocol"]["settings"]["inputs"]["clean_resize"] is True
+    assert rec["protocol"]["settings"]["resize"] == "clean"
+    assert clean["fd_dinov2"]["value"] != plain["fd_dinov2"]["value"]  # 32 px images upsized

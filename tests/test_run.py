@@ -197,6 +197,9 @@ def test_metric_arg_gives_every_task_that_scores_the_metric_its_argument(tmp_pat
 
     reasons = [r for r in comparability(record).reasons if "protocol" in r]
     assert reasons == ["protocol 'demo-digits' changed: params.isc.splits is 3, the protocol's is 10"]
+    res = run(suite, "--model", "toy", "--out", tmp_path / "bad", "--protocol-arg", "max_images=5")
+    assert res.exit_code == 2 and "--protocol-arg max_images: no task of suite 'demo-like' has " \
+        "a protocol with that setting (theirs: none)" in res.stderr, res.output
     for bad, needle in (("kid.subsets=2", "--metric-arg kid: no task of suite 'demo-like'"),
                         ("isc.splitz=2", "isc.args.splitz: unknown argument"),
                         ("isc=2", "expected METRIC.ARG=VALUE")):

@@ -15,6 +15,7 @@ from diffbench.cli.common import (
     model_option,
     parse_metric_args,
     parse_model_args,
+    protocol_arg_option,
     weights_option,
     workers_option,
 )
@@ -49,6 +50,7 @@ def summary(outcome) -> str:
 @click.option("--set", "overrides", multiple=True, metavar="KEY.PATH=VALUE",
               help="Override a suite value for this run (recorded); repeatable.")
 @metric_arg_option
+@protocol_arg_option
 @weights_option
 @click.option("--sweep", multiple=True, metavar="NAME=v1,v2,...",
               help="Run each task once per value of a sampler argument (Pareto fronts).")
@@ -72,7 +74,8 @@ def summary(outcome) -> str:
                    "other settings is otherwise refused).")
 @include_path_option
 @max_pixels_option
-def run_cmd(suite, model, model_args, tasks, out, data, overrides, metric_args, weights, sweep,
+def run_cmd(suite, model, model_args, tasks, out, data, overrides, metric_args, protocol_args,
+            weights, sweep,
             batch_size, score_batch_size, workers, device, dtype, tf32, limit, bootstrap,
             no_cache, rescore, fresh, include) -> None:
     """Generate the images of a suite's tasks, score them and write results/<task>.json.
@@ -100,6 +103,8 @@ def run_cmd(suite, model, model_args, tasks, out, data, overrides, metric_args, 
 
     done = api.execute(suite, model, parse_model_args(model_args), out, overrides=overrides,
                        metric_args=parse_metric_args(metric_args),
+                       protocol_args=parse_model_args(protocol_args, "--protocol-arg",
+                                                      "clean_resize=true"),
                        include=include, tasks=tasks, device=device, dtype=dtype, tf32=tf32,
                        batch_size=batch_size, score_batch_size=score_batch_size,
                        workers=workers, limit=limit, bootstrap=bootstrap,
