@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 
 from diffbench.errors import ConfigError
@@ -19,7 +20,17 @@ def init_from_env(device: str = "cpu") -> bool:
         return False
     if not dist.is_initialized():
         dist.init_process_group(backend="nccl" if device.startswith("cuda") else "gloo")
+        # Torn down before the interpreter exits: a process leaving with the group alive can
+        # abort in gloo's threads ("terminate called without an active exception", SIGABRT
+        # after the work is done), which torchrun reports as a failed rank.
+        atexit.register(_close)
     return True
+
+
+def _close() -> None:
+    dist = _dist()
+    if dist is not None and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def rank() -> int:
